@@ -1,0 +1,2 @@
+//! Development CA.
+#![forbid(unsafe_code)]

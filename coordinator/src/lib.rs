@@ -1,0 +1,2 @@
+//! VRS coordinator library.
+#![forbid(unsafe_code)]

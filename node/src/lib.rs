@@ -1,0 +1,2 @@
+//! VRS node library.
+#![forbid(unsafe_code)]

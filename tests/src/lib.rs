@@ -1,0 +1,2 @@
+//! Integration test harness.
+#![forbid(unsafe_code)]
