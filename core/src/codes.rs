@@ -1,0 +1,380 @@
+//! Typed code lists: countries, currencies and the closed vocabularies of the data model.
+//!
+//! Every value here can only be built valid (`FromStr` / `TryFrom<&str>` check it), so a record or
+//! query that holds one needs no further checking. Codes are the wire and storage form; they are
+//! stable and lower-case (except ISO codes and the one-letter sex codes, which follow their
+//! standards).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::iso;
+
+/// A value that is not in a closed code list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {list} code")]
+pub struct CodeError {
+    /// Which list the value was checked against, e.g. "country".
+    pub list: &'static str,
+    /// The offending value, trimmed to at most 40 characters so a hostile input cannot flood a message.
+    pub value: String,
+}
+
+impl CodeError {
+    pub(crate) fn new(list: &'static str, value: &str) -> Self {
+        Self {
+            list,
+            value: value.chars().take(40).collect(),
+        }
+    }
+}
+
+/// Defines a closed code list as an enum with `code()`, `ALL`, `FromStr`, `Display` and serde as its code.
+macro_rules! code_enum {
+    ($(#[$meta:meta])* $name:ident, $list:literal { $($(#[$vmeta:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in code-list order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// Name of the code list, as used in error messages.
+            pub const LIST: &'static str = $list;
+
+            /// The stable code of this value.
+            pub const fn code(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = CodeError;
+            fn from_str(s: &str) -> Result<Self, CodeError> {
+                match s {
+                    $($code => Ok($name::$variant),)+
+                    other => Err(CodeError::new($list, other)),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.code())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+code_enum! {
+    /// Mode of transport of an incident or a route leg.
+    Mode, "mode" {
+        Land => "land",
+        Sea => "sea",
+        Air => "air",
+        Mixed => "mixed",
+    }
+}
+
+code_enum! {
+    /// Where the detection or interception took place.
+    PlaceType, "place_type" {
+        BorderPost => "border_post",
+        GreenBorder => "green_border",
+        Sea => "sea",
+        Airport => "airport",
+        Inland => "inland",
+    }
+}
+
+code_enum! {
+    /// Smuggling method observed in an incident.
+    Method, "method" {
+        /// Fraudulent document: counterfeit (wholly false).
+        DocCounterfeit => "doc_counterfeit",
+        /// Fraudulent document: forged (genuine, altered).
+        DocForged => "doc_forged",
+        /// Fraudulent document: impostor (genuine, used by someone else).
+        DocImpostor => "doc_impostor",
+        /// Fraudulent document: genuine but fraudulently obtained.
+        DocFraudulentlyObtained => "doc_fraudulently_obtained",
+        /// Abuse of a visa (purpose or duration).
+        VisaAbuse => "visa_abuse",
+        /// Concealment in a vehicle.
+        ConcealmentVehicle => "concealment_vehicle",
+        /// Concealment in a vessel.
+        ConcealmentVessel => "concealment_vessel",
+        /// Concealment in a container.
+        ConcealmentContainer => "concealment_container",
+        /// Clandestine crossing on foot.
+        ClandestineOnFoot => "clandestine_on_foot",
+        /// Corruption of officials.
+        Corruption => "corruption",
+        /// Guide or escort across the border.
+        GuideEscort => "guide_escort",
+        /// Any other method.
+        Other => "other",
+    }
+}
+
+code_enum! {
+    /// Sex of a migrant group or a smuggler.
+    Sex, "sex" {
+        Female => "F",
+        Male => "M",
+        /// Another sex or gender marker.
+        Other => "X",
+        Unknown => "U",
+    }
+}
+
+code_enum! {
+    /// Age group in years.
+    AgeGroup, "age_group" {
+        Age0To13 => "0-13",
+        Age14To17 => "14-17",
+        Age18To24 => "18-24",
+        Age25To34 => "25-34",
+        Age35To49 => "35-49",
+        Age50Plus => "50+",
+        Unknown => "U",
+    }
+}
+
+impl AgeGroup {
+    /// Whether the group is under 18.
+    pub const fn is_minor(self) -> bool {
+        matches!(self, AgeGroup::Age0To13 | AgeGroup::Age14To17)
+    }
+}
+
+code_enum! {
+    /// Role of a smuggler in the operation.
+    SmugglerRole, "smuggler_role" {
+        Organiser => "organiser",
+        Recruiter => "recruiter",
+        Transporter => "transporter",
+        Guide => "guide",
+        DocumentProvider => "document_provider",
+        Financier => "financier",
+        CorruptOfficial => "corrupt_official",
+        Other => "other",
+    }
+}
+
+code_enum! {
+    /// Stage a smuggler's case has reached.
+    SmugglerStage, "smuggler_stage" {
+        Suspected => "suspected",
+        Arrested => "arrested",
+        Prosecuted => "prosecuted",
+        Convicted => "convicted",
+        Acquitted => "acquitted",
+    }
+}
+
+code_enum! {
+    /// What a fee paid for.
+    FeeScope, "fee_scope" {
+        FullJourney => "full_journey",
+        Leg => "leg",
+        Documents => "documents",
+    }
+}
+
+code_enum! {
+    /// How a fee was paid.
+    PaymentMode, "payment_mode" {
+        Cash => "cash",
+        BankTransfer => "bank_transfer",
+        Hawala => "hawala",
+        MobileMoney => "mobile_money",
+        InKind => "in_kind",
+        Other => "other",
+        Unknown => "unknown",
+    }
+}
+
+code_enum! {
+    /// Band of a fee's amount in USD: fee amounts are released only as bands.
+    FeeBand, "fee_band" {
+        Under500 => "0-499",
+        From500 => "500-999",
+        From1000 => "1000-2499",
+        From2500 => "2500-4999",
+        From5000 => "5000-9999",
+        From10000 => "10000+",
+    }
+}
+
+impl FeeBand {
+    /// Lower bounds in whole USD, aligned with `ALL`.
+    pub const LOWER_BOUNDS_USD: [i64; 6] = [0, 500, 1000, 2500, 5000, 10000];
+
+    /// The band of an amount in whole USD (negative amounts never reach here: fees are validated ≥ 0).
+    pub fn of_usd(amount: i64) -> FeeBand {
+        let mut band = FeeBand::Under500;
+        for (b, lower) in FeeBand::ALL.iter().zip(FeeBand::LOWER_BOUNDS_USD) {
+            if amount >= lower {
+                band = *b;
+            }
+        }
+        band
+    }
+}
+
+/// Defines a three-letter ISO code newtype checked against a sorted list.
+macro_rules! iso_code {
+    ($(#[$meta:meta])* $name:ident, $list:literal, $table:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; 3]);
+
+        impl $name {
+            /// Name of the code list, as used in error messages.
+            pub const LIST: &'static str = $list;
+
+            /// The code as a string slice.
+            pub fn as_str(&self) -> &str {
+                // The three bytes were checked to be ASCII upper-case letters when built.
+                std::str::from_utf8(&self.0).unwrap_or("???")
+            }
+
+            /// Every valid code, sorted.
+            pub fn all() -> impl Iterator<Item = $name> {
+                $table.iter().map(|c| {
+                    let b = c.as_bytes();
+                    $name([b[0], b[1], b[2]])
+                })
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = CodeError;
+            fn from_str(s: &str) -> Result<Self, CodeError> {
+                if $table.binary_search(&s).is_ok() {
+                    let b = s.as_bytes();
+                    Ok($name([b[0], b[1], b[2]]))
+                } else {
+                    Err(CodeError::new($list, s))
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+iso_code! {
+    /// An ISO 3166-1 alpha-3 country code, or `UNK` (unknown), `XKX` (Kosovo), `XXA` (stateless).
+    Country, "country", iso::COUNTRIES
+}
+
+iso_code! {
+    /// An ISO 4217 currency code.
+    Currency, "currency", iso::CURRENCIES
+}
+
+impl Country {
+    /// The unknown country, `UNK`.
+    pub const UNKNOWN: Country = Country(*b"UNK");
+}
+
+impl Currency {
+    /// The US dollar, in which fee amounts are compared.
+    pub const USD: Currency = Currency(*b"USD");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countries_include_the_special_codes_and_reject_others() {
+        for c in ["THA", "UNK", "XKX", "XXA", "AUS"] {
+            assert_eq!(
+                c.parse::<Country>().map(|c| c.to_string()),
+                Ok(c.to_string())
+            );
+        }
+        for bad in ["tha", "TH", "THAI", "ZZZ", "", "ÀBC"] {
+            assert!(bad.parse::<Country>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn code_lists_are_sorted_for_binary_search() {
+        assert!(iso::COUNTRIES.windows(2).all(|w| w[0] < w[1]));
+        assert!(iso::CURRENCIES.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn enums_round_trip_through_their_codes() {
+        for m in Method::ALL {
+            assert_eq!(m.code().parse::<Method>(), Ok(*m));
+        }
+        for a in AgeGroup::ALL {
+            assert_eq!(a.code().parse::<AgeGroup>(), Ok(*a));
+        }
+        assert!("Land".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn fee_bands_cover_their_bounds() {
+        assert_eq!(FeeBand::of_usd(0), FeeBand::Under500);
+        assert_eq!(FeeBand::of_usd(499), FeeBand::Under500);
+        assert_eq!(FeeBand::of_usd(500), FeeBand::From500);
+        assert_eq!(FeeBand::of_usd(9_999), FeeBand::From5000);
+        assert_eq!(FeeBand::of_usd(10_000), FeeBand::From10000);
+        assert_eq!(FeeBand::of_usd(1_000_000), FeeBand::From10000);
+    }
+
+    #[test]
+    fn code_errors_do_not_echo_long_input() {
+        let long = "X".repeat(10_000);
+        let err = long.parse::<Country>().unwrap_err();
+        assert!(err.to_string().len() < 100);
+    }
+}
