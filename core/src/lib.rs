@@ -5,6 +5,7 @@
 //! - [`period`]: months, quarters and years, and how query bounds are written.
 //! - [`query`]: the query model: units, dimensions, filters; [`query::Query::parse`] is the one
 //!   door from untrusted input to a checked query.
+//! - [`signing`]: Ed25519 query signatures over a domain-separated message.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
 //!
 //! Data flows one way: raw strings (command line or wire) → [`query::Query`] → node (SQL, disclosure
@@ -16,3 +17,4 @@ pub mod codes;
 mod iso;
 pub mod period;
 pub mod query;
+pub mod signing;

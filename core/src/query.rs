@@ -18,6 +18,9 @@ use crate::codes::{
 };
 use crate::period::{Month, PeriodError, PeriodSpec};
 
+/// The value of an optional dimension (mode, place type) that a record does not state.
+pub const UNKNOWN: &str = "unknown";
+
 /// What a query counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,6 +167,12 @@ impl Dimension {
         }
     }
 
+    /// Whether records may lack a value for this dimension, which then falls in the
+    /// [`UNKNOWN`] bucket (mode and place type are optional on an incident).
+    pub const fn has_unknown_bucket(self) -> bool {
+        matches!(self, Dimension::Mode | Dimension::PlaceType)
+    }
+
     /// Whether the dimension is a period (its values depend on the data held).
     pub const fn is_period(self) -> bool {
         matches!(
@@ -205,8 +214,8 @@ impl Dimension {
             | Dimension::Citizenship => codes(Country::all()),
             // Pairs of countries: too many to list; any `ORIG>DEST` of two valid codes.
             Dimension::Route => Some(Vec::new()),
-            Dimension::Mode => codes(Mode::ALL.iter()),
-            Dimension::PlaceType => codes(PlaceType::ALL.iter()),
+            Dimension::Mode => codes(Mode::ALL.iter().map(|m| m.code()).chain([UNKNOWN])),
+            Dimension::PlaceType => codes(PlaceType::ALL.iter().map(|p| p.code()).chain([UNKNOWN])),
             Dimension::Method => codes(Method::ALL.iter()),
             Dimension::Sex => codes(Sex::ALL.iter()),
             Dimension::AgeGroup => codes(AgeGroup::ALL.iter()),
@@ -223,6 +232,9 @@ impl Dimension {
             value: clip(raw),
         };
         let v = raw.trim();
+        if v == UNKNOWN && self.has_unknown_bucket() {
+            return Ok(DimValue::Code(UNKNOWN));
+        }
         match self {
             Dimension::Year => match v
                 .parse::<PeriodSpec>()
