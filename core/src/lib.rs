@@ -5,11 +5,16 @@
 //! - [`period`]: months, quarters and years, and how query bounds are written.
 //! - [`query`]: the query model: units, dimensions, filters; [`query::Query::parse`] is the one
 //!   door from untrusted input to a checked query.
+//! - [`table`]: aligned text and CSV rendering of result tables.
 //! - [`signing`]: Ed25519 query signatures over a domain-separated message.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
+//! - [`tls`]: mutual TLS 1.3 (rustls + ring): config loading, certificate identities, the server's
+//!   handshake stream and the client's connector. The one part of this crate that does I/O.
+//! - [`telemetry`]: tracing set-up (human or JSON on stderr, `RUST_LOG` filter).
 //!
 //! Data flows one way: raw strings (command line or wire) → [`query::Query`] → node (SQL, disclosure
-//! control) → [`answer::Answer`] → coordinator (merge). Nothing here does I/O.
+//! control) → [`answer::Answer`] → coordinator (merge). Only [`tls`] and key loading in [`signing`]
+//! touch files or sockets.
 #![forbid(unsafe_code)]
 
 pub mod answer;
@@ -18,3 +23,6 @@ mod iso;
 pub mod period;
 pub mod query;
 pub mod signing;
+pub mod table;
+pub mod telemetry;
+pub mod tls;
