@@ -1,2 +1,21 @@
-//! VRS coordinator library.
+//! The VRS Federation coordinator: asks every country node the same signed aggregate question
+//! over mutual TLS and merges what they release into regional tables.
+//!
+//! - [`registry`]: the registry file: who the coordinator is, which nodes it asks, deadlines.
+//! - [`fanout`]: one reused connection per node; signed envelopes sent concurrently, each with
+//!   its own deadline; a per-node outcome that never holds the others back.
+//! - [`merge`]: regional cells = sums of released node cells; any suppression makes a figure a
+//!   lower bound (partial), never exact.
+//! - [`output`]: aligned table, CSV and versioned JSON.
+//! - [`demo`]: the one-command tour: development certificates, several nodes with synthetic data
+//!   on 127.0.0.1, the standard regional questions over real mTLS.
+//!
+//! The coordinator links no node store: it only ever sees what nodes release.
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod fanout;
+pub mod merge;
+pub mod output;
+pub mod registry;

@@ -1,1 +1,143 @@
-fn main() {}
+//! `vrs-coordinator`: ask the federation, print regional tables, run the demo.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use vrs_coordinator::fanout::Federation;
+use vrs_coordinator::merge;
+use vrs_coordinator::output;
+use vrs_coordinator::registry::Registry;
+use vrs_core::cli::QueryArgs;
+use vrs_core::query::{Query, QueryLimits};
+use vrs_core::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vrs-coordinator",
+    version,
+    about = "VRS Federation regional coordinator"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "human")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask every node in the registry one aggregate question and merge the answers.
+    Query {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Show each node's released value next to the regional one.
+        #[arg(long)]
+        per_node: bool,
+    },
+    /// Ask every node what it publishes (dimensions, units, public policy).
+    Describe {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+    },
+    /// Start a demo federation on 127.0.0.1 (development certificates, synthetic data), ask the
+    /// standard regional questions over mutual TLS, print the tables and stop.
+    #[cfg(feature = "demo")]
+    Demo {
+        /// Keep the demo's files (certificates, stores, registry) in this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    vrs_core::tls::install_crypto_provider();
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, "warn");
+    match cli.command {
+        Command::Query {
+            registry,
+            query,
+            format,
+            per_node,
+        } => {
+            let registry = Registry::load(&registry)?;
+            let raw = query.to_raw()?;
+            let limits = QueryLimits {
+                max_dimensions: 3,
+                ..QueryLimits::default()
+            };
+            let query = Query::parse(&raw, &limits).context("invalid query")?;
+            let fed = Federation::connect(&registry)?;
+            let (id, results) = fed.ask(&query).await?;
+            let regional = merge::merge(&id, query.unit(), query.group_by(), &results);
+            match format {
+                Format::Table => print!("{}", output::text(&regional, per_node)),
+                Format::Csv => print!("{}", output::csv(&regional, per_node)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&output::json(&regional))?
+                ),
+            }
+        }
+        Command::Describe { registry } => {
+            let registry = Registry::load(&registry)?;
+            let fed = Federation::connect(&registry)?;
+            for (country, r) in fed.describe().await {
+                match r {
+                    Ok(d) => {
+                        let policy = d.policy.unwrap_or_default();
+                        println!(
+                            "{country}: schema v{}, data {}..{}, units [{}], {} dimensions, min_count {}, min_contributors {}, perturbation {}",
+                            d.schema_version,
+                            d.first_period,
+                            d.last_period,
+                            d.units.join(", "),
+                            d.dimensions.len(),
+                            policy.min_count,
+                            policy.min_contributors,
+                            if policy.perturbation { "on" } else { "off" },
+                        );
+                    }
+                    Err(outcome) => {
+                        println!("{country}: {} ({})", outcome.label(), outcome.detail())
+                    }
+                }
+            }
+        }
+        #[cfg(feature = "demo")]
+        Command::Demo { dir } => {
+            let (_temp, dir) = match dir {
+                Some(d) => {
+                    std::fs::create_dir_all(&d)
+                        .with_context(|| format!("create {}", d.display()))?;
+                    (None, d)
+                }
+                None => {
+                    let t = tempfile::tempdir().context("temporary directory")?;
+                    let p = t.path().to_path_buf();
+                    (Some(t), p)
+                }
+            };
+            let mut stdout = std::io::stdout();
+            vrs_coordinator::demo::run_demo(&dir, &mut stdout).await?;
+        }
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! - [`period`]: months, quarters and years, and how query bounds are written.
 //! - [`query`]: the query model: units, dimensions, filters; [`query::Query::parse`] is the one
 //!   door from untrusted input to a checked query.
+//! - [`cli`]: the query flags both binaries share.
 //! - [`table`]: aligned text and CSV rendering of result tables.
 //! - [`signing`]: Ed25519 query signatures over a domain-separated message.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod answer;
+pub mod cli;
 pub mod codes;
 mod iso;
 pub mod period;

@@ -153,6 +153,9 @@ pub enum StoreError {
     /// The store's recorded country is missing or invalid.
     #[error("the store does not record a valid country")]
     NoCountry,
+    /// The store's perturbation secret is missing or malformed.
+    #[error("the store's perturbation secret is missing or malformed")]
+    NoSecret,
     /// A record breaks a cross-field rule.
     #[error(transparent)]
     Record(#[from] RecordError),
@@ -238,9 +241,13 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         configure(&conn)?;
         migrate(&mut conn)?;
+        let mut secret = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| StoreError::Random)?;
         conn.execute(
-            "INSERT INTO meta(key, value) VALUES ('country', ?1)",
-            params![country.as_str()],
+            "INSERT INTO meta(key, value) VALUES ('country', ?1), ('perturbation_secret', ?2)",
+            params![country.as_str(), hex::encode(secret)],
         )?;
         Ok(Store {
             conn,
@@ -344,6 +351,15 @@ impl Store {
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
+    }
+
+    /// The node's secret perturbation key (made at `init`, never leaves the node).
+    pub fn perturbation_secret(&self) -> Result<[u8; 32], StoreError> {
+        let hex_key = self
+            .meta("perturbation_secret")?
+            .ok_or(StoreError::NoSecret)?;
+        let bytes = hex::decode(hex_key).map_err(|_| StoreError::NoSecret)?;
+        bytes.try_into().map_err(|_| StoreError::NoSecret)
     }
 
     /// Runs SQLite's integrity and foreign-key checks; returns the problems found (empty when sound).

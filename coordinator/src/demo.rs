@@ -1,0 +1,354 @@
+//! The demo federation: everything on one machine, in one process, over real mutual TLS.
+//!
+//! [`LocalFederation::start`] makes a development CA and certificates in a directory, creates one
+//! node store per country filled by the synthetic generator, starts each node's gRPC server on
+//! `127.0.0.1:0`, and writes a registry pointing at them. [`run_demo`] then asks the standard
+//! regional questions and prints the tables. The integration tests start their federations the
+//! same way, so the demo is exercised by CI.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vrs_core::codes::Country;
+use vrs_core::query::{Query, QueryLimits, RawQuery};
+use vrs_node::config::NodeConfig;
+use vrs_node::fx::FxRates;
+use vrs_node::store::{ImportCounts, Store};
+use vrs_node::synth::{self, SynthConfig};
+
+use crate::fanout::Federation;
+use crate::merge::{self, Regional};
+use crate::output;
+use crate::registry::Registry;
+
+/// Name of the demo coordinator (identity `coordinator.bali-rc.vrs.test`).
+pub const COORDINATOR: &str = "bali-rc";
+
+/// One node to start.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Its country.
+    pub country: Country,
+    /// Synthetic incidents to load.
+    pub incidents: u64,
+    /// Generator seed.
+    pub seed: u64,
+    /// Extra TOML appended to the `[policy]` section (e.g. `min_count = 10`).
+    pub policy: String,
+}
+
+impl NodeSpec {
+    /// A node with the default policy.
+    pub fn new(country: &str, incidents: u64, seed: u64) -> Result<NodeSpec, DemoError> {
+        Ok(NodeSpec {
+            country: country
+                .parse()
+                .map_err(|_| DemoError::Setup(format!("{country} is not a country code")))?,
+            incidents,
+            seed,
+            policy: String::new(),
+        })
+    }
+}
+
+/// A node running in this process.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// Its country.
+    pub country: Country,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its node directory (store and node.toml).
+    pub dir: PathBuf,
+    task: JoinHandle<()>,
+}
+
+/// A development federation: certificates, running nodes and a registry file.
+#[derive(Debug)]
+pub struct LocalFederation {
+    /// Root directory.
+    pub dir: PathBuf,
+    /// The registry file the coordinator reads.
+    pub registry_path: PathBuf,
+    /// The development PKI (for tests that need extra certificates).
+    pub pki: vrs_certs_dev::DevPki,
+    /// The nodes.
+    pub nodes: Vec<RunningNode>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Demo set-up failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Something could not be set up; the message says what.
+    #[error("demo set-up: {0}")]
+    Setup(String),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
+    move |e| DemoError::Setup(format!("{what}: {e}"))
+}
+
+/// Loads `spec.incidents` synthetic incidents into a new store in `dir`.
+pub fn load_synthetic(dir: &Path, spec: &NodeSpec) -> Result<(), DemoError> {
+    let mut store = Store::create(dir, spec.country).map_err(setup("create store"))?;
+    let fx = FxRates::sample();
+    let mut tx = store
+        .begin_import("synthetic", "-", &fx)
+        .map_err(setup("begin import"))?;
+    let mut counts = ImportCounts::default();
+    for r in synth::generate(&SynthConfig::new(spec.country, spec.incidents, spec.seed)) {
+        tx.insert(&r).map_err(setup("insert synthetic record"))?;
+        counts.imported += 1;
+    }
+    tx.commit(counts).map_err(setup("commit"))?;
+    Ok(())
+}
+
+/// The node.toml of a demo node.
+fn node_toml(spec: &NodeSpec, pki: &vrs_certs_dev::DevPki) -> Result<String, DemoError> {
+    let (ca, cert, key) = pki.node_paths(spec.country.as_str());
+    let signing_pub = std::fs::read_to_string(pki.coordinator_paths().signing_pub)
+        .map_err(setup("read signing key"))?;
+    let fx: String = toml::to_string(&FxRates::sample()).map_err(setup("fx"))?;
+    Ok(format!(
+        r#"[node]
+country = "{country}"
+
+[server]
+listen = "127.0.0.1:0"
+
+[tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+
+[[callers]]
+identity = "{caller}"
+signing_keys = ["{signing_pub}"]
+
+[policy]
+{policy}
+
+[fx]
+{fx}
+"#,
+        country = spec.country,
+        ca = ca.display(),
+        cert = cert.display(),
+        key = key.display(),
+        caller = vrs_core::tls::coordinator_identity(COORDINATOR),
+        signing_pub = signing_pub.trim(),
+        policy = spec.policy,
+    ))
+}
+
+impl LocalFederation {
+    /// Starts a federation of `specs` under `dir`.
+    pub async fn start(dir: &Path, specs: &[NodeSpec]) -> Result<LocalFederation, DemoError> {
+        vrs_core::tls::install_crypto_provider();
+        let countries: Vec<&str> = specs.iter().map(|s| s.country.as_str()).collect();
+        let pki = vrs_certs_dev::generate(&dir.join("certs"), COORDINATOR, &countries, 30)
+            .map_err(setup("certificates"))?;
+        let (shutdown, watcher) = watch::channel(false);
+        let mut nodes = Vec::with_capacity(specs.len());
+        let mut registry = String::new();
+        for spec in specs {
+            let node_dir = dir.join(format!(
+                "node-{}",
+                spec.country.as_str().to_ascii_lowercase()
+            ));
+            let spec_owned = spec.clone();
+            let dir_owned = node_dir.clone();
+            tokio::task::spawn_blocking(move || load_synthetic(&dir_owned, &spec_owned))
+                .await
+                .map_err(setup("load task"))??;
+            let toml_text = node_toml(spec, &pki)?;
+            let config_path = node_dir.join("node.toml");
+            std::fs::write(&config_path, &toml_text).map_err(setup("write node.toml"))?;
+            let config = NodeConfig::load(&config_path).map_err(setup("node config"))?;
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(setup("bind"))?;
+            let addr = listener.local_addr().map_err(setup("local address"))?;
+            let mut rx = watcher.clone();
+            let country = spec.country;
+            let task = tokio::spawn(async move {
+                let stop = async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                };
+                if let Err(e) = vrs_node::server::serve(listener, &config, stop).await {
+                    tracing::error!(%country, error = %e, "node stopped with an error");
+                }
+            });
+            registry.push_str(&format!(
+                "\n[[nodes]]\ncountry = \"{country}\"\nendpoint = \"{addr}\"\n"
+            ));
+            nodes.push(RunningNode {
+                country,
+                addr,
+                dir: node_dir,
+                task,
+            });
+        }
+        let c = pki.coordinator_paths();
+        let registry_text = format!(
+            "[coordinator]\nname = \"{COORDINATOR}\"\nsigning_key = \"{sk}\"\ndeadline_ms = 5000\nconnect_timeout_ms = 2000\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n{registry}",
+            sk = c.signing_key.display(),
+            ca = c.ca.display(),
+            cert = c.cert.display(),
+            key = c.key.display(),
+        );
+        let registry_path = dir.join("registry.toml");
+        std::fs::write(&registry_path, registry_text).map_err(setup("write registry"))?;
+        Ok(LocalFederation {
+            dir: dir.to_path_buf(),
+            registry_path,
+            pki,
+            nodes,
+            shutdown,
+        })
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> Result<Registry, DemoError> {
+        Registry::load(&self.registry_path).map_err(setup("registry"))
+    }
+
+    /// Stops every node and waits for them to finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for n in self.nodes {
+            let _ = n.task.await;
+        }
+    }
+}
+
+/// A standard regional question.
+#[derive(Debug, Clone)]
+pub struct Question {
+    /// Title printed above the table.
+    pub title: &'static str,
+    /// The query.
+    pub query: RawQuery,
+}
+
+fn q(title: &'static str, unit: &str, by: &str, from: &str, margins: bool) -> Question {
+    Question {
+        title,
+        query: RawQuery {
+            unit: unit.into(),
+            group_by: by.split(',').map(str::to_string).collect(),
+            filters: Vec::new(),
+            period_from: from.into(),
+            period_to: String::new(),
+            margins,
+        },
+    }
+}
+
+/// The standard regional questions of the demo and the report.
+pub fn standard_questions() -> Vec<Question> {
+    vec![
+        q(
+            "Migrants detected by route and quarter, 2024",
+            "migrants",
+            "route,quarter",
+            "2024",
+            false,
+        ),
+        q(
+            "Incidents by method and mode",
+            "incidents",
+            "method,mode",
+            "",
+            false,
+        ),
+        q(
+            "Smugglers by role and stage",
+            "smugglers",
+            "smuggler_role,smuggler_stage",
+            "",
+            false,
+        ),
+        q("Fees by band (USD)", "fees", "fee_band", "", true),
+        q(
+            "Deaths by quarter, 2024",
+            "deaths",
+            "quarter",
+            "2024",
+            false,
+        ),
+    ]
+}
+
+/// Asks one question and merges the answers.
+pub async fn ask(fed: &Federation, raw: &RawQuery) -> Result<Regional, DemoError> {
+    let query = Query::parse(raw, &QueryLimits::default()).map_err(setup("query"))?;
+    let (id, results) = fed.ask(&query).await.map_err(setup("fan-out"))?;
+    Ok(merge::merge(&id, query.unit(), query.group_by(), &results))
+}
+
+/// The default demo nodes: four countries of the Bali Process region.
+pub fn default_specs() -> Result<Vec<NodeSpec>, DemoError> {
+    Ok(vec![
+        NodeSpec::new("THA", 4_000, 1)?,
+        NodeSpec::new("IDN", 3_000, 2)?,
+        NodeSpec::new("MYS", 2_500, 3)?,
+        NodeSpec::new("AUS", 600, 4)?,
+    ])
+}
+
+/// Runs the demo: starts the federation under `dir`, asks the standard questions, prints the
+/// tables to `out`, stops the nodes.
+pub async fn run_demo(
+    dir: &Path,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<Vec<Regional>, DemoError> {
+    let started = std::time::Instant::now();
+    let fed_nodes = LocalFederation::start(dir, &default_specs()?).await?;
+    let registry = fed_nodes.registry()?;
+    let write = |out: &mut (dyn std::io::Write + Send), s: &str| -> Result<(), DemoError> {
+        out.write_all(s.as_bytes()).map_err(setup("write output"))
+    };
+    write(
+        out,
+        &format!(
+            "VRS Federation demo: {} nodes on 127.0.0.1 over mutual TLS 1.3 ({}), started in {:.1} s\n",
+            fed_nodes.nodes.len(),
+            fed_nodes
+                .nodes
+                .iter()
+                .map(|n| format!("{} {}", n.country, n.addr))
+                .collect::<Vec<_>>()
+                .join(", "),
+            started.elapsed().as_secs_f64()
+        ),
+    )?;
+    let result = async {
+        let fed = Federation::connect(&registry).map_err(setup("connect"))?;
+        let mut answers = Vec::new();
+        for question in standard_questions() {
+            let regional = ask(&fed, &question.query).await?;
+            write(out, &format!("\n== {} ==\n", question.title))?;
+            write(out, &output::text(&regional, true))?;
+            answers.push(regional);
+        }
+        Ok::<_, DemoError>(answers)
+    }
+    .await;
+    fed_nodes.stop().await;
+    let answers = result?;
+    write(
+        out,
+        &format!(
+            "\nDone in {:.1} s. Files in {}\n",
+            started.elapsed().as_secs_f64(),
+            dir.display()
+        ),
+    )?;
+    Ok(answers)
+}

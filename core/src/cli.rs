@@ -1,0 +1,43 @@
+//! Command-line flags shared by `vrs-node query` and `vrs-coordinator query`, so both accept the
+//! same question in the same words.
+
+use clap::Args;
+
+use crate::query::{QueryError, RawQuery};
+
+/// The query flags.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// Unit to count: incidents, migrants, smugglers, deaths, missing, fees.
+    #[arg(long)]
+    pub unit: String,
+    /// Group-by dimensions, comma-separated (e.g. quarter,route).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Filter DIM=V[,V...]; repeat for several dimensions.
+    #[arg(long = "where", value_name = "DIM=V[,V...]")]
+    pub filters: Vec<String>,
+    /// Start of the period range: YYYY, YYYY-Qn or YYYY-MM.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the period range: YYYY, YYYY-Qn or YYYY-MM.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Also release totals over each dimension and the grand total.
+    #[arg(long)]
+    pub margins: bool,
+}
+
+impl QueryArgs {
+    /// The raw query these flags describe.
+    pub fn to_raw(&self) -> Result<RawQuery, QueryError> {
+        RawQuery::from_cli(
+            &self.unit,
+            self.by.as_deref(),
+            &self.filters,
+            self.from.as_deref(),
+            self.to.as_deref(),
+            self.margins,
+        )
+    }
+}

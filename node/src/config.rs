@@ -1,0 +1,345 @@
+//! The node's configuration file, `node.toml`: who the node is, where it listens, its TLS files,
+//! which coordinators may ask, its disclosure policy and its exchange rates.
+//!
+//! Every section rejects unknown keys, so a typo is an error at start-up rather than a silently
+//! ignored setting. Relative paths are resolved against the directory holding `node.toml`.
+//! [`NodeConfig::load`] is the one entry point; the policy inside is checked against its floors
+//! there, so a running node can never hold a policy below them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vrs_core::codes::Country;
+
+use crate::disclosure::{Policy, PolicyConfig, PolicyError};
+use crate::fx::{FxError, FxRates};
+
+/// File name of the configuration inside a node directory.
+pub const CONFIG_FILE: &str = "node.toml";
+
+/// `node.toml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfigFile {
+    /// `[node]`
+    pub node: NodeSection,
+    /// `[server]`
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[tls]`, needed by `serve` only.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// `[[callers]]`: coordinators allowed to query.
+    #[serde(default)]
+    pub callers: Vec<CallerSection>,
+    /// `[policy]`: the disclosure policy.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// `[fx]`: USD per unit of each currency.
+    #[serde(default)]
+    pub fx: FxRates,
+    /// `[log]`
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// ISO 3166-1 alpha-3 code of the node's country.
+    pub country: Country,
+    /// Directory of the store; default: the directory of `node.toml`.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address to listen on. Default `127.0.0.1:7443`.
+    pub listen: SocketAddr,
+    /// Requests served at once; more wait. Default 8.
+    pub max_concurrent_requests: usize,
+    /// Deadline for one request, seconds. Default 30.
+    pub request_timeout_secs: u64,
+    /// Largest request message accepted, bytes. Default 64 KiB.
+    pub max_request_bytes: usize,
+    /// Deadline for a TLS handshake, seconds. Default 10.
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            max_concurrent_requests: 8,
+            request_timeout_secs: 30,
+            max_request_bytes: 64 * 1024,
+            handshake_timeout_secs: 10,
+        }
+    }
+}
+
+/// `[tls]`: PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The federation CA certificate that client certificates must chain to.
+    pub ca: PathBuf,
+    /// This node's certificate (SAN `node.<iso3>.vrs.test` in development).
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// `[[callers]]`: one allowed coordinator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerSection {
+    /// Certificate identity (SAN) of the coordinator, e.g. `coordinator.bali-rc.vrs.test`.
+    pub identity: String,
+    /// Hex Ed25519 public key(s) the coordinator signs queries with.
+    #[serde(default)]
+    pub signing_keys: Vec<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `human` or `json`. Default `human`.
+    pub format: String,
+    /// Default filter when `RUST_LOG` is unset. Default `info`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "human".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// A loaded, checked configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The file as written, with relative paths resolved.
+    pub file: NodeConfigFile,
+    /// The checked policy.
+    pub policy: Policy,
+    /// Directory holding `node.toml`.
+    pub dir: PathBuf,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line, column, key).
+        message: String,
+    },
+    /// The policy is below a floor or inconsistent.
+    #[error("{path}: [policy]: {source}")]
+    Policy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: PolicyError,
+    },
+    /// An exchange rate is not usable.
+    #[error("{path}: [fx]: {source}")]
+    Fx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: FxError,
+    },
+}
+
+impl NodeConfig {
+    /// Loads `node.toml` from a node directory or a file path.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let file_path = if path.is_dir() {
+            path.join(CONFIG_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file_path).map_err(|source| ConfigError::Read {
+            path: file_path.clone(),
+            source,
+        })?;
+        let dir = file_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&text, &file_path, &dir)
+    }
+
+    /// Parses configuration text; `dir` resolves relative paths.
+    pub fn parse(text: &str, file_path: &Path, dir: &Path) -> Result<NodeConfig, ConfigError> {
+        let mut file: NodeConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: file_path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let policy = Policy::new(file.policy.clone()).map_err(|source| ConfigError::Policy {
+            path: file_path.to_path_buf(),
+            source,
+        })?;
+        file.fx.check().map_err(|source| ConfigError::Fx {
+            path: file_path.to_path_buf(),
+            source,
+        })?;
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(tls) = &mut file.tls {
+            resolve(&mut tls.ca);
+            resolve(&mut tls.cert);
+            resolve(&mut tls.key);
+        }
+        if let Some(d) = &mut file.node.data_dir {
+            resolve(d);
+        }
+        Ok(NodeConfig {
+            file,
+            policy,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Directory of the store.
+    pub fn data_dir(&self) -> PathBuf {
+        self.file
+            .node
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.clone())
+    }
+}
+
+/// The documented `node.toml` that `vrs-node init` writes.
+pub fn initial_config(country: Country) -> String {
+    let lower = country.as_str().to_ascii_lowercase();
+    format!(
+        r#"# VRS Federation node configuration.
+# Every key is optional unless marked required; unknown keys are errors.
+# Relative paths are resolved against the directory of this file.
+
+[node]
+# Required: ISO 3166-1 alpha-3 code of this node's country.
+country = "{country}"
+# Directory of the store (node.sqlite). Default: this file's directory.
+# data_dir = "."
+
+[server]
+# Address to listen on. Keep it on an internal interface behind your firewall.
+listen = "127.0.0.1:7443"
+# Requests served at once (more wait); deadline per request; largest request accepted.
+max_concurrent_requests = 8
+request_timeout_secs = 30
+max_request_bytes = 65536
+handshake_timeout_secs = 10
+
+# Mutual TLS (needed by `vrs-node serve`). Client certificates must chain to `ca`.
+# [tls]
+# ca = "certs/ca.pem"
+# cert = "certs/node.{lower}.vrs.test.pem"
+# key = "certs/node.{lower}.vrs.test.key"
+
+# Coordinators allowed to query, by certificate identity (SAN), with the public keys
+# (hex Ed25519) they sign queries with. No entry: nobody may query.
+# [[callers]]
+# identity = "coordinator.bali-rc.vrs.test"
+# signing_keys = ["<hex public key>"]
+
+[policy]
+# Disclosure control. Floors: min_count >= 3, min_contributors >= 2.
+# A cell whose count is below min_count is suppressed.
+min_count = 5
+# A cell with fewer distinct contributing incidents is suppressed.
+min_contributors = 3
+# p% dominance rule for sums (migrants, deaths, missing), in percent.
+dominance_p = 25
+# Released values are rounded to this base after perturbation; 0 = off.
+rounding_base = 0
+# Most group-by dimensions in one query; most values in one filter.
+max_dimensions = 3
+max_filter_values = 50
+
+[policy.perturbation]
+# Cell-key perturbation: the same records always get the same small noise.
+enabled = true
+max_deviation = 2
+
+[fx]
+# USD per one unit of each currency, used to convert fees at import. USD is always 1.
+# A fee in a currency without a rate is rejected at import.
+EUR = 1.08
+GBP = 1.27
+AUD = 0.66
+
+[log]
+# "human" or "json"; level applies when RUST_LOG is unset.
+format = "human"
+level = "info"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_initial_config_parses_with_default_policy() {
+        let text = initial_config("THA".parse().unwrap());
+        let c = NodeConfig::parse(&text, Path::new("node.toml"), Path::new("/srv/vrs")).unwrap();
+        assert_eq!(c.file.node.country.as_str(), "THA");
+        assert_eq!(c.data_dir(), PathBuf::from("/srv/vrs"));
+        assert!(c.file.callers.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_and_low_floors_are_refused() {
+        let typo = "[node]\ncountry = \"THA\"\ncountri = \"X\"\n";
+        assert!(matches!(
+            NodeConfig::parse(typo, Path::new("n.toml"), Path::new(".")),
+            Err(ConfigError::Parse { .. })
+        ));
+        let low = "[node]\ncountry = \"THA\"\n[policy]\nmin_count = 1\n";
+        assert!(matches!(
+            NodeConfig::parse(low, Path::new("n.toml"), Path::new(".")),
+            Err(ConfigError::Policy { .. })
+        ));
+        let bad_fx = "[node]\ncountry = \"THA\"\n[fx]\nEUR = -2.0\n";
+        assert!(matches!(
+            NodeConfig::parse(bad_fx, Path::new("n.toml"), Path::new(".")),
+            Err(ConfigError::Fx { .. })
+        ));
+    }
+
+    #[test]
+    fn the_shipped_sample_parses() {
+        let text = include_str!("../../docs/samples/node.toml");
+        NodeConfig::parse(text, Path::new("node.toml"), Path::new("/srv/vrs")).unwrap();
+    }
+}

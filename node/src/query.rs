@@ -1,0 +1,459 @@
+//! Query planning and exact aggregation: a checked [`Query`] becomes parameterised SQL over the
+//! node's own schema, run read-only, giving an [`ExactTable`] for disclosure control.
+//!
+//! Nothing here releases anything: exact cells go straight to [`crate::disclosure::release`].
+//! The SQL text is built only from fixed fragments chosen by the query's enums; every value from a
+//! query travels as a bound parameter.
+//!
+//! Counting rules. Each unit has a *row* (incident, migrant group, smuggler or fee) and a value per
+//! row (1, or the group's count, or the incident's dead / missing). A row falls in a cell once for
+//! each combination of the cell's dimension values it has: an incident with two methods falls in
+//! two method cells (multi-valued dimensions are marked non-additive for the disclosure step).
+//! Profile dimensions of an incident (citizenship, sex, age group) come from one migrant group at a
+//! time, so "incidents by sex × age group" never pairs the sex of one group with the age of another.
+//! Margins are computed by the same SQL with the margin dimensions left out, never by adding cells.
+
+use rusqlite::types::Value;
+use std::collections::HashMap;
+use vrs_core::answer::MARGIN;
+use vrs_core::period::Month;
+use vrs_core::query::{DimValue, Dimension, Query, QueryError, UNKNOWN, Unit};
+
+use crate::disclosure::{ExactCell, ExactTable};
+use crate::store::{Store, StoreError};
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The query is structurally wrong or outside the data.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The unit or a dimension is not published by this node's policy.
+    #[error("{0} is not published by this node")]
+    NotPublished(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for PlanError {
+    fn from(e: rusqlite::Error) -> Self {
+        PlanError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// Where a dimension's value comes from, for the unit being counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A column of the incident (`i`) or of the unit's own row (`u`): one value per row.
+    Row(&'static str),
+    /// A table joined per incident, several values per incident.
+    Multi(MultiTable),
+}
+
+/// Tables that hold several values per incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum MultiTable {
+    Transit,
+    Method,
+    MigrantGroup,
+    Smuggler,
+    Fee,
+}
+
+impl MultiTable {
+    fn table(self) -> &'static str {
+        match self {
+            MultiTable::Transit => "transit",
+            MultiTable::Method => "method",
+            MultiTable::MigrantGroup => "migrant_group",
+            MultiTable::Smuggler => "smuggler",
+            MultiTable::Fee => "fee",
+        }
+    }
+
+    fn alias(self) -> &'static str {
+        match self {
+            MultiTable::Transit => "jt",
+            MultiTable::Method => "jm",
+            MultiTable::MigrantGroup => "jg",
+            MultiTable::Smuggler => "js",
+            MultiTable::Fee => "jf",
+        }
+    }
+}
+
+/// The unit's row table, its value expression and filter, and its key column.
+struct UnitRows {
+    from: &'static str,
+    value: &'static str,
+    key: &'static str,
+    only: Option<&'static str>,
+}
+
+fn unit_rows(unit: Unit) -> UnitRows {
+    match unit {
+        Unit::Incidents => UnitRows {
+            from: "incident i",
+            value: "1",
+            key: "i.record_key",
+            only: None,
+        },
+        Unit::Deaths => UnitRows {
+            from: "incident i",
+            value: "i.dead",
+            key: "i.record_key",
+            only: Some("i.dead > 0"),
+        },
+        Unit::Missing => UnitRows {
+            from: "incident i",
+            value: "i.missing",
+            key: "i.record_key",
+            only: Some("i.missing > 0"),
+        },
+        Unit::Migrants => UnitRows {
+            from: "migrant_group u JOIN incident i ON i.id = u.incident_id",
+            value: "u.count",
+            key: "u.record_key",
+            only: None,
+        },
+        Unit::Smugglers => UnitRows {
+            from: "smuggler u JOIN incident i ON i.id = u.incident_id",
+            value: "1",
+            key: "u.record_key",
+            only: None,
+        },
+        Unit::Fees => UnitRows {
+            from: "fee u JOIN incident i ON i.id = u.incident_id",
+            value: "1",
+            key: "u.record_key",
+            only: None,
+        },
+    }
+}
+
+/// Column of a dimension in its source table (without alias).
+fn column(d: Dimension) -> &'static str {
+    match d {
+        Dimension::Year => "year",
+        Dimension::Quarter => "quarter",
+        Dimension::Month => "month",
+        Dimension::Origin => "origin",
+        Dimension::Destination => "destination",
+        Dimension::Route => "origin || '>' || destination",
+        Dimension::Mode => "mode",
+        Dimension::PlaceType => "place_type",
+        Dimension::Transit => "country",
+        Dimension::Method => "code",
+        Dimension::Citizenship => "citizenship",
+        Dimension::Sex => "sex",
+        Dimension::AgeGroup => "age_group",
+        Dimension::SmugglerRole => "role",
+        Dimension::SmugglerStage => "stage",
+        Dimension::FeeBand => "band",
+    }
+}
+
+fn source(d: Dimension, unit: Unit) -> Source {
+    let own_row = match d {
+        Dimension::Citizenship | Dimension::Sex | Dimension::AgeGroup => {
+            matches!(unit, Unit::Migrants | Unit::Smugglers)
+        }
+        Dimension::SmugglerRole | Dimension::SmugglerStage => unit == Unit::Smugglers,
+        Dimension::FeeBand => unit == Unit::Fees,
+        _ => false,
+    };
+    if own_row {
+        return Source::Row(match d {
+            Dimension::Citizenship => "u.citizenship",
+            Dimension::Sex => "u.sex",
+            Dimension::AgeGroup => "u.age_group",
+            Dimension::SmugglerRole => "u.role",
+            Dimension::SmugglerStage => "u.stage",
+            _ => "u.band",
+        });
+    }
+    match d {
+        Dimension::Year => Source::Row("i.year"),
+        Dimension::Quarter => Source::Row("i.quarter"),
+        Dimension::Month => Source::Row("i.month"),
+        Dimension::Origin => Source::Row("i.origin"),
+        Dimension::Destination => Source::Row("i.destination"),
+        Dimension::Route => Source::Row("(i.origin || '>' || i.destination)"),
+        Dimension::Mode => Source::Row("COALESCE(i.mode, 'unknown')"),
+        Dimension::PlaceType => Source::Row("COALESCE(i.place_type, 'unknown')"),
+        Dimension::Transit => Source::Multi(MultiTable::Transit),
+        Dimension::Method => Source::Multi(MultiTable::Method),
+        Dimension::Citizenship | Dimension::Sex | Dimension::AgeGroup => {
+            Source::Multi(MultiTable::MigrantGroup)
+        }
+        Dimension::SmugglerRole | Dimension::SmugglerStage => Source::Multi(MultiTable::Smuggler),
+        Dimension::FeeBand => Source::Multi(MultiTable::Fee),
+    }
+}
+
+/// Whether the margin over `d` is the sum of its cells when counting `unit`.
+pub fn is_additive(d: Dimension, unit: Unit) -> bool {
+    matches!(source(d, unit), Source::Row(_))
+}
+
+/// The storage form of a filter value, bound as an SQL parameter.
+fn storage_value(v: &DimValue) -> Value {
+    match v {
+        DimValue::Year(y) => Value::Integer(i64::from(*y)),
+        DimValue::Quarter(y, q) => Value::Integer(i64::from(*y) * 10 + i64::from(*q)),
+        DimValue::Month(m) => Value::Integer(m.to_int()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+/// The display form of a stored dimension value.
+fn display_value(d: Dimension, v: &Value) -> String {
+    match (d, v) {
+        (Dimension::Year, Value::Integer(y)) => format!("{y:04}"),
+        (Dimension::Quarter, Value::Integer(q)) => format!("{:04}-Q{}", q / 10, q % 10),
+        (Dimension::Month, Value::Integer(m)) => {
+            Month::from_int(*m).map_or_else(|| UNKNOWN.to_string(), |m| m.to_string())
+        }
+        (_, Value::Text(t)) => t.clone(),
+        (_, Value::Integer(i)) => i.to_string(),
+        _ => UNKNOWN.to_string(),
+    }
+}
+
+/// SQL and parameters for one grouping set.
+struct Compiled {
+    sql: String,
+    params: Vec<Value>,
+}
+
+/// Builds the SQL for `query`, grouped by `dims` (a subset of its group-by, for margins).
+fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
+    let unit = query.unit();
+    let rows = unit_rows(unit);
+    let mut params: Vec<Value> = Vec::new();
+
+    // Joins: one per multi-valued table among the grouped dimensions. Profile dimensions from one
+    // table come from one row of it (a DISTINCT projection of just the grouped columns).
+    let mut joins: Vec<(MultiTable, Vec<Dimension>)> = Vec::new();
+    let mut selects: Vec<String> = Vec::new();
+    for &d in dims {
+        match source(d, unit) {
+            Source::Row(expr) => selects.push(expr.to_string()),
+            Source::Multi(t) => {
+                match joins.iter_mut().find(|(jt, _)| *jt == t) {
+                    Some((_, ds)) => ds.push(d),
+                    None => joins.push((t, vec![d])),
+                }
+                selects.push(format!("{}.{}", t.alias(), column(d)));
+            }
+        }
+    }
+    let mut from = String::from(rows.from);
+    for (t, ds) in &joins {
+        let cols: Vec<&str> = ds.iter().map(|d| column(*d)).collect();
+        from.push_str(&format!(
+            " JOIN (SELECT DISTINCT incident_id, {cols} FROM {table}) {alias} ON {alias}.incident_id = i.id",
+            cols = cols.join(", "),
+            table = t.table(),
+            alias = t.alias(),
+        ));
+    }
+
+    let mut wheres: Vec<String> = Vec::new();
+    if let Some(only) = rows.only {
+        wheres.push(only.to_string());
+    }
+    if let Some(f) = query.from() {
+        wheres.push("i.month >= ?".into());
+        params.push(Value::Integer(f.to_int()));
+    }
+    if let Some(t) = query.to() {
+        wheres.push("i.month <= ?".into());
+        params.push(Value::Integer(t.to_int()));
+    }
+    // Filters on multi-valued tables become one EXISTS per table, so that all conditions on one
+    // table hold for the same row of it, and nothing is multiplied.
+    let mut exists: Vec<(MultiTable, Vec<String>, Vec<Value>)> = Vec::new();
+    for f in query.filters() {
+        let d = f.dimension();
+        let placeholders = vec!["?"; f.values().len()].join(", ");
+        let values = f.values().iter().map(storage_value);
+        match source(d, unit) {
+            Source::Row(expr) => {
+                wheres.push(format!("{expr} IN ({placeholders})"));
+                params.extend(values);
+            }
+            Source::Multi(t) => {
+                let cond = format!("x.{} IN ({placeholders})", column(d));
+                match exists.iter_mut().find(|(et, _, _)| *et == t) {
+                    Some((_, conds, ps)) => {
+                        conds.push(cond);
+                        ps.extend(values);
+                    }
+                    None => exists.push((t, vec![cond], values.collect())),
+                }
+            }
+        }
+    }
+    for (t, conds, ps) in exists {
+        wheres.push(format!(
+            "EXISTS (SELECT 1 FROM {} x WHERE x.incident_id = i.id AND {})",
+            t.table(),
+            conds.join(" AND ")
+        ));
+        params.extend(ps);
+    }
+    let where_sql = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", wheres.join(" AND "))
+    };
+
+    let dim_cols: Vec<String> = selects
+        .iter()
+        .enumerate()
+        .map(|(n, e)| format!("{e} AS d{n}"))
+        .collect();
+    let group_cols: Vec<String> = (0..selects.len()).map(|n| format!("d{n}")).collect();
+    let sql = if unit.is_magnitude() {
+        // One row per (cell, incident): the per-contributor sums the dominance rule needs.
+        let mut group = group_cols.clone();
+        group.push("i.id".into());
+        format!(
+            "SELECT {dims}{sep}SUM({value}), SUM({key}) FROM {from}{where_sql} GROUP BY {group}",
+            dims = dim_cols.join(", "),
+            sep = if dim_cols.is_empty() { "" } else { ", " },
+            value = rows.value,
+            key = rows.key,
+            group = group.join(", "),
+        )
+    } else {
+        let group_by = if group_cols.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", group_cols.join(", "))
+        };
+        format!(
+            "SELECT {dims}{sep}COUNT(*), SUM({key}), COUNT(DISTINCT i.id) FROM {from}{where_sql}{group_by}",
+            dims = dim_cols.join(", "),
+            sep = if dim_cols.is_empty() { "" } else { ", " },
+            key = rows.key,
+        )
+    };
+    Compiled { sql, params }
+}
+
+/// Runs one grouping set and adds its cells to `out`. `dims` are the grouped dimensions, `mask`
+/// says for each of the query's dimensions whether it is grouped (true) or a margin.
+fn run_grouping(
+    store: &Store,
+    query: &Query,
+    mask: &[bool],
+    out: &mut Vec<ExactCell>,
+) -> Result<(), PlanError> {
+    let all = query.group_by();
+    let dims: Vec<Dimension> = all
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| **m)
+        .map(|(d, _)| *d)
+        .collect();
+    let compiled = compile(query, &dims);
+    tracing::debug!(dims = dims.len(), "running grouping set");
+    let mut stmt = store.conn().prepare_cached(&compiled.sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(compiled.params.iter()))?;
+    let k = dims.len();
+    let key_of = |row: &rusqlite::Row<'_>| -> Result<Vec<String>, rusqlite::Error> {
+        let mut key = Vec::with_capacity(all.len());
+        let mut n = 0;
+        for (d, grouped) in all.iter().zip(mask) {
+            if *grouped {
+                key.push(display_value(*d, &row.get::<_, Value>(n)?));
+                n += 1;
+            } else {
+                key.push(MARGIN.to_string());
+            }
+        }
+        Ok(key)
+    };
+    if query.unit().is_magnitude() {
+        let mut cells: HashMap<Vec<String>, ExactCell> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let key = key_of(row)?;
+            let v: i64 = row.get(k)?;
+            let ck: i64 = row.get(k + 1)?;
+            let cell = cells.entry(key.clone()).or_insert_with(|| ExactCell {
+                key,
+                value: 0,
+                contributors: 0,
+                largest: [0, 0],
+                cell_key: 0,
+            });
+            cell.value += v;
+            cell.contributors += 1;
+            cell.cell_key = cell.cell_key.wrapping_add(u64::try_from(ck).unwrap_or(0));
+            if v > cell.largest[0] {
+                cell.largest = [v, cell.largest[0]];
+            } else if v > cell.largest[1] {
+                cell.largest[1] = v;
+            }
+        }
+        out.extend(cells.into_values().filter(|c| c.value > 0));
+    } else {
+        while let Some(row) = rows.next()? {
+            let value: i64 = row.get(k)?;
+            if value == 0 {
+                continue;
+            }
+            let ck: i64 = row.get(k + 1)?;
+            let contributors: i64 = row.get(k + 2)?;
+            out.push(ExactCell {
+                key: key_of(row)?,
+                value,
+                contributors: u64::try_from(contributors).unwrap_or(0),
+                largest: [1, i64::from(value > 1)],
+                cell_key: u64::try_from(ck).unwrap_or(0),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Aggregates `query` exactly over the store. The caller hands the table to disclosure control.
+pub fn aggregate(store: &Store, query: &Query) -> Result<ExactTable, PlanError> {
+    if let (Some(range), true) = (
+        store.period_range()?,
+        query.from().is_some() || query.to().is_some(),
+    ) {
+        let (first, last) = range;
+        let after = query.from().is_some_and(|f| f > last);
+        let before = query.to().is_some_and(|t| t < first);
+        if after || before {
+            return Err(QueryError::PeriodOutsideData.into());
+        }
+    }
+    let n = query.group_by().len();
+    let mut cells = Vec::new();
+    let masks: Vec<Vec<bool>> = if query.margins() {
+        (0..(1u32 << n))
+            .map(|bits| (0..n).map(|i| bits & (1 << i) == 0).collect())
+            .collect()
+    } else {
+        vec![vec![true; n]]
+    };
+    for mask in &masks {
+        run_grouping(store, query, mask, &mut cells)?;
+    }
+    cells.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(ExactTable {
+        unit: query.unit(),
+        dimensions: query.group_by().to_vec(),
+        additive: query
+            .group_by()
+            .iter()
+            .map(|d| is_additive(*d, query.unit()))
+            .collect(),
+        cells,
+    })
+}

@@ -1,0 +1,52 @@
+//! How a node shows its operator a released answer: the same cells the federation would get,
+//! as an aligned table, CSV or JSON. Suppressed cells show their reason, never a value.
+
+use serde_json::json;
+use vrs_core::answer::{Answer, CellValue};
+use vrs_core::codes::Country;
+use vrs_core::query::Unit;
+use vrs_core::table::Table;
+
+/// Text shown in place of a suppressed value.
+pub fn suppressed_label(reason: vrs_core::answer::SuppressionReason) -> String {
+    format!("suppressed ({reason})")
+}
+
+/// The answer as a table: one column per dimension, then the unit.
+pub fn table(unit: Unit, answer: &Answer) -> Table {
+    let mut header: Vec<String> = answer
+        .dimensions
+        .iter()
+        .map(|d| d.code().to_string())
+        .collect();
+    header.push(unit.code().to_string());
+    let value_col = header.len() - 1;
+    let mut t = Table::new(header).align_right(value_col);
+    for c in &answer.cells {
+        let mut row = c.key.clone();
+        row.push(match c.value {
+            CellValue::Released(v) => v.to_string(),
+            CellValue::Suppressed(r) => suppressed_label(r),
+        });
+        t.push(row);
+    }
+    t
+}
+
+/// The answer as JSON: `{"country","unit","dimensions","cells":[{"key":[..],"value":N}|{"key":[..],"suppressed":"reason"}]}`.
+pub fn json(country: Country, unit: Unit, answer: &Answer) -> serde_json::Value {
+    let cells: Vec<serde_json::Value> = answer
+        .cells
+        .iter()
+        .map(|c| match c.value {
+            CellValue::Released(v) => json!({"key": c.key, "value": v}),
+            CellValue::Suppressed(r) => json!({"key": c.key, "suppressed": r.code()}),
+        })
+        .collect();
+    json!({
+        "country": country.as_str(),
+        "unit": unit.code(),
+        "dimensions": answer.dimensions.iter().map(|d| d.code()).collect::<Vec<_>>(),
+        "cells": cells,
+    })
+}

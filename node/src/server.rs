@@ -1,0 +1,90 @@
+//! Running the node's gRPC server: mutual TLS 1.3 on a given listener, the `Federation` service,
+//! standard health and reflection, request deadlines and size limits, and graceful shutdown.
+//!
+//! [`serve`] takes an already bound listener so tests (and the demo) bind `127.0.0.1:0` and
+//! learn the port before serving; the binary binds the configured address.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use vrs_core::tls::{self, TlsPaths};
+use vrs_proto::pb::federation_server::FederationServer;
+
+use crate::config::NodeConfig;
+use crate::service::{NodeService, SetupError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// `[tls]` is missing from node.toml.
+    #[error("node.toml has no [tls] section: serving needs the CA, certificate and key")]
+    NoTls,
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The service could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// Reflection could not be built.
+    #[error("reflection service: {0}")]
+    Reflection(String),
+    /// The transport failed.
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the node on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: &NodeConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let tls_section = config.file.tls.as_ref().ok_or(ServeError::NoTls)?;
+    let paths = TlsPaths {
+        ca: tls_section.ca.clone(),
+        cert: tls_section.cert.clone(),
+        key: tls_section.key.clone(),
+    };
+    let server_config = tls::server_config(&paths)?;
+    let service = NodeService::new(config)?;
+    let server = &config.file.server;
+    let federation = FederationServer::new(service)
+        .max_decoding_message_size(server.max_request_bytes)
+        .max_encoding_message_size(64 * 1024 * 1024);
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<FederationServer<NodeService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vrs_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vrs_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let local = listener.local_addr().ok();
+    let incoming = tls::incoming(
+        listener,
+        server_config,
+        Duration::from_secs(server.handshake_timeout_secs),
+    );
+    tracing::info!(country = %config.file.node.country, addr = ?local, "node serving");
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(server.request_timeout_secs))
+        .concurrency_limit_per_connection(server.max_concurrent_requests.max(1))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
+        .add_service(federation)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    tracing::info!("node stopped");
+    Ok(())
+}
