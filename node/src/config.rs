@@ -239,6 +239,7 @@ impl NodeConfig {
 /// The documented `node.toml` that `vrs-node init` writes.
 pub fn initial_config(country: Country) -> String {
     let lower = country.as_str().to_ascii_lowercase();
+    let fx = toml::to_string(&FxRates::sample()).unwrap_or_default();
     format!(
         r#"# VRS Federation node configuration.
 # Every key is optional unless marked required; unknown keys are errors.
@@ -292,11 +293,9 @@ max_deviation = 2
 
 [fx]
 # USD per one unit of each currency, used to convert fees at import. USD is always 1.
-# A fee in a currency without a rate is rejected at import.
-EUR = 1.08
-GBP = 1.27
-AUD = 0.66
-
+# A fee in a currency without a rate is rejected at import. These are approximate 2024
+# averages: replace them with the rates your agency uses.
+{fx}
 [log]
 # "human" or "json"; level applies when RUST_LOG is unset.
 format = "human"

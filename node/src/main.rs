@@ -1,1 +1,318 @@
-fn main() {}
+//! `vrs-node`: a country's node. Create it, load records, see what it would release, serve it.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use vrs_core::cli::QueryArgs;
+use vrs_core::codes::Country;
+use vrs_core::query::Query;
+use vrs_core::telemetry::{self, LogFormat};
+use vrs_node::config::{CONFIG_FILE, NodeConfig, initial_config};
+use vrs_node::disclosure::{self, PerturbationSecret};
+use vrs_node::import::mapping::Mapping;
+use vrs_node::import::template::CsvWriter;
+use vrs_node::import::{ImportOptions, import_files};
+use vrs_node::store::Store;
+use vrs_node::synth::{self, SynthConfig};
+use vrs_node::{query, render, server, service};
+
+#[derive(Debug, Parser)]
+#[command(name = "vrs-node", version, about = "VRS Federation country node")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "human")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SynthFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a node directory: the store and a documented node.toml.
+    Init {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// ISO 3166-1 alpha-3 code of the node's country.
+        #[arg(long)]
+        country: String,
+    },
+    /// Import records (template CSV / JSON Lines, or any layout through a mapping file).
+    Import {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Mapping file (TOML) for a layout other than the template.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Import nothing from a file if any of its rows is rejected.
+        #[arg(long)]
+        strict: bool,
+        /// Summary format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: SummaryFormat,
+        /// Files to import.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write realistic synthetic records in the template format.
+    Synth {
+        /// Reporting country.
+        #[arg(long)]
+        country: String,
+        /// Number of incidents.
+        #[arg(long)]
+        incidents: u64,
+        /// Seed: the same seed gives the same records.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: SynthFormat,
+    },
+    /// Show exactly what the node would release for a query.
+    Query {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Explain locally why each cell was suppressed (never sent to anyone).
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Serve the node to its allowed coordinators over mutual TLS.
+    Serve {
+        /// node.toml (or the node directory holding it).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    vrs_core::tls::install_crypto_provider();
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, "info");
+    match cli.command {
+        Command::Init { dir, country } => init(dir, &country),
+        Command::Import {
+            dir,
+            mapping,
+            strict,
+            format,
+            files,
+        } => import(dir, mapping, strict, format, &files),
+        Command::Synth {
+            country,
+            incidents,
+            seed,
+            out,
+            format,
+        } => synthesize(&country, incidents, seed, out, format),
+        Command::Query {
+            dir,
+            query,
+            format,
+            explain,
+        } => local_query(dir, &query, format, explain),
+        Command::Serve { config } => serve(config),
+    }
+}
+
+fn parse_country(s: &str) -> Result<Country> {
+    s.parse::<Country>()
+        .with_context(|| format!("--country {s}"))
+}
+
+fn init(dir: PathBuf, country: &str) -> Result<()> {
+    let country = parse_country(country)?;
+    let config_path = dir.join(CONFIG_FILE);
+    if config_path.exists() {
+        bail!(
+            "{} already exists: this directory is already a node",
+            config_path.display()
+        );
+    }
+    let store = Store::create(&dir, country)?;
+    std::fs::write(&config_path, initial_config(country))
+        .with_context(|| format!("write {}", config_path.display()))?;
+    println!(
+        "Created node {country} in {}:\n  {}  (store, schema v{})\n  {}  (configuration: policy, TLS, callers — edit it)",
+        dir.display(),
+        store.path().display(),
+        store.schema_version()?,
+        config_path.display()
+    );
+    Ok(())
+}
+
+fn import(
+    dir: PathBuf,
+    mapping: Option<PathBuf>,
+    strict: bool,
+    format: SummaryFormat,
+    files: &[PathBuf],
+) -> Result<()> {
+    let config = NodeConfig::load(&dir)?;
+    let mut store = Store::open(&config.data_dir())?;
+    let mapping = match mapping {
+        Some(p) => Some(Mapping::load(&p)?),
+        None => None,
+    };
+    let opts = ImportOptions {
+        strict,
+        mapping,
+        format: None,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = import_files(&mut store, files, &config.file.fx, &opts)?;
+    match format {
+        SummaryFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        SummaryFormat::Text => {
+            const SHOWN: usize = 20;
+            for r in report.rejections.iter().take(SHOWN) {
+                println!("{}:{}: {}", r.file, r.line, r.reason);
+            }
+            let more = report
+                .rejected
+                .saturating_sub(SHOWN.min(report.rejections.len()) as u64);
+            if more > 0 {
+                println!("… and {more} more rejected rows (--format json lists them)");
+            }
+            for f in &report.files {
+                println!(
+                    "{}: {} imported, {} rejected, {} duplicates{}",
+                    f.file,
+                    f.imported,
+                    f.rejected,
+                    f.duplicates,
+                    if f.rolled_back {
+                        " (strict: nothing imported)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            println!(
+                "total: {} imported, {} rejected, {} duplicates",
+                report.imported, report.rejected, report.duplicates
+            );
+        }
+    }
+    if strict && report.rejected > 0 {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn synthesize(
+    country: &str,
+    incidents: u64,
+    seed: u64,
+    out: Option<PathBuf>,
+    format: SynthFormat,
+) -> Result<()> {
+    let cfg = SynthConfig::new(parse_country(country)?, incidents, seed);
+    let sink: Box<dyn Write> = match &out {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let w = std::io::BufWriter::with_capacity(1 << 16, sink);
+    let n = match format {
+        SynthFormat::Csv => {
+            let mut writer = CsvWriter::new(w)?;
+            let mut n = 0u64;
+            for r in synth::generate(&cfg) {
+                writer.write(&r)?;
+                n += 1;
+            }
+            writer.finish()?.flush()?;
+            n
+        }
+        SynthFormat::Jsonl => synth::write_jsonl(&cfg, w)?,
+    };
+    if let Some(p) = out {
+        eprintln!("wrote {n} synthetic incidents to {}", p.display());
+    }
+    Ok(())
+}
+
+fn local_query(dir: PathBuf, args: &QueryArgs, format: Format, explain: bool) -> Result<()> {
+    let config = NodeConfig::load(&dir)?;
+    let store = Store::open_read_only(&config.data_dir())?;
+    let q = Query::parse(&args.to_raw()?, &config.policy.query_limits())?;
+    service::check_published(&config.policy, &q).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let table = query::aggregate(&store, &q)?;
+    let secret = PerturbationSecret::from_bytes(store.perturbation_secret()?);
+    let released = disclosure::release(&table, &config.policy, &secret);
+    match format {
+        Format::Table => print!("{}", render::table(q.unit(), &released.answer).to_aligned()),
+        Format::Csv => print!("{}", render::table(q.unit(), &released.answer).to_csv()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::json(
+                store.country(),
+                q.unit(),
+                &released.answer
+            ))?
+        ),
+    }
+    if explain {
+        println!();
+        for e in &released.explanations {
+            println!("{e}");
+        }
+    }
+    Ok(())
+}
+
+fn serve(config_path: PathBuf) -> Result<()> {
+    let config = NodeConfig::load(&config_path)?;
+    let format: LogFormat = config.file.log.format.parse().unwrap_or(LogFormat::Human);
+    telemetry::init(format, &config.file.log.level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async {
+        let addr = config.file.server.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("bind {addr}"))?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        server::serve(listener, &config, shutdown).await?;
+        Ok(())
+    })
+}
