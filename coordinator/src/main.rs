@@ -48,6 +48,10 @@ enum Command {
         /// Show each node's released value next to the regional one.
         #[arg(long)]
         per_node: bool,
+        /// Re-send an earlier query id (to collect answers from nodes that held the query for
+        /// their operator's approval). Default: a fresh id.
+        #[arg(long)]
+        query_id: Option<String>,
     },
     /// Ask every node what it publishes (dimensions, units, public policy).
     Describe {
@@ -76,6 +80,7 @@ async fn main() -> Result<()> {
             query,
             format,
             per_node,
+            query_id,
         } => {
             let registry = Registry::load(&registry)?;
             let raw = query.to_raw()?;
@@ -85,7 +90,13 @@ async fn main() -> Result<()> {
             };
             let query = Query::parse(&raw, &limits).context("invalid query")?;
             let fed = Federation::connect(&registry)?;
-            let (id, results) = fed.ask(&query).await?;
+            let (id, results) = match query_id {
+                Some(id) => {
+                    let results = fed.ask_with_id(&query, &id).await;
+                    (id, results)
+                }
+                None => fed.ask(&query).await?,
+            };
             let regional = merge::merge(&id, query.unit(), query.group_by(), &results);
             match format {
                 Format::Table => print!("{}", output::text(&regional, per_node)),

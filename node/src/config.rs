@@ -42,6 +42,66 @@ pub struct NodeConfigFile {
     /// `[log]`
     #[serde(default)]
     pub log: LogSection,
+    /// `[budget]`: per-caller rate limit and daily budget.
+    #[serde(default)]
+    pub budget: BudgetSection,
+    /// `[approval]`: whether queries wait for the operator.
+    #[serde(default)]
+    pub approval: ApprovalSection,
+    /// `[revocation]`: where revoked certificates and signing keys are listed.
+    #[serde(default)]
+    pub revocation: RevocationSection,
+}
+
+/// `[budget]`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetSection {
+    /// Sustained queries per minute per caller. Default 60.
+    pub rate_per_minute: u32,
+    /// Queries a caller may send in a burst above the sustained rate. Default 20.
+    pub burst: u32,
+    /// Queries answered per caller per UTC day. Default 5000.
+    pub daily_queries: u64,
+}
+
+impl Default for BudgetSection {
+    fn default() -> Self {
+        BudgetSection {
+            rate_per_minute: 60,
+            burst: 20,
+            daily_queries: 5_000,
+        }
+    }
+}
+
+/// `[approval]`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalSection {
+    /// `auto` (answer at once) or `manual` (hold each new query until the operator approves it
+    /// with `vrs-node approvals approve`). Default `auto`.
+    pub mode: ApprovalMode,
+}
+
+/// How queries are approved.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    /// Answer at once.
+    #[default]
+    Auto,
+    /// Hold for the operator.
+    Manual,
+}
+
+/// `[revocation]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationSection {
+    /// File listing revoked certificates (SHA-256 fingerprints) and signing keys (key ids or
+    /// public keys), re-read whenever it changes. Default: `revoked.toml` beside node.toml.
+    pub file: Option<PathBuf>,
 }
 
 /// `[node]`
@@ -219,11 +279,23 @@ impl NodeConfig {
         if let Some(d) = &mut file.node.data_dir {
             resolve(d);
         }
+        if let Some(f) = &mut file.revocation.file {
+            resolve(f);
+        }
         Ok(NodeConfig {
             file,
             policy,
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// The revocation list's path.
+    pub fn revocation_file(&self) -> PathBuf {
+        self.file
+            .revocation
+            .file
+            .clone()
+            .unwrap_or_else(|| self.dir.join("revoked.toml"))
     }
 
     /// Directory of the store.
@@ -296,6 +368,23 @@ max_deviation = 2
 # A fee in a currency without a rate is rejected at import. These are approximate 2024
 # averages: replace them with the rates your agency uses.
 {fx}
+[budget]
+# Per calling coordinator: sustained queries per minute, burst above it, answers per UTC day.
+rate_per_minute = 60
+burst = 20
+daily_queries = 5000
+
+[approval]
+# "auto" answers at once; "manual" holds each new query until you run
+# `vrs-node approvals approve --dir DIR QUERY_ID` (or deny it).
+mode = "auto"
+
+[revocation]
+# Revoked certificates and signing keys, re-read whenever the file changes (no restart):
+#   certificates = ["<sha256 fingerprint of the certificate, hex>"]
+#   signing_keys = ["<key id or public key, hex>"]
+# file = "revoked.toml"
+
 [log]
 # "human" or "json"; level applies when RUST_LOG is unset.
 format = "human"

@@ -3,22 +3,30 @@
 //!
 //! - [`record`]: the checked domain form of an incident and what hangs off it.
 //! - [`store`]: the SQLite store (WAL, foreign keys, versioned migrations, secret record keys).
+//! - [`import`]: CSV (template or TOML mapping) and JSON Lines files → checked records → the store, one transaction per file.
 //! - [`config`]: `node.toml`: identity, server, TLS, allowed callers, policy, exchange rates.
 //! - [`query`]: a checked query → parameterised SQL → exact cells (never released as such).
 //! - [`disclosure`]: the pure disclosure pipeline: exact cells + policy + secret → released cells.
+//! - [`audit`]: the append-only, hash-chained audit log; replay memory; queries held for approval.
+//! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
+//! - [`check`]: `vrs-node check`: configuration, certificates, store and audit chain.
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
 //! - [`synth`]: a seeded generator of realistic synthetic records, by reporting country and route.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod check;
 pub mod config;
 pub mod disclosure;
 pub mod fx;
+pub mod import;
 pub mod query;
 pub mod record;
 pub mod render;
+pub mod revocation;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use vrs_core::cli::QueryArgs;
 use vrs_core::codes::Country;
 use vrs_core::query::Query;
+use vrs_core::table::Table;
 use vrs_core::telemetry::{self, LogFormat};
+use vrs_node::audit::AuditLog;
 use vrs_node::config::{CONFIG_FILE, NodeConfig, initial_config};
 use vrs_node::disclosure::{self, PerturbationSecret};
 use vrs_node::import::mapping::Mapping;
@@ -108,11 +110,81 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Read and check the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// Queries held for the operator (when `[approval] mode = "manual"`).
+    Approvals {
+        #[command(subcommand)]
+        action: ApprovalAction,
+    },
+    /// Check configuration, certificates and store; say what is wrong.
+    Check {
+        /// node.toml (or the node directory holding it).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Serve the node to its allowed coordinators over mutual TLS.
     Serve {
         /// node.toml (or the node directory holding it).
         #[arg(long)]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Show entries (newest last).
+    Show {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Show at most this many of the newest entries.
+        #[arg(long, default_value_t = 50)]
+        last: i64,
+    },
+    /// Recompute the hash chain; name the first entry where it breaks.
+    Verify {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Export every entry as JSON Lines (with envelopes and signatures, for an auditor).
+    Export {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalAction {
+    /// List queries waiting for a decision (`--all`: every held query).
+    List {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Include decided queries.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a held query: the coordinator's next ask with the same id is answered.
+    Approve {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The query id.
+        query_id: String,
+    },
+    /// Deny a held query.
+    Deny {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The query id.
+        query_id: String,
     },
 }
 
@@ -142,6 +214,9 @@ fn main() -> Result<()> {
             format,
             explain,
         } => local_query(dir, &query, format, explain),
+        Command::Audit { action } => audit(action),
+        Command::Approvals { action } => approvals(action),
+        Command::Check { config } => check(config),
         Command::Serve { config } => serve(config),
     }
 }
@@ -291,6 +366,118 @@ fn local_query(dir: PathBuf, args: &QueryArgs, format: Format, explain: bool) ->
         for e in &released.explanations {
             println!("{e}");
         }
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn audit_dir(dir: &std::path::Path) -> Result<PathBuf> {
+    Ok(NodeConfig::load(dir)?.data_dir())
+}
+
+fn audit(action: AuditAction) -> Result<()> {
+    match action {
+        AuditAction::Show { dir, last } => {
+            let log = AuditLog::open_existing(&audit_dir(&dir)?)?;
+            let (head, _) = log.head()?;
+            let mut t = Table::new([
+                "seq",
+                "time",
+                "caller",
+                "query id",
+                "outcome",
+                "answer digest",
+            ])
+            .align_right(0);
+            for e in log.entries((head - last + 1).max(1), last)? {
+                t.push(vec![
+                    e.seq.to_string(),
+                    format_ms(e.at_ms),
+                    e.caller,
+                    e.query_id,
+                    e.outcome,
+                    e.answer_digest.chars().take(16).collect(),
+                ]);
+            }
+            print!("{}", t.to_aligned());
+        }
+        AuditAction::Verify { dir } => {
+            let log = AuditLog::open_existing(&audit_dir(&dir)?)?;
+            match log.verify()? {
+                Ok(n) => {
+                    let (_, head) = log.head()?;
+                    println!("audit log intact: {n} entries, head {head}");
+                }
+                Err(b) => {
+                    println!("audit log BROKEN at entry {}: {}", b.seq, b.problem);
+                    std::process::exit(1);
+                }
+            }
+        }
+        AuditAction::Export { dir } => {
+            let log = AuditLog::open_existing(&audit_dir(&dir)?)?;
+            let mut out = std::io::stdout().lock();
+            let mut from = 1;
+            loop {
+                let batch = log.entries(from, 1000)?;
+                let Some(last) = batch.last() else { break };
+                from = last.seq + 1;
+                for e in &batch {
+                    writeln!(out, "{}", serde_json::to_string(e)?)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn approvals(action: ApprovalAction) -> Result<()> {
+    match action {
+        ApprovalAction::List { dir, all } => {
+            let log = AuditLog::open(&audit_dir(&dir)?)?;
+            let mut t = Table::new(["query id", "received", "caller", "state", "query"]);
+            for p in log.pending(all)? {
+                t.push(vec![
+                    p.query_id,
+                    format_ms(p.received_ms),
+                    p.caller,
+                    p.state,
+                    p.summary,
+                ]);
+            }
+            print!("{}", t.to_aligned());
+        }
+        ApprovalAction::Approve { dir, query_id } => {
+            AuditLog::open(&audit_dir(&dir)?)?.decide(&query_id, "approved", now_ms())?;
+            println!(
+                "approved {query_id}: the coordinator's next request with this id is answered"
+            );
+        }
+        ApprovalAction::Deny { dir, query_id } => {
+            AuditLog::open(&audit_dir(&dir)?)?.decide(&query_id, "denied", now_ms())?;
+            println!("denied {query_id}");
+        }
+    }
+    Ok(())
+}
+
+fn check(config_path: PathBuf) -> Result<()> {
+    let report = vrs_node::check::run(&config_path);
+    print!("{}", report.text());
+    if !report.ok() {
+        std::process::exit(1);
     }
     Ok(())
 }

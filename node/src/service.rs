@@ -20,9 +20,13 @@ use vrs_core::query::{Dimension, Query, QueryError, RawQuery, Unit};
 use vrs_core::signing::PublicKey;
 use vrs_proto::pb;
 
-use crate::config::NodeConfig;
+use tracing::Instrument;
+
+use crate::audit::{AuditError, AuditLog, NewEntry};
+use crate::config::{ApprovalMode, BudgetSection, NodeConfig};
 use crate::disclosure::{self, PerturbationSecret, Policy, PublicPolicy};
 use crate::query::{PlanError, aggregate};
+use crate::revocation::RevocationList;
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
 
 /// How far a query's timestamp may be from the node's clock.
@@ -64,6 +68,21 @@ pub enum ServiceError {
     /// The query id is not of the accepted form.
     #[error("query id must be 16-64 characters of [A-Za-z0-9-]")]
     BadQueryId,
+    /// The caller's certificate or signing key is revoked.
+    #[error("certificate or signing key revoked")]
+    Revoked,
+    /// The caller sent more queries than the rate limit allows.
+    #[error("rate limit exceeded, slow down")]
+    RateLimited,
+    /// The caller's daily query budget is spent.
+    #[error("daily query budget spent")]
+    BudgetSpent,
+    /// The operator denied this query.
+    #[error("the node's operator denied this query")]
+    Denied,
+    /// A query id held for approval was re-sent with a different query.
+    #[error("query id is held for approval with a different query")]
+    QueryMismatch,
     /// The query is invalid.
     #[error("{0}")]
     Query(#[from] QueryError),
@@ -93,6 +112,11 @@ impl ServiceError {
             ServiceError::StaleQuery => "STALE_QUERY",
             ServiceError::Replay => "REPLAYED_QUERY_ID",
             ServiceError::BadQueryId => "BAD_QUERY_ID",
+            ServiceError::Revoked => "REVOKED",
+            ServiceError::RateLimited => "RATE_LIMITED",
+            ServiceError::BudgetSpent => "DAILY_BUDGET_SPENT",
+            ServiceError::Denied => "DENIED_BY_OPERATOR",
+            ServiceError::QueryMismatch => "QUERY_MISMATCH",
             ServiceError::Query(q) => q.code(),
             ServiceError::NotPublished(_) => "NOT_PUBLISHED",
             ServiceError::Busy => "BUSY",
@@ -111,7 +135,11 @@ impl ServiceError {
             | ServiceError::BadSignature
             | ServiceError::WrongAudience
             | ServiceError::IssuerMismatch => Code::PermissionDenied,
-            ServiceError::TooLarge => Code::ResourceExhausted,
+            ServiceError::TooLarge | ServiceError::RateLimited | ServiceError::BudgetSpent => {
+                Code::ResourceExhausted
+            }
+            ServiceError::Revoked | ServiceError::Denied => Code::PermissionDenied,
+            ServiceError::QueryMismatch => Code::InvalidArgument,
             ServiceError::Busy => Code::Unavailable,
             ServiceError::Replay => Code::AlreadyExists,
             ServiceError::StaleQuery => Code::FailedPrecondition,
@@ -166,23 +194,41 @@ impl ReadPool {
     }
 }
 
-/// Query ids seen recently, kept for twice the clock window.
-#[derive(Debug, Default)]
-struct ReplayCache {
-    seen: HashMap<String, i64>,
+/// A token bucket per caller: `burst` queries at once, refilled at `rate_per_minute`.
+#[derive(Debug)]
+struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, tokio::time::Instant)>>,
 }
 
-impl ReplayCache {
-    /// Records `id` at `now_ms`; false if it was seen already.
-    fn insert(&mut self, id: &str, now_ms: i64, keep_ms: i64) -> bool {
-        if self.seen.len() > 10_000 {
-            self.seen.retain(|_, t| now_ms - *t < keep_ms);
+impl RateLimiter {
+    fn new(b: &BudgetSection) -> RateLimiter {
+        RateLimiter {
+            per_second: f64::from(b.rate_per_minute) / 60.0,
+            burst: f64::from(b.burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
         }
-        if self.seen.contains_key(id) {
+    }
+
+    /// Takes one token for `caller`; false when the bucket is empty.
+    fn allow(&self, caller: &str) -> bool {
+        let now = tokio::time::Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
             return false;
+        };
+        let (tokens, last) = buckets
+            .entry(caller.to_string())
+            .or_insert((self.burst, now));
+        let refill = now.duration_since(*last).as_secs_f64() * self.per_second;
+        *tokens = (*tokens + refill).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
-        self.seen.insert(id.to_string(), now_ms);
-        true
     }
 }
 
@@ -193,7 +239,11 @@ pub struct NodeService {
     secret: PerturbationSecret,
     callers: HashMap<String, Vec<PublicKey>>,
     pool: Arc<ReadPool>,
-    replay: Mutex<ReplayCache>,
+    audit: Mutex<AuditLog>,
+    revoked: RevocationList,
+    limiter: RateLimiter,
+    daily_budget: u64,
+    approval: ApprovalMode,
     permits: Arc<tokio::sync::Semaphore>,
     clock_window: Duration,
     max_request_bytes: usize,
@@ -215,6 +265,9 @@ pub enum SetupError {
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// A caller's signing key is not valid hex Ed25519.
     #[error("caller {0}: signing key is not 64 hex characters")]
     BadCallerKey(String),
@@ -233,6 +286,35 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// What the TLS layer says about the caller.
+#[derive(Debug, Default)]
+struct Peer {
+    identity: Option<String>,
+    leaf: Option<Vec<u8>>,
+}
+
+impl Peer {
+    fn of<T>(req: &Request<T>) -> Peer {
+        Peer {
+            identity: vrs_core::tls::peer_identity(req),
+            leaf: req
+                .peer_certs()
+                .and_then(|chain| chain.first().map(|c| c.as_ref().to_vec())),
+        }
+    }
+}
+
+/// A request that passed every check, with what is needed to answer it.
+struct Admitted {
+    query: Query,
+}
+
+/// The outcome of one `Aggregate` call, before it is audited.
+enum Handled {
+    Answered(Answer),
+    Pending,
 }
 
 impl NodeService {
@@ -258,6 +340,7 @@ impl NodeService {
             callers.insert(c.identity.clone(), keys);
         }
         let describe = describe(&store, &config.policy)?;
+        let audit = AuditLog::open(&dir)?;
         let server = &config.file.server;
         Ok(NodeService {
             country: store.country(),
@@ -268,7 +351,11 @@ impl NodeService {
                 dir,
                 idle: Mutex::new(vec![store]),
             }),
-            replay: Mutex::new(ReplayCache::default()),
+            audit: Mutex::new(audit),
+            revoked: RevocationList::new(&config.revocation_file()),
+            limiter: RateLimiter::new(&config.file.budget),
+            daily_budget: config.file.budget.daily_queries,
+            approval: config.file.approval.mode,
             permits: Arc::new(tokio::sync::Semaphore::new(
                 server.max_concurrent_requests.max(1),
             )),
@@ -278,23 +365,39 @@ impl NodeService {
         })
     }
 
-    fn caller<T>(&self, req: &Request<T>) -> Result<String, ServiceError> {
-        let id = vrs_core::tls::peer_identity(req).ok_or(ServiceError::Unauthenticated)?;
-        if self.callers.contains_key(&id) {
-            Ok(id)
-        } else {
-            Err(ServiceError::CallerNotAllowed)
-        }
+    fn audit(&self) -> Result<std::sync::MutexGuard<'_, AuditLog>, ServiceError> {
+        self.audit.lock().map_err(|_| ServiceError::Internal)
     }
 
-    /// Checks signature, envelope and query; returns the query id and checked query.
+    /// The caller's identity, if it is an allowed, unrevoked coordinator.
+    fn caller(&self, peer: &Peer) -> Result<String, ServiceError> {
+        let id = peer.identity.clone().ok_or(ServiceError::Unauthenticated)?;
+        if !self.callers.contains_key(&id) {
+            return Err(ServiceError::CallerNotAllowed);
+        }
+        if peer
+            .leaf
+            .as_deref()
+            .is_some_and(|der| self.revoked.current().certificate(der))
+        {
+            return Err(ServiceError::Revoked);
+        }
+        Ok(id)
+    }
+
+    /// Every check before any data is touched. `query_id` is filled in as soon as it is known,
+    /// so the audit entry of a refusal names it.
     fn admit(
         &self,
         caller: &str,
         req: &pb::AggregateRequest,
-    ) -> Result<(String, Query), ServiceError> {
+        query_id: &mut String,
+    ) -> Result<(Admitted, Vec<u8>), ServiceError> {
         if req.envelope.len() + req.signature.len() + req.key_id.len() > self.max_request_bytes {
             return Err(ServiceError::TooLarge);
+        }
+        if !self.limiter.allow(caller) {
+            return Err(ServiceError::RateLimited);
         }
         let keys = self
             .callers
@@ -304,28 +407,32 @@ impl NodeService {
             .iter()
             .find(|k| k.key_id() == req.key_id)
             .ok_or(ServiceError::UnknownKey)?;
+        if self.revoked.current().signing_key(key) {
+            return Err(ServiceError::Revoked);
+        }
         key.verify(&req.envelope, &req.signature)
             .map_err(|_| ServiceError::BadSignature)?;
         let env = pb::QueryEnvelope::decode(req.envelope.as_slice())
             .map_err(|_| ServiceError::MalformedEnvelope)?;
-        if env.audience != self.country.as_str() {
-            return Err(ServiceError::WrongAudience);
-        }
-        if env.issuer != caller {
-            return Err(ServiceError::IssuerMismatch);
-        }
         let id = &env.query_id;
         if !(16..=64).contains(&id.len())
             || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(ServiceError::BadQueryId);
         }
-        let now = now_ms();
+        query_id.clone_from(id);
+        if env.audience != self.country.as_str() {
+            return Err(ServiceError::WrongAudience);
+        }
+        if env.issuer != caller {
+            return Err(ServiceError::IssuerMismatch);
+        }
         let window = i64::try_from(self.clock_window.as_millis()).unwrap_or(i64::MAX);
-        if (env.issued_at_ms - now).abs() > window {
+        if (env.issued_at_ms.saturating_sub(now_ms())).abs() > window {
             return Err(ServiceError::StaleQuery);
         }
         let q = env.query.ok_or(ServiceError::MalformedEnvelope)?;
+        let query_bytes = q.encode_to_vec();
         let raw = RawQuery {
             unit: q.unit,
             group_by: q.group_by,
@@ -340,15 +447,61 @@ impl NodeService {
         };
         let query = Query::parse(&raw, &self.policy.query_limits())?;
         check_published(&self.policy, &query)?;
-        let fresh = self
-            .replay
-            .lock()
-            .map_err(|_| ServiceError::Internal)?
-            .insert(id, now, 2 * window);
-        if !fresh {
-            return Err(ServiceError::Replay);
+        Ok((Admitted { query }, query_bytes))
+    }
+
+    /// Replay protection, approval and the daily budget: the checks that consult the audit file.
+    fn gate(
+        &self,
+        caller: &str,
+        query_id: &str,
+        query: &Query,
+        query_bytes: &[u8],
+    ) -> Result<Option<Handled>, ServiceError> {
+        let now = now_ms();
+        let mut audit = self.audit()?;
+        let internal = |e: AuditError| {
+            tracing::error!(error = %e, "audit log");
+            ServiceError::Internal
+        };
+        match self.approval {
+            ApprovalMode::Auto => {
+                if !audit.remember_query_id(query_id, now).map_err(internal)? {
+                    return Err(ServiceError::Replay);
+                }
+            }
+            ApprovalMode::Manual => match audit.pending_state(query_id).map_err(internal)? {
+                None => {
+                    if !audit.remember_query_id(query_id, now).map_err(internal)? {
+                        return Err(ServiceError::Replay);
+                    }
+                    let summary = summarize(query);
+                    audit
+                        .add_pending(query_id, caller, query_bytes, &summary, now)
+                        .map_err(internal)?;
+                    return Ok(Some(Handled::Pending));
+                }
+                Some((state, held_caller, held_query)) => {
+                    if held_caller != caller {
+                        return Err(ServiceError::Replay);
+                    }
+                    if held_query != query_bytes {
+                        return Err(ServiceError::QueryMismatch);
+                    }
+                    match state.as_str() {
+                        "pending" => return Ok(Some(Handled::Pending)),
+                        "denied" => return Err(ServiceError::Denied),
+                        "approved" => audit.decide(query_id, "answered", now).map_err(internal)?,
+                        _ => return Err(ServiceError::Replay),
+                    }
+                }
+            },
         }
-        Ok((env.query_id, query))
+        let day_start = now - now.rem_euclid(86_400_000);
+        if audit.answered_since(caller, day_start).map_err(internal)? >= self.daily_budget {
+            return Err(ServiceError::BudgetSpent);
+        }
+        Ok(None)
     }
 
     async fn answer(&self, query: Query) -> Result<Answer, ServiceError> {
@@ -373,6 +526,36 @@ impl NodeService {
         .await
         .map_err(|_| ServiceError::Internal)?
     }
+
+    async fn handle(
+        &self,
+        peer: &Peer,
+        req: &pb::AggregateRequest,
+        query_id: &mut String,
+    ) -> Result<Handled, ServiceError> {
+        let caller = self.caller(peer)?;
+        let (admitted, query_bytes) = self.admit(&caller, req, query_id)?;
+        if let Some(done) = self.gate(&caller, query_id, &admitted.query, &query_bytes)? {
+            return Ok(done);
+        }
+        Ok(Handled::Answered(self.answer(admitted.query).await?))
+    }
+}
+
+/// A one-line description of a query for the operator's approval list.
+fn summarize(q: &Query) -> String {
+    let raw = q.to_raw();
+    let mut s = format!("{} by [{}]", raw.unit, raw.group_by.join(", "));
+    for (d, v) in &raw.filters {
+        s.push_str(&format!(" where {d} in [{}]", v.join(", ")));
+    }
+    if !raw.period_from.is_empty() || !raw.period_to.is_empty() {
+        s.push_str(&format!(" from {} to {}", raw.period_from, raw.period_to));
+    }
+    if raw.margins {
+        s.push_str(" with margins");
+    }
+    s
 }
 
 /// Refuses units and dimensions the policy does not publish.
@@ -486,7 +669,7 @@ impl pb::federation_server::Federation for NodeService {
         &self,
         req: Request<pb::DescribeRequest>,
     ) -> Result<Response<pb::DescribeResponse>, Status> {
-        let caller = self.caller(&req).map_err(|e| {
+        let caller = self.caller(&Peer::of(&req)).map_err(|e| {
             tracing::warn!(reason = e.reason(), "describe refused");
             e.to_status()
         })?;
@@ -498,63 +681,97 @@ impl pb::federation_server::Federation for NodeService {
         &self,
         req: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
-        let caller = match self.caller(&req) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(reason = e.reason(), "aggregate refused");
-                return Err(e.to_status());
-            }
-        };
-        let span = tracing::info_span!("aggregate", %caller, node = %self.country, query_id = tracing::field::Empty);
-        let _enter = span.enter();
+        let peer = Peer::of(&req);
         let body = req.into_inner();
-        let (query_id, query) = match self.admit(&caller, &body) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(reason = e.reason(), "query refused");
-                return Err(e.to_status());
-            }
+        let span = tracing::info_span!(
+            "aggregate",
+            caller = peer.identity.as_deref().unwrap_or("-"),
+            node = %self.country,
+            query_id = tracing::field::Empty
+        );
+        let mut query_id = String::new();
+        let handled = self
+            .handle(&peer, &body, &mut query_id)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        if !query_id.is_empty() {
+            span.record("query_id", query_id.as_str());
+        }
+        let (outcome, digest) = match &handled {
+            Ok(Handled::Answered(a)) => ("answered".to_string(), answer_digest(a)),
+            Ok(Handled::Pending) => ("pending_approval".to_string(), String::new()),
+            Err(e) => (format!("refused:{}", e.reason()), String::new()),
         };
-        span.record("query_id", query_id.as_str());
-        let answer = match self.answer(query).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(reason = e.reason(), "query refused");
-                return Err(e.to_status());
-            }
+        // Invariant 4: nothing is released unless its audit entry is written first.
+        let entry = NewEntry {
+            at_ms: now_ms(),
+            caller: peer.identity.as_deref().unwrap_or(""),
+            query_id: &query_id,
+            envelope: &body.envelope,
+            signature: &body.signature,
+            key_id: &body.key_id,
+            outcome: &outcome,
+            answer_digest: &digest,
         };
-        let released = answer
-            .cells
-            .iter()
-            .filter(|c| c.value.released().is_some())
-            .count();
-        let digest = answer_digest(&answer);
-        tracing::info!(cells = answer.cells.len(), released, "query answered");
-        let cells = answer
-            .cells
-            .into_iter()
-            .map(|c| pb::Cell {
-                key: c.key,
-                outcome: Some(match c.value {
-                    CellValue::Released(v) => pb::cell::Outcome::Value(v),
-                    CellValue::Suppressed(r) => {
-                        pb::cell::Outcome::Suppressed(to_pb_reason(r) as i32)
-                    }
-                }),
+        let audited = self.audit().and_then(|mut log| {
+            log.append(&entry).map_err(|e| {
+                tracing::error!(error = %e, "cannot write the audit log; refusing");
+                ServiceError::Internal
             })
-            .collect();
-        Ok(Response::new(pb::AggregateResponse {
-            country: self.country.to_string(),
-            query_id,
-            status: pb::AnswerStatus::Answered as i32,
-            dimensions: answer
-                .dimensions
-                .iter()
-                .map(|d| d.code().to_string())
-                .collect(),
-            cells,
-            policy: Some(public_policy(&self.policy.public())),
-            answer_digest: digest,
-        }))
+        });
+        if let Err(e) = audited {
+            return Err(e.to_status());
+        }
+        match handled {
+            Err(e) => {
+                tracing::warn!(reason = e.reason(), "query refused");
+                Err(e.to_status())
+            }
+            Ok(Handled::Pending) => {
+                tracing::info!("query held for approval");
+                Ok(Response::new(pb::AggregateResponse {
+                    country: self.country.to_string(),
+                    query_id,
+                    status: pb::AnswerStatus::PendingApproval as i32,
+                    policy: Some(public_policy(&self.policy.public())),
+                    ..pb::AggregateResponse::default()
+                }))
+            }
+            Ok(Handled::Answered(answer)) => {
+                let released = answer
+                    .cells
+                    .iter()
+                    .filter(|c| c.value.released().is_some())
+                    .count();
+                tracing::info!(cells = answer.cells.len(), released, "query answered");
+                let cells = answer
+                    .cells
+                    .into_iter()
+                    .map(|c| pb::Cell {
+                        key: c.key,
+                        outcome: Some(match c.value {
+                            CellValue::Released(v) => pb::cell::Outcome::Value(v),
+                            CellValue::Suppressed(r) => {
+                                pb::cell::Outcome::Suppressed(to_pb_reason(r) as i32)
+                            }
+                        }),
+                    })
+                    .collect();
+                Ok(Response::new(pb::AggregateResponse {
+                    country: self.country.to_string(),
+                    query_id,
+                    status: pb::AnswerStatus::Answered as i32,
+                    dimensions: answer
+                        .dimensions
+                        .iter()
+                        .map(|d| d.code().to_string())
+                        .collect(),
+                    cells,
+                    policy: Some(public_policy(&self.policy.public())),
+                    answer_digest: digest,
+                }))
+            }
+        }
     }
 }

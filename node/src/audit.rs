@@ -1,0 +1,539 @@
+//! The node's audit log: every query it answers, refuses or holds for approval, in an
+//! append-only, hash-chained SQLite file (`audit.sqlite`, beside the store).
+//!
+//! Entry `n` stores the caller's certificate identity, the signed envelope exactly as received,
+//! its signature and key id, the outcome, and the SHA-256 digest of the released answer. Its
+//! `hash` is SHA-256 over the previous entry's hash and every field of entry `n`, each
+//! length-prefixed, so editing, removing, inserting or reordering any entry breaks the chain at
+//! that point, and [`AuditLog::verify`] names where. Triggers refuse `UPDATE` and `DELETE`, so only
+//! someone bypassing SQLite's own checks can change history, and then `verify` shows it.
+//!
+//! The same file remembers the query ids the node has accepted (`seen_query`), so replay
+//! protection survives a restart, and the queries waiting for the operator's approval.
+//! Released values are never written here: only the digest of the released answer.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// File name of the audit log inside a node directory.
+pub const AUDIT_FILE: &str = "audit.sqlite";
+
+/// Hash of the (absent) entry before the first.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS audit (
+    seq           INTEGER PRIMARY KEY,
+    at_ms         INTEGER NOT NULL,
+    caller        TEXT NOT NULL,
+    query_id      TEXT NOT NULL,
+    envelope      BLOB NOT NULL,
+    signature     BLOB NOT NULL,
+    key_id        TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    answer_digest TEXT NOT NULL,
+    prev_hash     TEXT NOT NULL,
+    hash          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_caller_time ON audit(caller, at_ms);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS seen_query (
+    query_id TEXT PRIMARY KEY,
+    at_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS pending (
+    query_id    TEXT PRIMARY KEY,
+    caller      TEXT NOT NULL,
+    query       BLOB NOT NULL,
+    summary     TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'answered')),
+    decided_ms  INTEGER
+) WITHOUT ROWID;
+"#;
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// SQLite failed.
+    #[error("audit log: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No audit log in this directory.
+    #[error("no audit log at {0}")]
+    Missing(PathBuf),
+    /// No pending query with this id.
+    #[error("no pending query {0}")]
+    NoSuchPending(String),
+}
+
+/// One audit entry as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry<'a> {
+    /// When, in ms since the Unix epoch.
+    pub at_ms: i64,
+    /// The caller's certificate identity ("" when there was none).
+    pub caller: &'a str,
+    /// The query id ("" when the envelope could not be read).
+    pub query_id: &'a str,
+    /// The signed envelope as received (empty if none).
+    pub envelope: &'a [u8],
+    /// The signature as received.
+    pub signature: &'a [u8],
+    /// The key id as received.
+    pub key_id: &'a str,
+    /// `answered`, `pending_approval`, or `refused:<REASON>`.
+    pub outcome: &'a str,
+    /// Hex SHA-256 of the released answer ("" when nothing was released).
+    pub answer_digest: &'a str,
+}
+
+/// One audit entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Caller identity.
+    pub caller: String,
+    /// Query id.
+    pub query_id: String,
+    /// Envelope bytes, hex.
+    pub envelope_hex: String,
+    /// Signature, hex.
+    pub signature_hex: String,
+    /// Key id.
+    pub key_id: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Digest of the released answer.
+    pub answer_digest: String,
+    /// Hash of the previous entry.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// Where the chain breaks, as found by [`AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Break {
+    /// The entry at which the chain no longer holds.
+    pub seq: i64,
+    /// What is wrong there.
+    pub problem: String,
+}
+
+/// A query held for the operator's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    /// Query id.
+    pub query_id: String,
+    /// Caller identity.
+    pub caller: String,
+    /// One-line description of the query.
+    pub summary: String,
+    /// When it arrived.
+    pub received_ms: i64,
+    /// pending / approved / denied / answered.
+    pub state: String,
+}
+
+/// The open audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    conn: Connection,
+}
+
+fn entry_hash(prev: &str, seq: i64, e: &NewEntry<'_>) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |b: &[u8]| {
+        ctx.update(&(b.len() as u64).to_be_bytes());
+        ctx.update(b);
+    };
+    field(b"vrs.audit.v1");
+    field(prev.as_bytes());
+    field(&seq.to_be_bytes());
+    field(&e.at_ms.to_be_bytes());
+    field(e.caller.as_bytes());
+    field(e.query_id.as_bytes());
+    field(e.envelope);
+    field(e.signature);
+    field(e.key_id.as_bytes());
+    field(e.outcome.as_bytes());
+    field(e.answer_digest.as_bytes());
+    hex::encode(ctx.finish())
+}
+
+impl AuditLog {
+    /// Opens (creating if needed) the audit log in a node directory.
+    pub fn open(dir: &Path) -> Result<AuditLog, AuditError> {
+        let conn = Connection::open(dir.join(AUDIT_FILE))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(AuditLog { conn })
+    }
+
+    /// Opens an existing audit log without creating one.
+    pub fn open_existing(dir: &Path) -> Result<AuditLog, AuditError> {
+        let path = dir.join(AUDIT_FILE);
+        if !path.exists() {
+            return Err(AuditError::Missing(path));
+        }
+        Self::open(dir)
+    }
+
+    /// Appends an entry; returns its sequence number and hash.
+    pub fn append(&mut self, e: &NewEntry<'_>) -> Result<(i64, String), AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let hash = entry_hash(&prev, seq, e);
+        tx.execute(
+            "INSERT INTO audit(seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![seq, e.at_ms, e.caller, e.query_id, e.envelope, e.signature, e.key_id, e.outcome, e.answer_digest, prev, hash],
+        )?;
+        tx.commit()?;
+        Ok((seq, hash))
+    }
+
+    /// Every entry, in order (for `audit show` / `export`).
+    pub fn entries(&self, since_seq: i64, limit: i64) -> Result<Vec<Entry>, AuditError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash
+             FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![since_seq, limit], |r| {
+            Ok(Entry {
+                seq: r.get(0)?,
+                at_ms: r.get(1)?,
+                caller: r.get(2)?,
+                query_id: r.get(3)?,
+                envelope_hex: hex::encode(r.get::<_, Vec<u8>>(4)?),
+                signature_hex: hex::encode(r.get::<_, Vec<u8>>(5)?),
+                key_id: r.get(6)?,
+                outcome: r.get(7)?,
+                answer_digest: r.get(8)?,
+                prev_hash: r.get(9)?,
+                hash: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Recomputes the chain. Returns the number of entries checked, or the first break.
+    pub fn verify(&self) -> Result<Result<u64, Break>, AuditError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash
+             FROM audit ORDER BY rowid",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut expected_seq = 1i64;
+        let mut prev = GENESIS.to_string();
+        let mut checked = 0u64;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let envelope: Vec<u8> = r.get(4)?;
+            let signature: Vec<u8> = r.get(5)?;
+            let (caller, query_id, key_id, outcome, digest): (
+                String,
+                String,
+                String,
+                String,
+                String,
+            ) = (r.get(2)?, r.get(3)?, r.get(6)?, r.get(7)?, r.get(8)?);
+            let e = NewEntry {
+                at_ms: r.get(1)?,
+                caller: &caller,
+                query_id: &query_id,
+                envelope: &envelope,
+                signature: &signature,
+                key_id: &key_id,
+                outcome: &outcome,
+                answer_digest: &digest,
+            };
+            let stored_prev: String = r.get(9)?;
+            let stored_hash: String = r.get(10)?;
+            if seq != expected_seq {
+                let problem = if seq > expected_seq {
+                    format!("entries {expected_seq}..{} are missing (removed)", seq - 1)
+                } else {
+                    format!(
+                        "entry {seq} appears where {expected_seq} was expected (reordered or duplicated)"
+                    )
+                };
+                return Ok(Err(Break { seq, problem }));
+            }
+            if stored_prev != prev {
+                return Ok(Err(Break {
+                    seq,
+                    problem:
+                        "does not link to the entry before it (reordered, inserted or removed)"
+                            .into(),
+                }));
+            }
+            if entry_hash(&prev, seq, &e) != stored_hash {
+                return Ok(Err(Break {
+                    seq,
+                    problem: "content does not match its hash (edited)".into(),
+                }));
+            }
+            prev = stored_hash;
+            expected_seq += 1;
+            checked += 1;
+        }
+        Ok(Ok(checked))
+    }
+
+    /// The hash of the last entry (publish it elsewhere to detect truncation of the tail).
+    pub fn head(&self) -> Result<(i64, String), AuditError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string())))
+    }
+
+    /// Records a query id; false if it was already recorded (a replay).
+    pub fn remember_query_id(&mut self, query_id: &str, at_ms: i64) -> Result<bool, AuditError> {
+        let n = self.conn.execute(
+            "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![query_id, at_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Queries this caller had answered since `since_ms` (the daily budget counts these).
+    pub fn answered_since(&self, caller: &str, since_ms: i64) -> Result<u64, AuditError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM audit WHERE caller = ?1 AND at_ms >= ?2 AND outcome = 'answered'",
+            params![caller, since_ms],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Holds a query for the operator.
+    pub fn add_pending(
+        &mut self,
+        query_id: &str,
+        caller: &str,
+        query: &[u8],
+        summary: &str,
+        at_ms: i64,
+    ) -> Result<(), AuditError> {
+        self.conn.execute(
+            "INSERT INTO pending(query_id, caller, query, summary, received_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+            params![query_id, caller, query, summary, at_ms],
+        )?;
+        Ok(())
+    }
+
+    /// The state and stored query bytes of a held query.
+    pub fn pending_state(
+        &self,
+        query_id: &str,
+    ) -> Result<Option<(String, String, Vec<u8>)>, AuditError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state, caller, query FROM pending WHERE query_id = ?1",
+                [query_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    /// Sets a held query's state (`approved`, `denied`, `answered`).
+    pub fn decide(&mut self, query_id: &str, state: &str, at_ms: i64) -> Result<(), AuditError> {
+        let n = self.conn.execute(
+            "UPDATE pending SET state = ?2, decided_ms = ?3 WHERE query_id = ?1 AND state IN ('pending', 'approved')",
+            params![query_id, state, at_ms],
+        )?;
+        if n == 0 {
+            return Err(AuditError::NoSuchPending(
+                query_id.chars().take(64).collect(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Held queries, newest first.
+    pub fn pending(&self, all: bool) -> Result<Vec<Pending>, AuditError> {
+        let sql = if all {
+            "SELECT query_id, caller, summary, received_ms, state FROM pending ORDER BY received_ms DESC"
+        } else {
+            "SELECT query_id, caller, summary, received_ms, state FROM pending WHERE state = 'pending' ORDER BY received_ms DESC"
+        };
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Pending {
+                query_id: r.get(0)?,
+                caller: r.get(1)?,
+                summary: r.get(2)?,
+                received_ms: r.get(3)?,
+                state: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The raw connection, for tests that play an attacker editing the file.
+    #[doc(hidden)]
+    pub fn raw_connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(outcome: &str) -> NewEntry<'_> {
+        NewEntry {
+            at_ms: 1_700_000_000_000,
+            caller: "coordinator.bali-rc.vrs.test",
+            query_id: "0123456789abcdef0123",
+            envelope: b"env",
+            signature: b"sig",
+            key_id: "kid",
+            outcome,
+            answer_digest: "",
+        }
+    }
+
+    fn log_with(n: usize) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        for i in 0..n {
+            let outcome = format!("answered-{i}");
+            log.append(&entry(&outcome)).unwrap();
+        }
+        (dir, log)
+    }
+
+    /// Plays an attacker with write access to the file: drops the triggers first.
+    fn tamper(log: &AuditLog, sql: &str) {
+        log.raw_connection()
+            .execute_batch(&format!(
+                "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {sql}"
+            ))
+            .unwrap();
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let (_d, log) = log_with(5);
+        assert_eq!(log.verify().unwrap(), Ok(5));
+        assert_eq!(log.head().unwrap().0, 5);
+    }
+
+    #[test]
+    fn updates_and_deletes_are_refused_by_sqlite() {
+        let (_d, log) = log_with(2);
+        assert!(
+            log.raw_connection()
+                .execute("UPDATE audit SET outcome = 'x' WHERE seq = 1", [])
+                .is_err()
+        );
+        assert!(
+            log.raw_connection()
+                .execute("DELETE FROM audit WHERE seq = 1", [])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_edited_entry_is_named() {
+        let (_d, log) = log_with(5);
+        tamper(
+            &log,
+            "UPDATE audit SET outcome = 'refused:BUDGET' WHERE seq = 3;",
+        );
+        let b = log.verify().unwrap().unwrap_err();
+        assert_eq!(b.seq, 3);
+        assert!(b.problem.contains("edited"), "{b:?}");
+    }
+
+    #[test]
+    fn a_removed_entry_is_named() {
+        let (_d, log) = log_with(5);
+        tamper(&log, "DELETE FROM audit WHERE seq = 2;");
+        let b = log.verify().unwrap().unwrap_err();
+        assert_eq!(b.seq, 3);
+        assert!(b.problem.contains("missing"), "{b:?}");
+    }
+
+    #[test]
+    fn reordered_entries_are_named() {
+        let (_d, log) = log_with(5);
+        // Swap the contents of entries 2 and 4, keeping their sequence numbers: only the
+        // chain of hashes can tell.
+        tamper(
+            &log,
+            "CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (2, 4);
+             UPDATE audit SET outcome = (SELECT outcome FROM t WHERE seq = 4), hash = (SELECT hash FROM t WHERE seq = 4), prev_hash = (SELECT prev_hash FROM t WHERE seq = 4) WHERE seq = 2;
+             UPDATE audit SET outcome = (SELECT outcome FROM t WHERE seq = 2), hash = (SELECT hash FROM t WHERE seq = 2), prev_hash = (SELECT prev_hash FROM t WHERE seq = 2) WHERE seq = 4;",
+        );
+        let b = log.verify().unwrap().unwrap_err();
+        assert_eq!(b.seq, 2);
+    }
+
+    #[test]
+    fn a_rehashed_edit_still_breaks_the_link_to_the_next_entry() {
+        let (_d, log) = log_with(4);
+        // The attacker edits entry 2 and recomputes its hash, but cannot fix entry 3's link
+        // without rewriting the rest of the chain (whose head may be published elsewhere).
+        let e = entry("refused:FORGED");
+        let (prev,): (String,) = log
+            .raw_connection()
+            .query_row("SELECT prev_hash FROM audit WHERE seq = 2", [], |r| {
+                Ok((r.get(0)?,))
+            })
+            .unwrap();
+        let forged = entry_hash(&prev, 2, &e);
+        tamper(
+            &log,
+            &format!(
+                "UPDATE audit SET outcome = 'refused:FORGED', hash = '{forged}' WHERE seq = 2;"
+            ),
+        );
+        let b = log.verify().unwrap().unwrap_err();
+        assert_eq!(b.seq, 3);
+    }
+
+    #[test]
+    fn query_ids_are_remembered_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        assert!(log.remember_query_id("abc", 1).unwrap());
+        assert!(!log.remember_query_id("abc", 2).unwrap());
+        drop(log);
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        assert!(!log.remember_query_id("abc", 3).unwrap());
+    }
+}
