@@ -495,6 +495,9 @@ fn serve(config_path: PathBuf) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("bind {addr}"))?;
+        // Scripts (and port-0 test set-ups) read the actual address from this line.
+        println!("listening on {}", listener.local_addr()?);
+        std::io::stdout().flush()?;
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
