@@ -1367,7 +1367,7 @@ impl Bound {
             0 => Ok(None),
             1 => Ok(Some(modes[0])),
             n if n == legs => Ok(Some(modes[i])),
-            n => Err(format!("route_modes: {n} modes for {legs} leg(s)")),
+            n => Err(format!("route_modes: {n} mode(s) for {legs} leg(s)")),
         };
         countries
             .windows(2)
@@ -1766,6 +1766,35 @@ mod tests {
             ))
             .contains("only for counts")
         );
+    }
+
+    #[test]
+    fn route_modes_apply_per_leg_or_to_every_leg() {
+        let m = r#"
+            [source_id]
+            column = "id"
+            [fields]
+            period = { value = "2024-01" }
+            country = { value = "THA" }
+            route = { column = "route", split = "-" }
+            route_modes = { column = "modes", split = "/" }
+        "#;
+        let rows = run(m, "id,route,modes\n1,MMR-THA-MYS,land\n2,MMR-THA-MYS,land/sea\n3,MMR-THA-MYS,land/sea/air\n4,,\n").unwrap();
+        let legs = &record(&rows[0]).route;
+        assert_eq!(
+            (legs[0].mode, legs[1].mode),
+            (Some(Mode::Land), Some(Mode::Land))
+        );
+        let legs = &record(&rows[1]).route;
+        assert_eq!(
+            (legs[0].mode, legs[1].mode),
+            (Some(Mode::Land), Some(Mode::Sea))
+        );
+        assert_eq!(
+            rows[2].as_ref().unwrap_err(),
+            "route_modes: 3 mode(s) for 2 leg(s)"
+        );
+        assert!(record(&rows[3]).route.is_empty());
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn parse_route(route: &str, modes: &str) -> Result<Vec<Leg>, String> {
     };
     if modes.len() != legs {
         return Err(format!(
-            "route_modes: {} entries for {legs} leg(s)",
+            "route_modes: {} mode(s) for {legs} leg(s)",
             modes.len()
         ));
     }
@@ -565,7 +565,7 @@ mod tests {
         let e = parse_route("MMR>XX>MYS", "").unwrap_err();
         assert!(e.contains("\"XX\" is not a valid country"), "{e}");
         let e = parse_route("MMR>THA>MYS", "land").unwrap_err();
-        assert_eq!(e, "route_modes: 1 entries for 2 leg(s)");
+        assert_eq!(e, "route_modes: 1 mode(s) for 2 leg(s)");
         let e = parse_route("MMR>THA", "boat").unwrap_err();
         assert!(e.starts_with("route_modes:") && e.contains("boat"), "{e}");
         let e = parse_route("", "land").unwrap_err();
