@@ -4,8 +4,9 @@
 //! For every suppressed cell, [`audit_intervals`] computes the tightest interval `[lo, hi]` that
 //! the true value can take given:
 //!
-//! - every released value, **taken as exact** (the attacker ignores the noise: conservative,
-//!   since the true values are only near the released ones);
+//! - every released value, **taken as exact** (the attacker ignores the noise). With
+//!   [`audit_with_exact`] the released cells' *exact* values are used instead: the strongest
+//!   attacker, and the audit that secondary suppression guarantees;
 //! - every listed cell is at least 1, and every unlisted cell is exactly 0 (absence means zero);
 //! - the table's relations: along an additive dimension a margin equals the sum of its cells;
 //!   along a multi-valued one (method, transit…) a margin is at most the sum of its cells and at
@@ -18,18 +19,28 @@
 //! wrongly pass a table.
 //!
 //! Perturbation and rounding can make the released values inconsistent (a released margin that
-//! is not the sum of its released cells). Such a table has no exact reading, so the auditor takes
-//! the attacker's *closest* one: every relation gets a correction term, the smallest total
-//! correction is found first (an LP), and the bounds are then taken over every reading with that
-//! smallest total correction. When the released values are consistent the correction is zero and
-//! this is exactly the classical audit. A solver failure is reported as an unknown interval,
-//! which callers treat as unprotected.
+//! is not the sum of its released cells). Such a table has no exact reading, so
+//! [`audit_intervals`] takes the attacker's *closest* one: every relation gets a correction term,
+//! the smallest total correction is found first (an LP), and the bounds are then taken over every
+//! reading with that smallest total correction. When the released values are consistent the
+//! correction is zero and this is exactly the classical audit. When they are not, the bounds can
+//! be wider than what an attacker who trusts only some lines would get (the correction may land
+//! on any line), which is why secondary suppression is driven by [`audit_with_exact`] (always
+//! consistent, and never wider than what the noisy release allows) and checked with both.
+//!
+//! On two-way tables with additive margins the LP bounds are the exact integer bounds (the
+//! constraint matrix is totally unimodular; a property test checks this against brute force).
+//! On three-way tables and multi-valued dimensions the LP can be wider than the integer bounds,
+//! as in τ-ARGUS's audit: an attacker would need integer programming to do better.
+//! A solver failure is reported as an unknown interval, which callers treat as unprotected.
 
 use std::collections::HashMap;
 
 use microlp::{ComparisonOp, LinearExpr, OptimizationDirection, Problem, Variable};
 use serde::{Deserialize, Serialize};
-use vrs_core::answer::{Answer, CellValue, MARGIN};
+use vrs_core::answer::{Answer, Cell, CellValue, MARGIN};
+
+use super::ExactTable;
 
 /// The values an attacker cannot rule out for one suppressed cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,39 +96,62 @@ impl Audit {
     }
 }
 
-/// Audits a released answer. `additive[d]` says whether the margin over dimension `d` is the sum
-/// of its cells; a missing entry counts as additive (the stronger relation). Cells whose key has
-/// the wrong number of parts, or repeats an earlier key, are ignored.
+/// Audits a released answer, as anyone holding it can. `additive[d]` says whether the margin
+/// over dimension `d` is the sum of its cells; a missing entry counts as additive (the stronger
+/// relation). Cells whose key has the wrong number of parts, or repeats an earlier key, are
+/// ignored.
 pub fn audit_intervals(answer: &Answer, additive: &[bool]) -> Audit {
+    audit_with(answer, additive, |cell| cell.value.released())
+}
+
+/// Audits a released answer against the strongest attacker: one who knows the **exact** value of
+/// every cell the answer releases (taken from `table`), and only that. This is the audit that
+/// secondary suppression guarantees; the noisy released values give an attacker less.
+pub fn audit_with_exact(table: &ExactTable, answer: &Answer) -> Audit {
+    let exact: HashMap<&[String], i64> = table
+        .cells
+        .iter()
+        .map(|c| (c.key.as_slice(), c.value))
+        .collect();
+    audit_with(answer, &table.additive, |cell| match cell.value {
+        CellValue::Released(_) => exact
+            .get(cell.key.as_slice())
+            .map(|v| u64::try_from(*v).unwrap_or(0)),
+        CellValue::Suppressed(_) => None,
+    })
+}
+
+fn audit_with(
+    answer: &Answer,
+    additive: &[bool],
+    known_of: impl Fn(&Cell) -> Option<u64>,
+) -> Audit {
     let arity = answer.dimensions.len();
     let mut seen = HashMap::new();
     let mut keys: Vec<&[String]> = Vec::new();
     let mut known: Vec<Option<u64>> = Vec::new();
+    let mut listed: Vec<bool> = Vec::new();
     for cell in &answer.cells {
         if cell.key.len() != arity || seen.insert(cell.key.as_slice(), ()).is_some() {
             continue;
         }
         keys.push(&cell.key);
-        known.push(match cell.value {
-            CellValue::Released(v) => Some(v),
-            CellValue::Suppressed(_) => None,
-        });
+        known.push(known_of(cell));
+        listed.push(cell.value.released().is_none());
     }
     let structure = Structure::new(&keys, additive);
     let found = intervals(&structure, &known);
     let cells = keys
         .iter()
         .zip(&found.bounds)
-        .filter_map(|(key, bound)| match bound {
-            Bound::Known => None,
-            Bound::Interval(i) => Some(AuditedCell {
-                key: key.to_vec(),
-                interval: Some(*i),
-            }),
-            Bound::Failed => Some(AuditedCell {
-                key: key.to_vec(),
-                interval: None,
-            }),
+        .zip(&listed)
+        .filter(|(_, suppressed)| **suppressed)
+        .map(|((key, bound), _)| AuditedCell {
+            key: key.to_vec(),
+            interval: match bound {
+                Bound::Interval(i) => Some(*i),
+                _ => None,
+            },
         })
         .collect();
     Audit {
@@ -239,6 +273,86 @@ const EPS: f64 = 1e-6;
 
 /// Bounds every suppressed cell (`known[i]` is `None`) of `structure`.
 pub(crate) fn intervals(structure: &Structure, known: &[Option<u64>]) -> Intervals {
+    intervals_memo(structure, known, None, &mut Memo::default())
+}
+
+/// Most LPs one release (or one public audit) may solve. Counted, not timed, so that the same
+/// table always gets the same answer; past it, unsolved cells are reported as failed (and a
+/// release then suppresses everything). A 20×20 table with margins needs about 1 500.
+pub(crate) const LP_BUDGET: usize = 20_000;
+
+/// Solved groups, by their exact content, so that repeated audits of a table that changes in
+/// one place (secondary suppression) solve only the groups that changed; and the LP budget.
+#[derive(Debug)]
+pub(crate) struct Memo {
+    groups: HashMap<Vec<u64>, Option<(Vec<Bound>, f64)>>,
+    lps_left: usize,
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo::with_budget(LP_BUDGET)
+    }
+}
+
+impl Memo {
+    /// A memo that may solve at most `lps` LPs.
+    pub fn with_budget(lps: usize) -> Memo {
+        Memo {
+            groups: HashMap::new(),
+            lps_left: lps,
+        }
+    }
+
+    /// Whether the LP budget is spent.
+    pub fn exhausted(&self) -> bool {
+        self.lps_left == 0
+    }
+}
+
+/// The content of a group (and the width asked for), as one key.
+fn signature(cells: &[usize], rows: &[&Row], width: Option<u64>) -> Vec<u64> {
+    let mut key = Vec::with_capacity(3 + cells.len() + rows.len() * 6);
+    key.push(width.map_or(0, |w| w.saturating_add(1)));
+    key.push(cells.len() as u64);
+    key.extend(cells.iter().map(|&c| c as u64));
+    for row in rows {
+        key.push(row.terms.len() as u64 * 2 + u64::from(row.equal));
+        key.push(row.rhs.to_bits());
+        for &(cell, coeff) in &row.terms {
+            key.push(cell as u64);
+            key.push(coeff.to_bits());
+        }
+    }
+    key
+}
+
+/// Suppressed cells that are the only suppressed cell of an additive relation: with consistent
+/// released values each of them is recomputed exactly by one subtraction (no LP needed).
+pub(crate) fn pinned(structure: &Structure, known: &[Option<u64>]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for rel in structure.relations.iter().filter(|r| r.additive) {
+        let mut hidden = rel
+            .members()
+            .filter(|&m| known.get(m).is_some_and(Option::is_none));
+        if let (Some(only), None) = (hidden.next(), hidden.next()) {
+            out.push(only);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// As [`intervals`], reusing groups already solved in `memo`. With `width`, a cell's bound may
+/// be only the part of its feasible interval needed to show it is at least `width` wide (see
+/// [`solve_group`]); cells narrower than that get their exact bounds.
+pub(crate) fn intervals_memo(
+    structure: &Structure,
+    known: &[Option<u64>],
+    width: Option<u64>,
+    memo: &mut Memo,
+) -> Intervals {
     let n = known.len();
     let mut bounds: Vec<Bound> = known
         .iter()
@@ -317,7 +431,11 @@ pub(crate) fn intervals(structure: &Structure, known: &[Option<u64>]) -> Interva
             continue;
         };
         let group_rows: Vec<&Row> = row_ids.iter().filter_map(|&i| rows.get(i)).collect();
-        match solve_group(cells, &group_rows) {
+        let Memo { groups, lps_left } = &mut *memo;
+        let solved = groups
+            .entry(signature(cells, &group_rows, width))
+            .or_insert_with(|| solve_group(cells, &group_rows, width, lps_left));
+        match solved.clone() {
             Some((found, used)) => {
                 correction += used;
                 for (cell, bound) in cells.iter().zip(found) {
@@ -334,37 +452,63 @@ pub(crate) fn intervals(structure: &Structure, known: &[Option<u64>]) -> Interva
     Intervals { bounds, correction }
 }
 
-/// Builds the LP for one group: cells `x ≥ 1`, each row with its correction variables.
-/// `objective` is the cell to minimise/maximise, or `None` to minimise the total correction;
+/// A row over a group's own variables (indices into the group's cells).
+struct LocalRow {
+    terms: Vec<(usize, f64)>,
+    equal: bool,
+    rhs: f64,
+}
+
+/// What an LP optimises.
+#[derive(Clone, Copy)]
+enum Goal {
+    /// The smallest total correction.
+    Correction,
+    /// One cell (index into the group), down or up.
+    Cell(usize, OptimizationDirection),
+    /// The sum of all cells, each capped at the given value (any point found is still feasible
+    /// without the cap): one LP that moves many cells at once.
+    Sum(f64, OptimizationDirection),
+}
+
+/// Builds the LP for one group: cells `x ≥ 1`, each row with its correction variables;
 /// `budget` caps the total correction (`None`: no correction variables at all).
+/// Returns the problem and the variable of each cell.
 fn build(
-    cells: &[usize],
-    rows: &[&Row],
-    objective: Option<(usize, OptimizationDirection)>,
+    size: usize,
+    rows: &[LocalRow],
+    goal: Goal,
     budget: Option<f64>,
-) -> Problem {
-    let direction = objective.map_or(OptimizationDirection::Minimize, |(_, d)| d);
+) -> (Problem, Vec<Variable>) {
+    let direction = match goal {
+        Goal::Correction => OptimizationDirection::Minimize,
+        Goal::Cell(_, d) | Goal::Sum(_, d) => d,
+    };
     let mut problem = Problem::new(direction);
-    let vars: HashMap<usize, Variable> = cells
-        .iter()
-        .map(|&c| {
-            let coeff = match objective {
-                Some((target, _)) if target == c => 1.0,
-                _ => 0.0,
-            };
-            (c, problem.add_var(coeff, (1.0, f64::INFINITY)))
+    let vars: Vec<Variable> = (0..size)
+        .map(|i| match goal {
+            Goal::Correction => problem.add_var(0.0, (1.0, f64::INFINITY)),
+            Goal::Cell(target, _) => {
+                problem.add_var(if target == i { 1.0 } else { 0.0 }, (1.0, f64::INFINITY))
+            }
+            Goal::Sum(cap, _) => problem.add_var(1.0, (1.0, cap)),
         })
         .collect();
+    let objective = match goal {
+        Goal::Correction => None,
+        _ => Some(()),
+    };
     let correction_cost = if objective.is_none() { 1.0 } else { 0.0 };
+    let corrected = budget.is_some() || objective.is_none();
     let mut corrections = LinearExpr::empty();
     for row in rows {
         let mut expr = LinearExpr::empty();
-        for &(cell, coeff) in &row.terms {
-            if let Some(v) = vars.get(&cell) {
+        for &(i, coeff) in &row.terms {
+            if let Some(v) = vars.get(i) {
                 expr.add(*v, coeff);
             }
         }
-        if budget.is_some() || objective.is_none() {
+        if corrected {
             let up = problem.add_var(correction_cost, (0.0, f64::INFINITY));
             expr.add(up, -1.0);
             corrections.add(up, 1.0);
@@ -384,43 +528,158 @@ fn build(
     if let (Some(b), Some(_)) = (budget, objective) {
         problem.add_constraint(corrections, ComparisonOp::Le, b);
     }
-    problem
+    (problem, vars)
+}
+
+/// The result of one LP: its optimum and the optimal point (one value per cell).
+enum Solved {
+    At(f64, Vec<f64>),
+    Unbounded,
+    Failed,
+}
+
+/// Solves one LP, if the budget allows. A panic inside the solver (a third-party crate) is
+/// caught and reported as a failure, like any other solver error.
+fn solve(problem: &Problem, vars: &[Variable], lps_left: &mut usize) -> Solved {
+    if *lps_left == 0 {
+        return Solved::Failed;
+    }
+    *lps_left -= 1;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| problem.solve()));
+    let Ok(outcome) = outcome else {
+        return Solved::Failed;
+    };
+    match outcome {
+        Ok(outcome) => match outcome.into_solution() {
+            Ok(s) if s.objective().is_finite() => {
+                let point = vars.iter().map(|v| s.var_value(*v)).collect();
+                Solved::At(s.objective(), point)
+            }
+            _ => Solved::Failed,
+        },
+        Err(microlp::Error::Unbounded) => Solved::Unbounded,
+        Err(_) => Solved::Failed,
+    }
+}
+
+/// An LP lower bound as a count: rounded up (values are integers), with float slack.
+fn lower_count(x: f64) -> u64 {
+    to_count((x - EPS * (1.0 + x.abs())).ceil()).max(1)
+}
+
+/// An LP upper bound as a count: rounded down, with float slack.
+fn upper_count(x: f64) -> u64 {
+    to_count((x + EPS * (1.0 + x.abs())).floor())
 }
 
 /// Solves one group: the smallest total correction, then each cell's bounds under it.
-/// `None` when the solver fails.
-fn solve_group(cells: &[usize], rows: &[&Row]) -> Option<(Vec<Bound>, f64)> {
+///
+/// With `width`, a cell is settled as soon as two feasible points (from any LP solved so far)
+/// show it can take values at least `width` apart; its bound is then that certified part of its
+/// feasible interval, not the whole. Without `width`, every bound is exact. `None` when the
+/// solver fails on the correction LP.
+fn solve_group(
+    cells: &[usize],
+    rows: &[&Row],
+    width: Option<u64>,
+    lps_left: &mut usize,
+) -> Option<(Vec<Bound>, f64)> {
     if rows.is_empty() {
         let free = Bound::Interval(FeasibleInterval { lo: 1, hi: None });
         return Some((vec![free; cells.len()], 0.0));
     }
-    let used = build(cells, rows, None, None)
-        .solve()
-        .ok()?
-        .into_solution()
-        .ok()?
-        .objective()
-        .max(0.0);
+    let local: HashMap<usize, usize> = cells.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let rows: Vec<LocalRow> = rows
+        .iter()
+        .map(|r| LocalRow {
+            terms: r
+                .terms
+                .iter()
+                .filter_map(|(c, coeff)| local.get(c).map(|i| (*i, *coeff)))
+                .collect(),
+            equal: r.equal,
+            rhs: r.rhs,
+        })
+        .collect();
+    let size = cells.len();
+    let (problem, vars) = build(size, &rows, Goal::Correction, None);
+    let Solved::At(used, start) = solve(&problem, &vars, lps_left) else {
+        return None;
+    };
+    let used = used.max(0.0);
     let budget = if used <= EPS {
         None
     } else {
         Some(used + EPS * (1.0 + used))
     };
-    let mut out = Vec::with_capacity(cells.len());
-    for &cell in cells {
-        let lo = extreme(cells, rows, cell, OptimizationDirection::Minimize, budget);
-        let hi = extreme(cells, rows, cell, OptimizationDirection::Maximize, budget);
-        out.push(match (lo, hi) {
-            (Extreme::At(lo), Extreme::At(hi)) => {
-                let lo = lo - EPS * (1.0 + lo.abs());
-                let hi = hi + EPS * (1.0 + hi.abs());
-                let lo = to_count(lo.ceil()).max(1);
-                let hi = to_count(hi.floor()).max(lo);
-                Bound::Interval(FeasibleInterval { lo, hi: Some(hi) })
+    // The smallest and largest value of each cell seen at any feasible point so far.
+    let mut seen_lo = start.clone();
+    let mut seen_hi = start;
+    let settled = |lo: f64, hi: f64, w: u64| upper_count(hi).saturating_sub(lower_count(lo)) >= w;
+    if width.is_some() && size > 2 {
+        // Two LPs that move every cell at once usually settle most of them.
+        let cap = 2.0 * rows.iter().map(|r| r.rhs.abs()).sum::<f64>() + 10.0;
+        for direction in [
+            OptimizationDirection::Maximize,
+            OptimizationDirection::Minimize,
+        ] {
+            let (problem, vars) = build(size, &rows, Goal::Sum(cap, direction), budget);
+            if let Solved::At(_, point) = solve(&problem, &vars, lps_left) {
+                see(&point, &mut seen_lo, &mut seen_hi);
             }
-            (Extreme::At(lo), Extreme::Unbounded) => {
-                let lo = to_count((lo - EPS * (1.0 + lo.abs())).ceil()).max(1);
-                Bound::Interval(FeasibleInterval { lo, hi: None })
+        }
+    }
+    let mut out = Vec::with_capacity(size);
+    for i in 0..size {
+        if let Some(w) = width
+            && settled(seen_lo[i], seen_hi[i], w)
+        {
+            out.push(Bound::Interval(FeasibleInterval {
+                lo: lower_count(seen_lo[i]),
+                hi: Some(upper_count(seen_hi[i])),
+            }));
+            continue;
+        }
+        let (problem, vars) = build(
+            size,
+            &rows,
+            Goal::Cell(i, OptimizationDirection::Maximize),
+            budget,
+        );
+        let hi = match solve(&problem, &vars, lps_left) {
+            Solved::At(v, point) => {
+                see(&point, &mut seen_lo, &mut seen_hi);
+                Some(v)
+            }
+            Solved::Unbounded => None,
+            Solved::Failed => {
+                out.push(Bound::Failed);
+                continue;
+            }
+        };
+        if let Some(w) = width
+            && hi.is_none_or(|hi| settled(seen_lo[i], hi, w))
+        {
+            out.push(Bound::Interval(FeasibleInterval {
+                lo: lower_count(seen_lo[i]),
+                hi: hi.map(upper_count),
+            }));
+            continue;
+        }
+        let (problem, vars) = build(
+            size,
+            &rows,
+            Goal::Cell(i, OptimizationDirection::Minimize),
+            budget,
+        );
+        out.push(match solve(&problem, &vars, lps_left) {
+            Solved::At(lo, point) => {
+                see(&point, &mut seen_lo, &mut seen_hi);
+                let lo = lower_count(lo);
+                Bound::Interval(FeasibleInterval {
+                    lo,
+                    hi: hi.map(|h| upper_count(h).max(lo)),
+                })
             }
             _ => Bound::Failed,
         });
@@ -428,27 +687,13 @@ fn solve_group(cells: &[usize], rows: &[&Row]) -> Option<(Vec<Bound>, f64)> {
     Some((out, used))
 }
 
-/// The result of one bound LP.
-enum Extreme {
-    At(f64),
-    Unbounded,
-    Failed,
-}
-
-fn extreme(
-    cells: &[usize],
-    rows: &[&Row],
-    cell: usize,
-    direction: OptimizationDirection,
-    budget: Option<f64>,
-) -> Extreme {
-    match build(cells, rows, Some((cell, direction)), budget).solve() {
-        Ok(outcome) => match outcome.into_solution() {
-            Ok(s) if s.objective().is_finite() => Extreme::At(s.objective()),
-            _ => Extreme::Failed,
-        },
-        Err(microlp::Error::Unbounded) => Extreme::Unbounded,
-        Err(_) => Extreme::Failed,
+/// Widens the seen range of each cell to include `point`.
+fn see(point: &[f64], lo: &mut [f64], hi: &mut [f64]) {
+    for (i, &x) in point.iter().enumerate() {
+        if let (Some(l), Some(h)) = (lo.get_mut(i), hi.get_mut(i)) {
+            *l = l.min(x);
+            *h = h.max(x);
+        }
     }
 }
 

@@ -56,6 +56,10 @@ pub struct CellValues {
     pub noise: i64,
     /// The released value, when released.
     pub released: Option<u64>,
+    /// For a suppressed cell: the certified part of its feasible interval against the exact
+    /// values of the released cells (the strongest attacker; what secondary suppression
+    /// guarantees).
+    pub exact_interval: Option<FeasibleInterval>,
 }
 
 impl fmt::Debug for CellValues {
@@ -75,8 +79,10 @@ pub struct Explanation {
     pub reason: String,
     /// For a complementary suppression: the keys of the cells it protects.
     pub protects: Vec<Vec<String>>,
-    /// For a suppressed cell: its feasible interval as audited on the released answer (computed
-    /// from released figures only). `None` for released cells or when the solver failed.
+    /// For a suppressed cell: the part of its feasible interval (as audited on the released
+    /// figures only) that secondary suppression certified; the whole interval contains it, and
+    /// [`super::audit_intervals`] gives the whole. `None` for released cells or when the solver
+    /// failed.
     pub interval: Option<FeasibleInterval>,
     pub(crate) values: CellValues,
 }
@@ -101,7 +107,7 @@ impl Explanation {
         }
         if let Some(i) = self.interval {
             match i.width() {
-                Some(w) => line.push_str(&format!("; feasible interval width {w}")),
+                Some(w) => line.push_str(&format!("; feasible interval width ≥ {w}")),
                 None => line.push_str("; feasible interval unbounded above"),
             }
         }
@@ -114,10 +120,15 @@ impl Explanation {
             if let Some(r) = v.released {
                 line.push_str(&format!(", released {r}"));
             }
-            if let Some(i) = self.interval {
-                match i.hi {
-                    Some(hi) => line.push_str(&format!(", interval [{}, {hi}]", i.lo)),
-                    None => line.push_str(&format!(", interval [{}, ∞)", i.lo)),
+            for (label, interval) in [
+                ("interval ⊇", self.interval),
+                ("exact-attacker interval ⊇", v.exact_interval),
+            ] {
+                if let Some(i) = interval {
+                    match i.hi {
+                        Some(hi) => line.push_str(&format!(", {label} [{}, {hi}]", i.lo)),
+                        None => line.push_str(&format!(", {label} [{}, ∞)", i.lo)),
+                    }
                 }
             }
             line.push(']');

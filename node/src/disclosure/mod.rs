@@ -25,10 +25,12 @@
 //! 3. **Rounding** (optional, `rounding_base` > 1): to the nearest multiple, never below
 //!    `min_count` (rounded up instead). Coarsens what differencing could still learn.
 //! 4. **Secondary suppression** ([`secondary`](self)): when margins are present, suppress more
-//!    cells (least loss first: interior before margins, then small values) until the
-//!    [auditor](audit_intervals) shows every suppressed cell's feasible interval is at least
-//!    `protection_width` wide. Stops **margin subtraction** (recomputing a suppressed cell as a
-//!    margin minus the released cells of its line, or by solving several lines together).
+//!    cells (least loss first: interior before margins, then small values) until every
+//!    suppressed cell's feasible interval is at least `protection_width` wide, both against an
+//!    attacker who knows every released cell's *exact* value ([`audit_with_exact`]: the
+//!    guarantee) and in the public audit of the released values ([`audit_intervals`]: what any
+//!    reviewer computes). Stops **margin subtraction** (recomputing a suppressed cell as a margin
+//!    minus the released cells of its line, or by solving several lines together as an LP).
 //! 5. **Release**: cells sorted by key, each a value or `Suppressed(reason)`; a suppressed cell
 //!    carries no value in any form.
 //!
@@ -76,7 +78,7 @@ use std::fmt;
 use vrs_core::answer::{Answer, Cell, CellValue, MARGIN, SuppressionReason};
 use vrs_core::query::{Dimension, Unit};
 
-pub use audit::{Audit, AuditedCell, FeasibleInterval, audit_intervals};
+pub use audit::{Audit, AuditedCell, FeasibleInterval, audit_intervals, audit_with_exact};
 pub use explain::{CellValues, Explanation, Rule};
 pub use perturb::KEY_BITS;
 pub use policy::{
@@ -205,7 +207,17 @@ pub fn release(table: &ExactTable, policy: &Policy, secret: &PerturbationSecret)
         .collect();
     let structure = Structure::new(&keys, &table.additive);
     let mut states: Vec<State> = listed.iter().map(|l| l.state).collect();
-    let protection = protect(&structure, &mut states, &levels, policy.protection_width());
+    let exact: Vec<u64> = listed
+        .iter()
+        .map(|l| u64::try_from(l.cell.value).unwrap_or(0))
+        .collect();
+    let protection = protect(
+        &structure,
+        &mut states,
+        &exact,
+        &levels,
+        policy.protection_width(),
+    );
 
     let mut cells = Vec::with_capacity(listed.len());
     for (i, item) in listed.iter().enumerate() {
@@ -228,10 +240,12 @@ pub fn release(table: &ExactTable, policy: &Policy, secret: &PerturbationSecret)
         let mut e = explain(item.cell, rule, reason, item.noise);
         e.values.released = value.released();
         if let CellValue::Suppressed(_) = value {
-            e.interval = match protection.bounds.get(i) {
+            let interval = |bounds: &[Bound]| match bounds.get(i) {
                 Some(Bound::Interval(iv)) => Some(*iv),
                 _ => None,
             };
+            e.interval = interval(&protection.public);
+            e.values.exact_interval = interval(&protection.strong);
             if !protection.complete {
                 e.reason
                     .push_str("; the auditor could not prove every suppressed cell protected");
@@ -268,6 +282,7 @@ fn explain(cell: &ExactCell, rule: Rule, reason: String, noise: i64) -> Explanat
             largest: cell.largest,
             noise,
             released: None,
+            exact_interval: None,
         },
     }
 }

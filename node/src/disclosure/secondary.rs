@@ -1,8 +1,18 @@
 //! Secondary (complementary) suppression, driven by the interval auditor.
 //!
 //! After primary suppression, perturbation and rounding, the candidate answer is audited
-//! ([`super::audit`]). While some suppressed cell's feasible interval is narrower than the
-//! policy's `protection_width`, more cells are suppressed:
+//! ([`super::audit`]) twice:
+//!
+//! - **against the exact values** of the cells it would release (the strongest attacker, who
+//!   somehow knows every released cell without noise). This is the guarantee: the noisy release
+//!   is a garbling of those exact values (the noise depends only on each released cell's own
+//!   exact value and on record keys that are independent of every value), so nothing an attacker
+//!   does with the noisy values can pin a suppressed cell more tightly than this audit allows;
+//! - **on the released values themselves**, as any reviewer of the answer would (see
+//!   [`super::audit_intervals`]), so that the published table also passes the public check.
+//!
+//! While some suppressed cell's interval is narrower than `protection_width` in either audit
+//! (the exact one first), more cells are suppressed:
 //!
 //! 1. for each such cell, pick the relation (line) through it with the fewest suppressed cells
 //!    that still has a released one, and suppress the released cell of that line that loses
@@ -14,15 +24,15 @@
 //!    group of linked suppressed cells;
 //!
 //! then audit again. Each round suppresses at least one more cell, so there are at most as many
-//! rounds as cells; if the rounds run out, every cell is suppressed (a table with nothing
-//! released cannot be used to recompute anything).
+//! rounds as cells; if the rounds or the LP budget run out, every cell is suppressed (a table
+//! with nothing released cannot be used to recompute anything).
 //!
-//! The choice looks only at the candidate answer (released values and the suppression pattern),
-//! never at exact values, so it reveals nothing the released values do not.
+//! Which cells are chosen depends on released values and on the exact audit, as in τ-ARGUS; the
+//! pattern of suppression is itself visible, and is part of what the public audit checks.
 
 use vrs_core::answer::SuppressionReason;
 
-use super::audit::{Bound, Structure, intervals};
+use super::audit::{Bound, Memo, Structure, intervals_memo, pinned};
 
 /// A cell's state in the candidate answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,19 +57,91 @@ impl State {
 pub(crate) struct Protection {
     /// For each cell suppressed as complementary, the cells it was suppressed to protect.
     pub protects: Vec<Vec<usize>>,
-    /// The final audit of every cell.
-    pub bounds: Vec<Bound>,
-    /// Whether every suppressed cell is provably protected.
+    /// The final audit of every cell on the released values (what anyone can compute).
+    pub public: Vec<Bound>,
+    /// The final audit of every cell against the exact values of the released cells.
+    pub strong: Vec<Bound>,
+    /// Whether every suppressed cell is provably protected in both audits.
     pub complete: bool,
 }
 
+/// The audits of one candidate answer.
+struct Audits {
+    public: Vec<Bound>,
+    strong: Vec<Bound>,
+    /// Suppressed cells not protected to the width, narrowest first.
+    risky: Vec<usize>,
+}
+
+/// Audits the candidate: the exact audit first, the public one only when the exact one passes.
+/// Cells pinned by a single subtraction are reported without solving anything.
+fn audit(
+    structure: &Structure,
+    states: &[State],
+    exact: &[u64],
+    width: u64,
+    memo: &mut Memo,
+) -> Audits {
+    let n = states.len();
+    let risky_in = |bounds: &[Bound]| -> Vec<usize> {
+        let mut risky: Vec<usize> = (0..n)
+            .filter(|&i| states[i].released().is_none() && !bounds[i].protects(width))
+            .collect();
+        risky.sort_by_key(|&i| (width_of(&bounds[i]), i));
+        risky
+    };
+    let strong_known: Vec<Option<u64>> = states
+        .iter()
+        .zip(exact)
+        .map(|(s, e)| s.released().map(|_| *e))
+        .collect();
+    let pinned = pinned(structure, &strong_known);
+    if !pinned.is_empty() {
+        return Audits {
+            public: Vec::new(),
+            strong: Vec::new(),
+            risky: pinned,
+        };
+    }
+    let strong = intervals_memo(structure, &strong_known, Some(width), memo).bounds;
+    let risky = risky_in(&strong);
+    if !risky.is_empty() {
+        return Audits {
+            public: Vec::new(),
+            strong,
+            risky,
+        };
+    }
+    let public_known: Vec<Option<u64>> = states.iter().map(|s| s.released()).collect();
+    let public = intervals_memo(structure, &public_known, Some(width), memo).bounds;
+    let risky = risky_in(&public);
+    Audits {
+        public,
+        strong,
+        risky,
+    }
+}
+
 /// Suppresses more cells of `states` until every suppressed cell is protected to `width`.
-/// `levels[i]` is the number of margin parts of cell `i`'s key.
+/// `exact[i]` is cell `i`'s exact value; `levels[i]` the number of margin parts of its key.
 pub(crate) fn protect(
     structure: &Structure,
     states: &mut [State],
+    exact: &[u64],
     levels: &[usize],
     width: u64,
+) -> Protection {
+    protect_within(structure, states, exact, levels, width, Memo::default())
+}
+
+/// As [`protect`], with the LP budget of `memo`.
+fn protect_within(
+    structure: &Structure,
+    states: &mut [State],
+    exact: &[u64],
+    levels: &[usize],
+    width: u64,
+    mut memo: Memo,
 ) -> Protection {
     let n = states.len();
     let mut protects = vec![Vec::new(); n];
@@ -67,22 +149,19 @@ pub(crate) fn protect(
     let mut risky: Vec<usize>;
     loop {
         rounds += 1;
-        let known: Vec<Option<u64>> = states.iter().map(|s| s.released()).collect();
-        let found = intervals(structure, &known);
-        risky = (0..n)
-            .filter(|&i| known[i].is_none() && !found.bounds[i].protects(width))
-            .collect();
+        let found = audit(structure, states, exact, width, &mut memo);
+        risky = found.risky;
         if risky.is_empty() {
             return Protection {
                 protects,
-                bounds: found.bounds,
+                public: found.public,
+                strong: found.strong,
                 complete: true,
             };
         }
-        if rounds > n {
+        if rounds > n || memo.exhausted() {
             break;
         }
-        risky.sort_by_key(|&i| (width_of(&found.bounds[i]), i));
 
         let mut changed = false;
         let mut touched = vec![false; structure.relations.len()];
@@ -126,12 +205,33 @@ pub(crate) fn protect(
     for i in 0..n {
         suppress(states, &mut protects, i, first);
     }
-    let found = intervals(structure, &vec![None; n]);
-    let complete = (0..n).all(|i| found.bounds[i].protects(width));
+    if memo.exhausted() {
+        let failed = vec![Bound::Failed; n];
+        return Protection {
+            protects,
+            public: failed.clone(),
+            strong: failed,
+            complete: false,
+        };
+    }
+    let found = audit(structure, states, exact, width, &mut memo);
+    let mut all_hidden =
+        || intervals_memo(structure, &vec![None; n], Some(width), &mut memo).bounds;
+    let public = if found.public.is_empty() {
+        all_hidden()
+    } else {
+        found.public
+    };
+    let strong = if found.strong.is_empty() {
+        all_hidden()
+    } else {
+        found.strong
+    };
     Protection {
         protects,
-        bounds: found.bounds,
-        complete,
+        public,
+        strong,
+        complete: found.risky.is_empty(),
     }
 }
 
@@ -211,4 +311,66 @@ fn group_lines(structure: &Structure, states: &[State], r: usize) -> Vec<usize> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2×2 table with margins, one small cell: (a,x)=2, (a,y)=10, (b,x)=9, (b,y)=12.
+    fn table() -> (Structure, Vec<State>, Vec<u64>, Vec<usize>) {
+        let keys: Vec<Vec<String>> = [
+            ["*", "*"],
+            ["*", "x"],
+            ["*", "y"],
+            ["a", "*"],
+            ["a", "x"],
+            ["a", "y"],
+            ["b", "*"],
+            ["b", "x"],
+            ["b", "y"],
+        ]
+        .iter()
+        .map(|k| k.iter().map(|s| s.to_string()).collect())
+        .collect();
+        let exact = vec![33, 11, 22, 12, 2, 10, 21, 9, 12];
+        let refs: Vec<&[String]> = keys.iter().map(|k| k.as_slice()).collect();
+        let structure = Structure::new(&refs, &[true, true]);
+        let mut states: Vec<State> = exact.iter().map(|v| State::Released(*v)).collect();
+        states[4] = State::Suppressed(SuppressionReason::BelowThreshold);
+        let levels = keys
+            .iter()
+            .map(|k| k.iter().filter(|p| *p == "*").count())
+            .collect();
+        (structure, states, exact, levels)
+    }
+
+    #[test]
+    fn a_two_by_two_table_loses_its_whole_interior() {
+        let (structure, mut states, exact, levels) = table();
+        let p = protect(&structure, &mut states, &exact, &levels, 5);
+        assert!(p.complete);
+        let hidden: Vec<usize> = (0..9).filter(|&i| states[i].released().is_none()).collect();
+        assert_eq!(
+            hidden,
+            vec![4, 5, 7, 8],
+            "the four interior cells, margins kept"
+        );
+        assert_eq!(p.protects[5], vec![4]);
+    }
+
+    #[test]
+    fn out_of_budget_releases_nothing() {
+        let (structure, mut states, exact, levels) = table();
+        let p = protect_within(
+            &structure,
+            &mut states,
+            &exact,
+            &levels,
+            5,
+            Memo::with_budget(0),
+        );
+        assert!(!p.complete);
+        assert!(states.iter().all(|s| s.released().is_none()));
+    }
 }
