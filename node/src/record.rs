@@ -187,15 +187,15 @@ impl IncidentRecord {
         if let Some(d) = &self.date {
             let ok = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok()
                 && d.len() == 10
-                && d[..7] == self.period.to_string();
+                && d.get(..7) == Some(self.period.to_string().as_str());
             if !ok {
                 return Err(RecordError::BadDate);
             }
         }
-        if let Some(a) = &self.agency {
-            if a.is_empty() || a.chars().count() > 64 || !printable(a) {
-                return Err(RecordError::BadAgency);
-            }
+        if let Some(a) = &self.agency
+            && (a.is_empty() || a.chars().count() > 64 || !printable(a))
+        {
+            return Err(RecordError::BadAgency);
         }
         for (i, w) in self.route.windows(2).enumerate() {
             if w[0].to != w[1].from {
@@ -243,10 +243,10 @@ impl IncidentRecord {
         {
             return Err(RecordError::TooMany("migrants"));
         }
-        if let Some(n) = &self.note {
-            if n.chars().count() > MAX_NOTE_LEN {
-                return Err(RecordError::NoteTooLong);
-            }
+        if let Some(n) = &self.note
+            && n.chars().count() > MAX_NOTE_LEN
+        {
+            return Err(RecordError::NoteTooLong);
         }
         Ok(())
     }
