@@ -1,0 +1,22 @@
+//! Integration tests: real country nodes and a coordinator on 127.0.0.1 over real mutual TLS 1.3,
+//! with certificates made at test time. One binary; the harness is the `vrs_tests` library.
+//!
+//! - `e2e`: released cells against an independent exact computation (`reference`), with and
+//!   without perturbation, and the regional merge.
+//! - `certs`: the certificate matrix (who may connect and call, and who may not).
+//! - `failures`: nodes that are down, slow or refusing, behind one fan-out.
+//! - `signing`: every signed-envelope refusal over real mutual TLS; refusals carry no data.
+//! - `health`: gRPC health and reflection over mutual TLS.
+
+#[path = "federation/certs.rs"]
+mod certs;
+#[path = "federation/e2e.rs"]
+mod e2e;
+#[path = "federation/failures.rs"]
+mod failures;
+#[path = "federation/health.rs"]
+mod health;
+#[path = "federation/reference.rs"]
+mod reference;
+#[path = "federation/signing.rs"]
+mod signing;
