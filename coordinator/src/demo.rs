@@ -3,8 +3,9 @@
 //! [`LocalFederation::start`] makes a development CA and certificates in a directory, creates one
 //! node store per country filled by the synthetic generator, starts each node's gRPC server on
 //! `127.0.0.1:0`, and writes a registry pointing at them. [`run_demo`] then asks the standard
-//! regional questions and prints the tables. The integration tests start their federations the
-//! same way, so the demo is exercised by CI.
+//! regional questions, prints the tables and writes the HTML report (`report.html`, see
+//! [`crate::report`]). The integration tests start their federations the same way, so the demo is
+//! exercised by CI.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -218,11 +219,18 @@ impl LocalFederation {
         Registry::load(&self.registry_path).map_err(setup("registry"))
     }
 
-    /// Stops every node and waits for them to finish.
+    /// Stops every node and waits (at most 10 s each) for them to finish; a node that does not
+    /// stop in time is aborted.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for n in self.nodes {
-            let _ = n.task.await;
+            let abort = n.task.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_secs(10), n.task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
     }
 }
@@ -337,6 +345,13 @@ pub async fn run_demo(
             write(out, &output::text(&regional, true))?;
             answers.push(regional);
         }
+        let report = crate::report::build(&registry, &crate::report::PeriodRange::default())
+            .await
+            .map_err(setup("report"))?;
+        let report_path = dir.join("report.html");
+        std::fs::write(&report_path, crate::report::render(&report))
+            .map_err(setup("write report"))?;
+        write(out, &format!("\nReport: {}\n", report_path.display()))?;
         Ok::<_, DemoError>(answers)
     }
     .await;

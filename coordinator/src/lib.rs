@@ -7,6 +7,8 @@
 //! - [`merge`]: regional cells = sums of released node cells; any suppression makes a figure a
 //!   lower bound (partial), never exact.
 //! - [`output`]: aligned table, CSV and versioned JSON.
+//! - [`report`]: the regional trend report: one self-contained HTML file with inline SVG charts,
+//!   partial and suppressed figures marked on every chart and table.
 //! - [`demo`]: the one-command tour: development certificates, several nodes with synthetic data
 //!   on 127.0.0.1, the standard regional questions over real mTLS.
 //!
@@ -19,3 +21,4 @@ pub mod fanout;
 pub mod merge;
 pub mod output;
 pub mod registry;
+pub mod report;

@@ -8,6 +8,7 @@ use vrs_coordinator::fanout::Federation;
 use vrs_coordinator::merge;
 use vrs_coordinator::output;
 use vrs_coordinator::registry::Registry;
+use vrs_coordinator::report;
 use vrs_core::cli::QueryArgs;
 use vrs_core::query::{Query, QueryLimits};
 use vrs_core::telemetry::{self, LogFormat};
@@ -59,6 +60,21 @@ enum Command {
         #[arg(long)]
         registry: PathBuf,
     },
+    /// Ask the report's regional questions and write one self-contained HTML report with charts.
+    Report {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Start of the period range: YYYY, YYYY-Qn or YYYY-MM (default: all data held).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period range: YYYY, YYYY-Qn or YYYY-MM.
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Start a demo federation on 127.0.0.1 (development certificates, synthetic data), ask the
     /// standard regional questions over mutual TLS, print the tables and stop.
     #[cfg(feature = "demo")]
@@ -66,6 +82,10 @@ enum Command {
         /// Keep the demo's files (certificates, stores, registry) in this directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also copy the HTML report here (it is always written as report.html in the demo's
+        /// directory, which is temporary without --dir).
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -132,8 +152,21 @@ async fn main() -> Result<()> {
                 }
             }
         }
+        Command::Report {
+            registry,
+            out,
+            from,
+            to,
+        } => {
+            let registry = Registry::load(&registry)?;
+            let range = report::PeriodRange { from, to };
+            let data = report::build(&registry, &range).await?;
+            std::fs::write(&out, report::render(&data))
+                .with_context(|| format!("write {}", out.display()))?;
+            println!("{}: {}", out.display(), report::summary(&data));
+        }
         #[cfg(feature = "demo")]
-        Command::Demo { dir } => {
+        Command::Demo { dir, report } => {
             let (_temp, dir) = match dir {
                 Some(d) => {
                     std::fs::create_dir_all(&d)
@@ -148,6 +181,11 @@ async fn main() -> Result<()> {
             };
             let mut stdout = std::io::stdout();
             vrs_coordinator::demo::run_demo(&dir, &mut stdout).await?;
+            if let Some(path) = report {
+                std::fs::copy(dir.join("report.html"), &path)
+                    .with_context(|| format!("copy the report to {}", path.display()))?;
+                println!("Report copied to {}", path.display());
+            }
         }
     }
     Ok(())

@@ -1,0 +1,1259 @@
+//! The regional trend report: one self-contained HTML file with charts a person can read.
+//!
+//! [`build`] asks the federation the report's questions ([`Figure::ALL`]: migrants by route and
+//! quarter, route flows origin × destination, methods by mode, fee bands by route, migrant and
+//! smuggler profiles, deaths by quarter) and each node to describe its public policy, and returns
+//! a [`ReportData`]. [`render`] turns that into HTML with no network access at all: inline CSS,
+//! inline SVG charts ([`chart`]), no scripts, no fonts or images to fetch. Rendering is a pure
+//! function, so tests feed it hand-made answers.
+//!
+//! What a regional figure is worth is never hidden: partial figures (lower bounds, because some
+//! node suppressed its part) and suppressed figures are marked on every chart and in every table,
+//! with a legend; per-node status (answered, refused with the node's reason, unreachable, timed
+//! out), coverage, the period asked, the generation time and each node's public disclosure
+//! policy come first. Every string on the page is escaped ([`html::escape`]): node messages and
+//! cell keys come from the network.
+//!
+//! The charts are hand-built SVG rather than `plotters`: the report needs per-mark `<title>`s,
+//! `role="img"` and ARIA labels, hatch patterns for lower bounds and CSS classes for each status,
+//! none of which plotters' SVG backend emits.
+
+pub mod chart;
+pub mod html;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use vrs_core::answer::MARGIN;
+use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit};
+
+use crate::fanout::{FanoutError, Federation, NodeOutcome};
+use crate::merge::{self, CellStatus, Regional};
+use crate::registry::Registry;
+use chart::{CATEGORICAL, ChartText, Datum, Grid, Layout, SEQUENTIAL};
+use html::{escape, thousands};
+
+/// One chart of the report and the question behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    /// Migrants detected by route and quarter: lines.
+    Trend,
+    /// Migrants by origin × destination: a matrix.
+    Flows,
+    /// Incidents by method and mode: stacked bars.
+    Methods,
+    /// Fee records by route and USD band: stacked bars.
+    Fees,
+    /// Migrants by age group and sex: grouped bars.
+    Migrants,
+    /// Smugglers by role and case stage: stacked bars.
+    Smugglers,
+    /// Deaths by quarter: a line.
+    Deaths,
+}
+
+/// Lines drawn on the trend chart (the table lists every route).
+const TREND_ROUTES: usize = 6;
+/// Routes drawn on the fee chart.
+const FEE_ROUTES: usize = 12;
+/// Origins and destinations drawn on the flow matrix.
+const FLOW_ROWS: usize = 20;
+const FLOW_COLS: usize = 10;
+
+impl Figure {
+    /// Every figure, in page order.
+    pub const ALL: &'static [Figure] = &[
+        Figure::Trend,
+        Figure::Flows,
+        Figure::Methods,
+        Figure::Fees,
+        Figure::Migrants,
+        Figure::Smugglers,
+        Figure::Deaths,
+    ];
+
+    /// Id in the page (anchors, SVG ids).
+    pub const fn id(self) -> &'static str {
+        match self {
+            Figure::Trend => "trend",
+            Figure::Flows => "flows",
+            Figure::Methods => "methods",
+            Figure::Fees => "fees",
+            Figure::Migrants => "migrants",
+            Figure::Smugglers => "smugglers",
+            Figure::Deaths => "deaths",
+        }
+    }
+
+    /// Heading of the section.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Figure::Trend => "Migrants detected by route, per quarter",
+            Figure::Flows => "Route flows: where journeys start and where they lead",
+            Figure::Methods => "Smuggling methods by mode of transport",
+            Figure::Fees => "Smuggling fees by route, in US-dollar bands",
+            Figure::Migrants => "Profile of migrants: age group and sex",
+            Figure::Smugglers => "Profile of smugglers: role and case stage",
+            Figure::Deaths => "Deaths by quarter",
+        }
+    }
+
+    /// Column heading in the node status table.
+    pub const fn short(self) -> &'static str {
+        match self {
+            Figure::Trend => "Trend",
+            Figure::Flows => "Flows",
+            Figure::Methods => "Methods",
+            Figure::Fees => "Fees",
+            Figure::Migrants => "Migrants",
+            Figure::Smugglers => "Smugglers",
+            Figure::Deaths => "Deaths",
+        }
+    }
+
+    /// The unit counted.
+    pub const fn unit(self) -> Unit {
+        match self {
+            Figure::Trend | Figure::Flows | Figure::Migrants => Unit::Migrants,
+            Figure::Methods => Unit::Incidents,
+            Figure::Fees => Unit::Fees,
+            Figure::Smugglers => Unit::Smugglers,
+            Figure::Deaths => Unit::Deaths,
+        }
+    }
+
+    /// Group-by dimensions: rows first, then series.
+    pub const fn group_by(self) -> &'static [Dimension] {
+        match self {
+            Figure::Trend => &[Dimension::Route, Dimension::Quarter],
+            Figure::Flows => &[Dimension::Origin, Dimension::Destination],
+            Figure::Methods => &[Dimension::Method, Dimension::Mode],
+            Figure::Fees => &[Dimension::Route, Dimension::FeeBand],
+            Figure::Migrants => &[Dimension::AgeGroup, Dimension::Sex],
+            Figure::Smugglers => &[Dimension::SmugglerRole, Dimension::SmugglerStage],
+            Figure::Deaths => &[Dimension::Quarter],
+        }
+    }
+
+    /// The question sent to the nodes for `range`.
+    pub fn query(self, range: &PeriodRange) -> RawQuery {
+        RawQuery {
+            unit: self.unit().code().into(),
+            group_by: self
+                .group_by()
+                .iter()
+                .map(|d| d.code().to_string())
+                .collect(),
+            filters: Vec::new(),
+            period_from: range.from.clone().unwrap_or_default(),
+            period_to: range.to.clone().unwrap_or_default(),
+            margins: false,
+        }
+    }
+}
+
+/// The period the report covers: bounds as written (`YYYY`, `YYYY-Qn`, `YYYY-MM`); none for all
+/// periods the nodes hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeriodRange {
+    /// First period, inclusive.
+    pub from: Option<String>,
+    /// Last period, inclusive.
+    pub to: Option<String>,
+}
+
+/// A node's public disclosure policy, as it describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicySummary {
+    /// Smallest count released.
+    pub min_count: u32,
+    /// Fewest distinct contributing incidents.
+    pub min_contributors: u32,
+    /// Dominance rule p (%), 0 when off.
+    pub dominance_p: u32,
+    /// Whether cell-key perturbation is on.
+    pub perturbation: bool,
+    /// Largest perturbation, in units.
+    pub perturbation_max_deviation: u32,
+    /// Released values are multiples of this (1: no rounding).
+    pub rounding_base: u32,
+}
+
+/// What a node says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeDescription {
+    /// First period of data held.
+    pub first_period: String,
+    /// Last period of data held.
+    pub last_period: String,
+    /// The node's software version.
+    pub software_version: String,
+    /// Its public policy.
+    pub policy: PolicySummary,
+}
+
+/// One node of the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its country.
+    pub country: String,
+    /// Its description, or why it gave none (status and detail).
+    pub description: Result<NodeDescription, String>,
+}
+
+/// One figure with the merged regional answer behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Which figure.
+    pub figure: Figure,
+    /// The regional answer.
+    pub regional: Regional,
+}
+
+/// Everything the report shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportData {
+    /// The coordinator's identity.
+    pub coordinator: String,
+    /// When the questions were asked, as shown (UTC).
+    pub generated_at: String,
+    /// The period asked.
+    pub range: PeriodRange,
+    /// The nodes, in registry order.
+    pub nodes: Vec<NodeInfo>,
+    /// The figures, in page order.
+    pub sections: Vec<Section>,
+}
+
+/// Why a report could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The period range does not make a valid question.
+    #[error("invalid report period")]
+    Query(#[from] QueryError),
+    /// The coordinator could not set up its connections or sign.
+    #[error(transparent)]
+    Fanout(#[from] FanoutError),
+}
+
+/// Asks the federation every figure's question and each node for its public policy.
+pub async fn build(registry: &Registry, range: &PeriodRange) -> Result<ReportData, ReportError> {
+    let limits = QueryLimits::default();
+    let queries = Figure::ALL
+        .iter()
+        .map(|f| Ok((*f, Query::parse(&f.query(range), &limits)?)))
+        .collect::<Result<Vec<_>, QueryError>>()?;
+    let fed = Federation::connect(registry)?;
+    let nodes = fed
+        .describe()
+        .await
+        .into_iter()
+        .map(|(country, d)| NodeInfo {
+            country: country.to_string(),
+            description: d
+                .map(|d| {
+                    let p = d.policy.unwrap_or_default();
+                    NodeDescription {
+                        first_period: d.first_period,
+                        last_period: d.last_period,
+                        software_version: d.software_version,
+                        policy: PolicySummary {
+                            min_count: p.min_count,
+                            min_contributors: p.min_contributors,
+                            dominance_p: p.dominance_p,
+                            perturbation: p.perturbation,
+                            perturbation_max_deviation: p.perturbation_max_deviation,
+                            rounding_base: p.rounding_base,
+                        },
+                    }
+                })
+                .map_err(|o: NodeOutcome| format!("{}: {}", o.label(), o.detail())),
+        })
+        .collect();
+    let mut sections = Vec::with_capacity(queries.len());
+    for (figure, query) in queries {
+        let (id, results) = fed.ask(&query).await?;
+        sections.push(Section {
+            figure,
+            regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+        });
+    }
+    Ok(ReportData {
+        coordinator: registry.identity(),
+        generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        range: range.clone(),
+        nodes,
+        sections,
+    })
+}
+
+/// A one-line summary for a terminal: figures, coverage, marked cells.
+pub fn summary(report: &ReportData) -> String {
+    let (partial, suppressed) =
+        report
+            .sections
+            .iter()
+            .flat_map(|s| &s.regional.cells)
+            .fold((0, 0), |(p, s), c| match c.status {
+                CellStatus::Exact => (p, s),
+                CellStatus::Partial => (p + 1, s),
+                CellStatus::Suppressed => (p, s + 1),
+            });
+    let complete = report
+        .sections
+        .iter()
+        .filter(|s| s.regional.coverage.complete())
+        .count();
+    format!(
+        "{} figures, {} with every node answering; {partial} partial and {suppressed} suppressed cells marked",
+        report.sections.len(),
+        complete
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// From regional answers to grids
+
+/// How the values of a dimension are ordered on a chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Largest total first (nominal categories: routes, countries, methods, roles).
+    Total,
+    /// Code-list order (ordered or small closed lists: modes, bands, sex, age, stages).
+    Codes,
+    /// Chronological, with missing quarters filled in so a gap shows as a gap.
+    Time,
+}
+
+/// How a code reads on the page.
+fn label(dim: Dimension, code: &str) -> String {
+    let method = |c: &str| -> Option<&'static str> {
+        Some(match c {
+            "doc_counterfeit" => "Counterfeit document",
+            "doc_forged" => "Forged document",
+            "doc_impostor" => "Impostor (another's document)",
+            "doc_fraudulently_obtained" => "Fraudulently obtained document",
+            "visa_abuse" => "Visa abuse",
+            "concealment_vehicle" => "Concealed in a vehicle",
+            "concealment_vessel" => "Concealed in a vessel",
+            "concealment_container" => "Concealed in a container",
+            "clandestine_on_foot" => "Clandestine crossing on foot",
+            "corruption" => "Corruption of officials",
+            "guide_escort" => "Guide or escort",
+            "other" => "Other",
+            _ => return None,
+        })
+    };
+    let sentence = |c: &str| {
+        let words = c.replace('_', " ");
+        let mut chars = words.chars();
+        chars
+            .next()
+            .map(|f| f.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    };
+    match dim {
+        Dimension::Route => code.replace('>', " → "),
+        Dimension::Method => method(code).map_or_else(|| sentence(code), str::to_string),
+        Dimension::Sex => match code {
+            "F" => "Female".into(),
+            "M" => "Male".into(),
+            "X" => "Other (X)".into(),
+            "U" => "Unknown".into(),
+            other => other.into(),
+        },
+        Dimension::AgeGroup => match code {
+            "U" => "Unknown".into(),
+            "50+" => "50 and over".into(),
+            other => other.replace('-', "–"),
+        },
+        Dimension::FeeBand => {
+            let usd = |s: &str| s.parse::<u64>().map_or_else(|_| s.to_string(), thousands);
+            match code.split_once('-') {
+                Some((lo, hi)) => format!("${}–{}", usd(lo), usd(hi)),
+                None => format!("${}", usd(code.trim_end_matches('+'))) + "+",
+            }
+        }
+        Dimension::Mode
+        | Dimension::PlaceType
+        | Dimension::SmugglerRole
+        | Dimension::SmugglerStage => sentence(code),
+        _ => code.to_string(),
+    }
+}
+
+fn datum(status: CellStatus, value: u64) -> Datum {
+    match status {
+        CellStatus::Exact => Datum::Exact(value),
+        CellStatus::Partial => Datum::Partial(value),
+        CellStatus::Suppressed => Datum::Suppressed,
+    }
+}
+
+/// `YYYY-Qn` as a quarter index, if it is one.
+fn quarter_index(s: &str) -> Option<u32> {
+    let (y, q) = s.split_once("-Q")?;
+    let (y, q): (u32, u32) = (y.parse().ok()?, q.parse().ok()?);
+    (y < 10_000 && (1..=4).contains(&q)).then_some(y * 4 + q - 1)
+}
+
+fn order_values(
+    dim: Dimension,
+    values: BTreeSet<String>,
+    order: Order,
+    total: impl Fn(&str) -> u64,
+) -> Vec<String> {
+    match order {
+        Order::Total => {
+            let mut v: Vec<String> = values.into_iter().collect();
+            v.sort_by(|a, b| total(b).cmp(&total(a)).then_with(|| a.cmp(b)));
+            v
+        }
+        Order::Codes => {
+            let listed = dim.closed_values().unwrap_or_default();
+            let mut v: Vec<String> = listed
+                .iter()
+                .filter(|c| values.contains(*c))
+                .cloned()
+                .collect();
+            v.extend(values.into_iter().filter(|c| !listed.contains(c)));
+            v
+        }
+        Order::Time => {
+            let idx: Option<Vec<u32>> = values.iter().map(|v| quarter_index(v)).collect();
+            match idx.as_deref() {
+                // Fill missing quarters between the first and the last (at most 100 years).
+                Some([first, .., last]) if last - first < 400 => (*first..=*last)
+                    .map(|i| format!("{}-Q{}", i / 4, i % 4 + 1))
+                    .collect(),
+                _ => values.into_iter().collect(),
+            }
+        }
+    }
+}
+
+/// The cells of `r` as a grid: `row` values down, `col` values across (one column named after the
+/// unit when `col` is `None`). Margin cells and cells whose key does not fit are left out.
+fn pivot(
+    r: &Regional,
+    row: (Dimension, Order),
+    col: Option<(Dimension, Order)>,
+    unit_label: &str,
+) -> Grid {
+    let position = |d: Dimension| r.dimensions.iter().position(|x| *x == d);
+    let Some(ri) = position(row.0) else {
+        return Grid {
+            rows: vec![],
+            cols: vec![],
+            cells: vec![],
+        };
+    };
+    let ci = col.and_then(|(d, _)| position(d));
+    let mut cells: BTreeMap<(String, String), Datum> = BTreeMap::new();
+    for c in &r.cells {
+        if c.key.len() != r.dimensions.len() || c.key.iter().any(|k| k == MARGIN) {
+            continue;
+        }
+        let rk = c.key[ri].clone();
+        let ck = ci.map_or_else(String::new, |i| c.key[i].clone());
+        let d = datum(c.status, c.value);
+        let e = cells.entry((rk, ck)).or_insert(Datum::Absent);
+        *e = *e + d;
+    }
+    let row_total = |k: &str| -> u64 {
+        cells
+            .iter()
+            .filter(|((r, _), _)| r == k)
+            .map(|(_, d)| d.lower_bound())
+            .sum()
+    };
+    let col_total = |k: &str| -> u64 {
+        cells
+            .iter()
+            .filter(|((_, c), _)| c == k)
+            .map(|(_, d)| d.lower_bound())
+            .sum()
+    };
+    let row_keys = order_values(
+        row.0,
+        cells.keys().map(|(r, _)| r.clone()).collect(),
+        row.1,
+        row_total,
+    );
+    let col_keys = match col {
+        Some((d, order)) if ci.is_some() => order_values(
+            d,
+            cells.keys().map(|(_, c)| c.clone()).collect(),
+            order,
+            col_total,
+        ),
+        _ => vec![String::new()],
+    };
+    Grid {
+        rows: row_keys.iter().map(|k| label(row.0, k)).collect(),
+        cols: match col {
+            Some((d, _)) if ci.is_some() => col_keys.iter().map(|k| label(d, k)).collect(),
+            _ => vec![unit_label.to_string()],
+        },
+        cells: row_keys
+            .iter()
+            .map(|rk| {
+                col_keys
+                    .iter()
+                    .map(|ck| {
+                        cells
+                            .get(&(rk.clone(), ck.clone()))
+                            .copied()
+                            .unwrap_or(Datum::Absent)
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// The total of every cell of a grid (a lower bound when any cell is, or when a node did not
+/// answer).
+fn grand_total(grid: &Grid, complete: bool) -> Datum {
+    let t = (0..grid.rows.len()).fold(Datum::Absent, |acc, r| acc + grid.row_total(r));
+    match t {
+        Datum::Exact(v) if !complete => Datum::Partial(v),
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page
+
+/// The report as one self-contained HTML document.
+pub fn render(report: &ReportData) -> String {
+    let mut out = String::with_capacity(256 * 1024);
+    let _ = write!(
+        out,
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="vrs-coordinator {version}">
+<title>Regional smuggling trends — VRS Federation report, {date}</title>
+<style>{style}</style>
+</head>
+<body>
+<div class="page">
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+        date = escape(&report.generated_at),
+        style = html::STYLE,
+    );
+    header(&mut out, report);
+    out.push_str("<main>\n");
+    kpis(&mut out, report);
+    node_status(&mut out, report);
+    policies(&mut out, report);
+    out.push_str(r#"<section id="reading" aria-labelledby="reading-h"><h2 id="reading-h">How to read the figures</h2>"#);
+    out.push_str(html::status_legend());
+    out.push_str(r#"<p class="note">Nodes release only aggregate figures that pass their own disclosure control; released values may be perturbed and rounded slightly. A regional figure is the sum of what the nodes released. No record-level data reaches the coordinator or this report.</p></section>"#);
+    for s in &report.sections {
+        section(&mut out, report, s);
+    }
+    out.push_str("</main>\n");
+    let _ = write!(
+        out,
+        r#"<footer><p>Generated {} by <code>{}</code> with vrs-coordinator {}. This file is self-contained: it loads nothing from any network.</p></footer>
+</div>
+</body>
+</html>
+"#,
+        escape(&report.generated_at),
+        escape(&report.coordinator),
+        env!("CARGO_PKG_VERSION"),
+    );
+    out
+}
+
+/// The period in words, with the data the nodes hold when no bound was given.
+fn period_text(report: &ReportData) -> String {
+    let held: Vec<&NodeDescription> = report
+        .nodes
+        .iter()
+        .filter_map(|n| n.description.as_ref().ok())
+        .collect();
+    let first = held
+        .iter()
+        .map(|d| d.first_period.as_str())
+        .filter(|p| !p.is_empty())
+        .min();
+    let last = held
+        .iter()
+        .map(|d| d.last_period.as_str())
+        .filter(|p| !p.is_empty())
+        .max();
+    let held = match (first, last) {
+        (Some(f), Some(l)) => format!(" (nodes hold {f} to {l})"),
+        _ => String::new(),
+    };
+    match (&report.range.from, &report.range.to) {
+        (None, None) => format!("all periods{held}"),
+        (Some(f), None) => format!("from {f}{held}"),
+        (None, Some(t)) => format!("up to {t}{held}"),
+        (Some(f), Some(t)) => format!("{f} to {t}"),
+    }
+}
+
+fn answered_everything(report: &ReportData) -> (usize, usize) {
+    let countries = node_countries(report);
+    let full = countries
+        .iter()
+        .filter(|c| {
+            report.sections.iter().all(|s| {
+                s.regional
+                    .nodes
+                    .iter()
+                    .any(|n| &n.country == *c && n.status == "answered")
+            })
+        })
+        .count();
+    (full, countries.len())
+}
+
+fn node_countries(report: &ReportData) -> Vec<String> {
+    let mut countries: Vec<String> = report.nodes.iter().map(|n| n.country.clone()).collect();
+    for s in &report.sections {
+        for n in &s.regional.nodes {
+            if !countries.contains(&n.country) {
+                countries.push(n.country.clone());
+            }
+        }
+    }
+    countries
+}
+
+fn header(out: &mut String, report: &ReportData) {
+    let (full, asked) = answered_everything(report);
+    let _ = write!(
+        out,
+        r#"<header class="top">
+<h1>Regional smuggling trends</h1>
+<p class="subtitle">VRS Federation report: figures released by the region's country nodes, merged by the regional coordinator.</p>
+<dl class="meta">
+<dt>Period</dt><dd>{period}</dd>
+<dt>Coverage</dt><dd>{full} of {asked} nodes answered every question</dd>
+<dt>Generated</dt><dd>{generated}</dd>
+<dt>Coordinator</dt><dd><code>{coordinator}</code></dd>
+</dl>
+</header>
+"#,
+        period = escape(&period_text(report)),
+        generated = escape(&report.generated_at),
+        coordinator = escape(&report.coordinator),
+    );
+    if full < asked {
+        let _ = write!(
+            out,
+            r##"<p class="callout" role="note">Not every node answered every question (see <a href="#status">node status</a>). Where a node is missing, every regional figure of that question is a lower bound and is marked ≥.</p>"##
+        );
+    }
+}
+
+fn kpis(out: &mut String, report: &ReportData) {
+    let cards: [(Figure, &str); 4] = [
+        (Figure::Trend, "migrants detected"),
+        (Figure::Smugglers, "smugglers recorded"),
+        (Figure::Fees, "fee payments reported"),
+        (Figure::Deaths, "deaths recorded"),
+    ];
+    out.push_str(r#"<section class="kpis" aria-label="Regional totals">"#);
+    for (figure, what) in cards {
+        let Some(s) = report.sections.iter().find(|s| s.figure == figure) else {
+            continue;
+        };
+        let grid = grid_of(s);
+        let total = grand_total(&grid, s.regional.coverage.complete());
+        let (shown, spoken) = if s.regional.coverage.answered == 0 {
+            ("no answer".to_string(), "no node answered".to_string())
+        } else {
+            (total.text(), total.spoken())
+        };
+        let _ = write!(
+            out,
+            r#"<div class="kpi"><div class="n"><abbr title="{}">{}</abbr></div><div class="l">{}</div></div>"#,
+            escape(&spoken),
+            escape(&shown),
+            escape(what)
+        );
+    }
+    out.push_str("</section>\n");
+}
+
+fn badge(status: &str) -> String {
+    let (class, text) = match status {
+        "answered" => ("answered", "✓ answered"),
+        "refused" => ("refused", "✕ refused"),
+        "unreachable" => ("unreachable", "✕ unreachable"),
+        "timed_out" => ("timed_out", "◷ timed out"),
+        "pending_approval" => ("pending_approval", "◷ pending approval"),
+        _ => ("other", status),
+    };
+    format!(r#"<span class="badge {class}">{}</span>"#, escape(text))
+}
+
+fn node_status(out: &mut String, report: &ReportData) {
+    let countries = node_countries(report);
+    let (full, asked) = answered_everything(report);
+    let _ = write!(
+        out,
+        r#"<section id="status" aria-labelledby="status-h"><h2 id="status-h">Node status</h2>
+<p class="lede">{full} of {asked} nodes answered every question. Each column is one question; a node that refused, could not be reached or did not answer in time is listed with its reason.</p>
+<div class="table-scroll" tabindex="0"><table class="status"><caption>What each node did with each question</caption><thead><tr><th scope="col">Node</th>"#
+    );
+    for s in &report.sections {
+        let _ = write!(
+            out,
+            r##"<th scope="col"><a href="#fig-{}">{}</a></th>"##,
+            s.figure.id(),
+            escape(s.figure.short())
+        );
+    }
+    out.push_str("</tr></thead><tbody>");
+    for country in &countries {
+        let _ = write!(out, r#"<tr><th scope="row">{}</th>"#, escape(country));
+        for s in &report.sections {
+            match s.regional.nodes.iter().find(|n| &n.country == country) {
+                Some(n) if n.status == "answered" => {
+                    let _ = write!(
+                        out,
+                        r#"<td>{}<span class="detail">{} ms</span></td>"#,
+                        badge(&n.status),
+                        n.elapsed_ms
+                    );
+                }
+                Some(n) => {
+                    let _ = write!(
+                        out,
+                        r#"<td>{}<span class="detail">{}</span></td>"#,
+                        badge(&n.status),
+                        escape(&n.detail)
+                    );
+                }
+                None => out.push_str(r#"<td><span class="detail">not asked</span></td>"#),
+            }
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
+fn policies(out: &mut String, report: &ReportData) {
+    out.push_str(
+        r#"<section id="policy" aria-labelledby="policy-h"><h2 id="policy-h">Public disclosure policies</h2>
+<p class="lede">Each node decides what it releases. A figure below a node's minimum count, with fewer contributing incidents than its minimum, or dominated by one incident is suppressed, and further cells may be suppressed so that it cannot be recomputed from totals.</p>
+<div class="table-scroll" tabindex="0"><table class="status"><caption>Policy each node publishes</caption><thead><tr><th scope="col">Node</th><th scope="col">Data held</th><th scope="col">Minimum count</th><th scope="col">Minimum contributors</th><th scope="col">Dominance rule</th><th scope="col">Perturbation</th><th scope="col">Rounding</th><th scope="col">Software</th></tr></thead><tbody>"#,
+    );
+    for n in &report.nodes {
+        let _ = write!(out, r#"<tr><th scope="row">{}</th>"#, escape(&n.country));
+        match &n.description {
+            Ok(d) => {
+                let p = &d.policy;
+                let _ = write!(
+                    out,
+                    "<td>{} to {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                    escape(&d.first_period),
+                    escape(&d.last_period),
+                    p.min_count,
+                    p.min_contributors,
+                    if p.dominance_p == 0 {
+                        "off".to_string()
+                    } else {
+                        format!("p = {} %", p.dominance_p)
+                    },
+                    if p.perturbation {
+                        format!("on, at most ±{}", p.perturbation_max_deviation)
+                    } else {
+                        "off".to_string()
+                    },
+                    if p.rounding_base <= 1 {
+                        "none".to_string()
+                    } else {
+                        format!("to multiples of {}", p.rounding_base)
+                    },
+                    escape(&d.software_version),
+                );
+            }
+            Err(why) => {
+                let _ = write!(
+                    out,
+                    r#"<td colspan="7"><span class="detail">No description: {}</span></td>"#,
+                    escape(why)
+                );
+            }
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
+/// The grid behind a figure (every row; the chart may draw fewer).
+fn grid_of(s: &Section) -> Grid {
+    let r = &s.regional;
+    let unit = s.figure.unit().code();
+    let dims = s.figure.group_by();
+    let order = |d: Dimension| match d {
+        Dimension::Quarter | Dimension::Year | Dimension::Month => Order::Time,
+        Dimension::Route
+        | Dimension::Origin
+        | Dimension::Transit
+        | Dimension::Destination
+        | Dimension::Method
+        | Dimension::SmugglerRole
+        | Dimension::Citizenship => Order::Total,
+        _ => Order::Codes,
+    };
+    let row = (dims[0], order(dims[0]));
+    let col = dims.get(1).map(|d| (*d, order(*d)));
+    pivot(r, row, col, &sentence_case(unit))
+}
+
+fn sentence_case(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// A grid cut to at most `rows` × `cols`.
+fn limit(grid: &Grid, rows: usize, cols: usize) -> Grid {
+    grid.head(rows).transposed().head(cols).transposed()
+}
+
+fn section(out: &mut String, report: &ReportData, s: &Section) {
+    let f = s.figure;
+    let r = &s.regional;
+    let grid = grid_of(s);
+    let unit = f.unit().code();
+    let dims: Vec<&str> = r.dimensions.iter().map(|d| d.code()).collect();
+    let lede = match f {
+        Figure::Trend => format!(
+            "Migrants detected each quarter on the {} routes (origin → destination) with the most detections. Every route is in the table below.",
+            TREND_ROUTES.min(grid.rows.len())
+        ),
+        Figure::Flows => "Where journeys started (rows) and where they were headed (columns): migrants detected over the whole period. Darker cells carry more people.".into(),
+        Figure::Methods => "Methods seen in smuggling incidents, by the mode of transport of the incident. An incident with several methods counts once for each, so the bars add up to more than the number of incidents.".into(),
+        Figure::Fees => format!(
+            "Fees reported for smuggling services, by route and band of the amount in US dollars (nodes release amounts only as bands). The {} routes with the most fee reports are drawn.",
+            FEE_ROUTES.min(grid.rows.len())
+        ),
+        Figure::Migrants => "Migrants detected, by age group and sex.".into(),
+        Figure::Smugglers => "Smugglers recorded, by their role in the operation and the stage their case has reached.".into(),
+        Figure::Deaths => "Deaths recorded in smuggling incidents, per quarter.".into(),
+    };
+    let _ = write!(
+        out,
+        r#"<section class="figure" id="fig-{id}" data-figure="{id}" aria-labelledby="fig-{id}-h">
+<h2 id="fig-{id}-h">{title}</h2>
+<p class="lede">{lede}</p>
+"#,
+        id = f.id(),
+        title = escape(f.title()),
+        lede = escape(&lede),
+    );
+    coverage(out, r);
+    let text = ChartText {
+        id: f.id(),
+        title: f.title(),
+        desc: &lede,
+        unit,
+    };
+    if grid.rows.is_empty() {
+        out.push_str(r#"<p class="callout" data-empty="true">No node reported any figure for this question in this period.</p>"#);
+    } else {
+        let (svg, legend) = match f {
+            Figure::Trend => (
+                chart::lines(&text, &limit(&grid, TREND_ROUTES, usize::MAX)),
+                None,
+            ),
+            Figure::Flows => (
+                chart::heatmap(
+                    &text,
+                    &limit(&grid, FLOW_ROWS, FLOW_COLS),
+                    ("origin", "destination"),
+                ),
+                Some(format!(
+                    r#"<p class="note">Shading follows the square root of the number, so that small flows stay visible.{}</p>"#,
+                    match (grid.rows.len() > FLOW_ROWS, grid.cols.len() > FLOW_COLS) {
+                        (false, false) => String::new(),
+                        (true, false) => format!(
+                            " The {FLOW_ROWS} largest of {} origins are drawn; the table has them all.",
+                            grid.rows.len()
+                        ),
+                        (false, true) => format!(
+                            " The {FLOW_COLS} largest of {} destinations are drawn; the table has them all.",
+                            grid.cols.len()
+                        ),
+                        (true, true) => format!(
+                            " The {FLOW_ROWS} largest origins and {FLOW_COLS} largest destinations are drawn; the table has them all."
+                        ),
+                    }
+                )),
+            ),
+            Figure::Methods | Figure::Smugglers => (
+                chart::bars(&text, &grid, Layout::Stacked, CATEGORICAL),
+                Some(html::series_legend(
+                    &label_of(r, 1),
+                    &grid.cols,
+                    CATEGORICAL,
+                )),
+            ),
+            Figure::Fees => (
+                chart::bars(
+                    &text,
+                    &limit(&grid, FEE_ROUTES, usize::MAX),
+                    Layout::Stacked,
+                    &SEQUENTIAL[1..],
+                ),
+                Some(html::series_legend(
+                    &label_of(r, 1),
+                    &grid.cols,
+                    &SEQUENTIAL[1..],
+                )),
+            ),
+            Figure::Migrants => (
+                chart::bars(&text, &grid, Layout::Grouped, CATEGORICAL),
+                Some(html::series_legend(
+                    &label_of(r, 1),
+                    &grid.cols,
+                    CATEGORICAL,
+                )),
+            ),
+            Figure::Deaths => (chart::lines(&text, &grid.transposed()), None),
+        };
+        if let Some(legend) = legend {
+            out.push_str(&legend);
+        }
+        let _ = writeln!(out, "<figure>{svg}</figure>");
+    }
+    let caption = format!(
+        "{} — {} by {}",
+        f.title(),
+        unit,
+        dims.join(" and ").replace('_', " ")
+    );
+    let corner = sentence_case(&label_of(r, 0));
+    let table = match f {
+        Figure::Deaths => html::grid_table(&caption, &corner, &grid, false),
+        _ => html::grid_table(&caption, &corner, &grid, true),
+    };
+    let _ = write!(
+        out,
+        r#"<details open><summary>Numbers</summary>{table}</details>
+<p class="note">Question: {unit} by {dims}, {period}. Query id <code>{id}</code>.</p>
+</section>
+"#,
+        dims = escape(&dims.join(", ")),
+        period = escape(&period_text(report)),
+        id = escape(&r.query_id),
+    );
+}
+
+/// The name of the `i`th dimension of an answer, in words.
+fn label_of(r: &Regional, i: usize) -> String {
+    r.dimensions
+        .get(i)
+        .map(|d| d.code().replace('_', " "))
+        .unwrap_or_default()
+}
+
+fn coverage(out: &mut String, r: &Regional) {
+    let c = r.coverage;
+    if c.complete() {
+        let _ = write!(
+            out,
+            r#"<p class="coverage">{} of {} nodes answered</p>"#,
+            c.answered, c.asked
+        );
+        return;
+    }
+    let missing: Vec<String> = r
+        .nodes
+        .iter()
+        .filter(|n| n.status != "answered")
+        .map(|n| format!("{} {}", n.country, n.status.replace('_', " ")))
+        .collect();
+    let _ = write!(
+        out,
+        r#"<p class="coverage incomplete">Only {} of {} nodes answered ({}): every figure here is a lower bound</p>"#,
+        c.answered,
+        c.asked,
+        escape(&missing.join(", "))
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::{Contribution, Coverage, NodeStatus, RegionalCell};
+    use vrs_core::answer::SuppressionReason;
+
+    fn node(country: &str, status: &str, detail: &str) -> NodeStatus {
+        NodeStatus {
+            country: country.into(),
+            status: status.into(),
+            detail: detail.into(),
+            elapsed_ms: 12,
+        }
+    }
+
+    fn cell(key: &[&str], value: u64, status: CellStatus) -> RegionalCell {
+        let mut nodes = BTreeMap::new();
+        nodes.insert("THA".to_string(), Contribution::Value(value));
+        if status != CellStatus::Exact {
+            nodes.insert(
+                "MYS".to_string(),
+                Contribution::Suppressed(SuppressionReason::BelowThreshold),
+            );
+        }
+        RegionalCell {
+            key: key.iter().map(|s| s.to_string()).collect(),
+            value: if status == CellStatus::Suppressed {
+                0
+            } else {
+                value
+            },
+            status,
+            nodes,
+        }
+    }
+
+    /// Cells for a figure: a few of each status, keys that make sense for its dimensions.
+    fn cells(f: Figure) -> Vec<RegionalCell> {
+        let values: Vec<Vec<&str>> = match f {
+            Figure::Trend => vec![
+                vec!["MMR>THA", "2024-Q1"],
+                vec!["MMR>THA", "2024-Q2"],
+                vec!["MMR>THA", "2024-Q4"],
+                vec!["IDN>MYS", "2024-Q1"],
+                vec!["IDN>MYS", "2024-Q3"],
+            ],
+            Figure::Flows => vec![
+                vec!["MMR", "THA"],
+                vec!["MMR", "MYS"],
+                vec!["IDN", "MYS"],
+                vec!["AFG", "AUS"],
+            ],
+            Figure::Methods => vec![
+                vec!["visa_abuse", "air"],
+                vec!["guide_escort", "land"],
+                vec!["guide_escort", "sea"],
+                vec!["corruption", "land"],
+            ],
+            Figure::Fees => vec![
+                vec!["MMR>THA", "0-499"],
+                vec!["MMR>THA", "500-999"],
+                vec!["AFG>AUS", "10000+"],
+                vec!["AFG>AUS", "5000-9999"],
+            ],
+            Figure::Migrants => vec![
+                vec!["18-24", "M"],
+                vec!["18-24", "F"],
+                vec!["0-13", "F"],
+                vec!["50+", "X"],
+            ],
+            Figure::Smugglers => vec![
+                vec!["transporter", "arrested"],
+                vec!["transporter", "convicted"],
+                vec!["organiser", "suspected"],
+                vec!["guide", "acquitted"],
+            ],
+            Figure::Deaths => vec![
+                vec!["2024-Q1"],
+                vec!["2024-Q2"],
+                vec!["2024-Q3"],
+                vec!["2024-Q4"],
+            ],
+        };
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let status = match i % 4 {
+                    1 => CellStatus::Partial,
+                    3 => CellStatus::Suppressed,
+                    _ => CellStatus::Exact,
+                };
+                cell(k, 100 + 37 * i as u64, status)
+            })
+            .collect()
+    }
+
+    fn report(nodes: Vec<NodeStatus>) -> ReportData {
+        let answered = nodes.iter().filter(|n| n.status == "answered").count();
+        ReportData {
+            coordinator: "coordinator.bali-rc.vrs.test".into(),
+            generated_at: "2025-01-02 03:04 UTC".into(),
+            range: PeriodRange {
+                from: Some("2024".into()),
+                to: None,
+            },
+            nodes: vec![
+                NodeInfo {
+                    country: "THA".into(),
+                    description: Ok(NodeDescription {
+                        first_period: "2021-01".into(),
+                        last_period: "2024-12".into(),
+                        software_version: "0.1.0".into(),
+                        policy: PolicySummary {
+                            min_count: 5,
+                            min_contributors: 3,
+                            dominance_p: 10,
+                            perturbation: true,
+                            perturbation_max_deviation: 2,
+                            rounding_base: 1,
+                        },
+                    }),
+                },
+                NodeInfo {
+                    country: "MYS".into(),
+                    description: Err("unreachable: <b>connection refused</b>".into()),
+                },
+            ],
+            sections: Figure::ALL
+                .iter()
+                .map(|f| Section {
+                    figure: *f,
+                    regional: Regional {
+                        query_id: "0123abcd".into(),
+                        unit: f.unit(),
+                        dimensions: f.group_by().to_vec(),
+                        cells: cells(*f),
+                        nodes: nodes.clone(),
+                        coverage: Coverage {
+                            answered,
+                            asked: nodes.len(),
+                        },
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_full_report_has_every_chart_with_a_table_and_marks_each_status() {
+        let html = render(&report(vec![
+            node("THA", "answered", "5 cells"),
+            node("MYS", "answered", "4 cells"),
+        ]));
+        assert!(html.starts_with("<!doctype html>"));
+        for f in Figure::ALL {
+            let start = html
+                .find(&format!(r#"id="fig-{}""#, f.id()))
+                .unwrap_or_else(|| panic!("{f:?} missing"));
+            let end = html[start..].find("</section>").unwrap() + start;
+            let part = &html[start..end];
+            assert!(part.contains(r#"role="img""#), "{f:?}: no chart");
+            assert!(part.contains("<caption>"), "{f:?}: no table caption");
+            assert!(
+                part.contains(r#"<th scope="row">"#),
+                "{f:?}: no row headers"
+            );
+            assert!(part.contains("mark exact"), "{f:?}");
+            assert!(part.contains("mark partial"), "{f:?}");
+            assert!(part.contains("mark suppressed"), "{f:?}");
+            assert!(part.contains(r#"<td class="partial">"#), "{f:?}");
+            assert!(part.contains(r#"<td class="suppressed">"#), "{f:?}");
+        }
+        assert!(html.contains("2 of 2 nodes answered every question"));
+        assert!(html.contains("How to read the figures"));
+        assert!(html.contains("Minimum count"));
+        assert!(html.contains("2025-01-02 03:04 UTC"));
+        assert!(html.contains("from 2024"));
+    }
+
+    #[test]
+    fn the_page_loads_nothing_and_runs_nothing() {
+        let html = render(&report(vec![node("THA", "answered", "5 cells")]));
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("http:") && !html.contains("https:"));
+        assert!(!html.contains("src=") && !html.contains("@import") && !html.contains("url(http"));
+        assert!(!html.contains("<link"));
+    }
+
+    #[test]
+    fn node_messages_are_escaped() {
+        let html = render(&report(vec![
+            node("THA", "answered", "5 cells"),
+            node(
+                "MYS",
+                "refused",
+                r#"POLICY: <script>alert("x")</script><img src=x onerror=alert(1)>"#,
+            ),
+        ]));
+        assert!(!html.contains("<script"), "unescaped script");
+        assert!(!html.contains("<img"), "unescaped img");
+        assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
+        assert!(html.contains("&lt;b&gt;connection refused&lt;/b&gt;"));
+    }
+
+    #[test]
+    fn a_missing_node_is_shown_and_makes_every_total_a_lower_bound() {
+        let html = render(&report(vec![
+            node("THA", "answered", "5 cells"),
+            node("MYS", "timed_out", "no answer before the deadline"),
+        ]));
+        assert!(html.contains("1 of 2 nodes answered every question"));
+        assert!(html.contains("Only 1 of 2 nodes answered (MYS timed out)"));
+        assert!(html.contains("timed out"));
+        assert!(html.contains(r#"class="callout""#));
+        // The migrants card: exact cells only would still be a lower bound.
+        let kpi = &html[html.find(r#"class="kpis""#).unwrap()..];
+        assert!(kpi[..kpi.find("</section>").unwrap()].contains("≥"));
+    }
+
+    #[test]
+    fn quarters_are_filled_so_gaps_show() {
+        let r = &report(vec![node("THA", "answered", "")]).sections[0];
+        let g = grid_of(r);
+        assert_eq!(g.cols, ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]);
+        assert_eq!(g.rows, ["MMR → THA", "IDN → MYS"]);
+        assert_eq!(g.cells[0][2], Datum::Absent);
+        assert_eq!(g.cells[0][3], Datum::Exact(174));
+        assert_eq!(g.cells[1][0], Datum::Suppressed);
+        assert_eq!(g.cells[0][1], Datum::Partial(137));
+    }
+
+    #[test]
+    fn labels_read_as_words() {
+        assert_eq!(label(Dimension::FeeBand, "1000-2499"), "$1,000–2,499");
+        assert_eq!(label(Dimension::FeeBand, "10000+"), "$10,000+");
+        assert_eq!(label(Dimension::Sex, "F"), "Female");
+        assert_eq!(label(Dimension::Mode, "unknown"), "Unknown");
+        assert_eq!(
+            label(Dimension::SmugglerRole, "corrupt_official"),
+            "Corrupt official"
+        );
+        assert_eq!(label(Dimension::Route, "AFG>AUS"), "AFG → AUS");
+    }
+
+    #[test]
+    fn code_lists_keep_their_order_and_unknown_values_follow() {
+        let values: BTreeSet<String> = ["M", "F", "Q"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            order_values(Dimension::Sex, values, Order::Codes, |_| 0),
+            ["F", "M", "Q"]
+        );
+    }
+
+    #[test]
+    fn every_question_parses() {
+        for range in [
+            PeriodRange::default(),
+            PeriodRange {
+                from: Some("2023-Q2".into()),
+                to: Some("2024".into()),
+            },
+        ] {
+            for f in Figure::ALL {
+                Query::parse(&f.query(&range), &QueryLimits::default()).unwrap();
+            }
+        }
+    }
+}

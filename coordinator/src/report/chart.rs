@@ -1,0 +1,905 @@
+//! Inline SVG charts for the report: lines over time, horizontal bars (stacked or grouped) and a
+//! heat-map matrix.
+//!
+//! Every chart is a pure function from a [`Grid`] to one `<svg>` string with `role="img"`, an
+//! `aria-label`, a `<title>` and a `<desc>`. Every data mark carries the class `mark` plus its
+//! status (`exact`, `partial`, `suppressed`) and its own `<title>` (the tooltip and what a screen
+//! reader announces). The status is drawn, never only coloured:
+//!
+//! - exact: a solid mark;
+//! - partial (a lower bound: some node suppressed part of the figure): a hollow point on a dashed
+//!   line, or a hatched bar or cell, and `≥` before the number;
+//! - suppressed (no node released a figure): a cross, `×`, where the mark would be.
+//!
+//! Element ids (hatch patterns) are prefixed with the chart's id, so several charts can share one
+//! HTML document. All text is escaped here.
+
+use std::fmt::Write as _;
+
+use super::html::{escape, thousands};
+
+/// What a regional cell says, as a chart draws it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datum {
+    /// Every node that holds the cell released it: the value is the sum.
+    Exact(u64),
+    /// Some node suppressed the cell: the value is a lower bound.
+    Partial(u64),
+    /// No node released a figure.
+    Suppressed,
+    /// No node reported the cell: zero records.
+    Absent,
+}
+
+impl Datum {
+    /// The value a chart may draw: the exact value or the lower bound; 0 for suppressed and absent.
+    pub fn lower_bound(self) -> u64 {
+        match self {
+            Datum::Exact(v) | Datum::Partial(v) => v,
+            Datum::Suppressed | Datum::Absent => 0,
+        }
+    }
+
+    /// The number as a table or a label shows it (`≥` for a lower bound, `×` for suppressed,
+    /// `–` for none reported).
+    pub fn text(self) -> String {
+        match self {
+            Datum::Exact(v) => thousands(v),
+            Datum::Partial(v) => format!("≥{}", thousands(v)),
+            Datum::Suppressed => "×".into(),
+            Datum::Absent => "–".into(),
+        }
+    }
+
+    /// The words a tooltip or screen reader uses.
+    pub fn spoken(self) -> String {
+        match self {
+            Datum::Exact(v) => thousands(v),
+            Datum::Partial(v) => format!(
+                "at least {} (partial: some node suppressed part of this figure)",
+                thousands(v)
+            ),
+            Datum::Suppressed => "suppressed (no node released this figure)".into(),
+            Datum::Absent => "none reported".into(),
+        }
+    }
+
+    /// The CSS class of its status.
+    pub fn class(self) -> &'static str {
+        match self {
+            Datum::Exact(_) => "exact",
+            Datum::Partial(_) => "partial",
+            Datum::Suppressed => "suppressed",
+            Datum::Absent => "absent",
+        }
+    }
+}
+
+/// The sum of two figures: exact only if both parts are.
+impl std::ops::Add for Datum {
+    type Output = Datum;
+
+    fn add(self, other: Datum) -> Datum {
+        match (self, other) {
+            (Datum::Absent, d) | (d, Datum::Absent) => d,
+            (Datum::Exact(a), Datum::Exact(b)) => Datum::Exact(a.saturating_add(b)),
+            (a, b) => Datum::Partial(a.lower_bound().saturating_add(b.lower_bound())),
+        }
+    }
+}
+
+/// A table of figures: one row per category, one column per series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grid {
+    /// Row labels, as shown.
+    pub rows: Vec<String>,
+    /// Column labels, as shown.
+    pub cols: Vec<String>,
+    /// `cells[row][col]`.
+    pub cells: Vec<Vec<Datum>>,
+}
+
+impl Grid {
+    /// The figure of a row: the sum over its columns.
+    pub fn row_total(&self, row: usize) -> Datum {
+        self.cells[row]
+            .iter()
+            .fold(Datum::Absent, |acc, d| acc + *d)
+    }
+
+    /// The first `n` rows.
+    pub fn head(&self, n: usize) -> Grid {
+        let n = n.min(self.rows.len());
+        Grid {
+            rows: self.rows[..n].to_vec(),
+            cols: self.cols.clone(),
+            cells: self.cells[..n].to_vec(),
+        }
+    }
+
+    /// Rows and columns swapped.
+    pub fn transposed(&self) -> Grid {
+        let cells = (0..self.cols.len())
+            .map(|c| self.cells.iter().map(|row| row[c]).collect())
+            .collect();
+        Grid {
+            rows: self.cols.clone(),
+            cols: self.rows.clone(),
+            cells,
+        }
+    }
+
+    fn max_cell(&self) -> u64 {
+        self.cells
+            .iter()
+            .flatten()
+            .map(|d| d.lower_bound())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Colour-blind safe categorical colours (Okabe and Ito, 2008), in order of use.
+pub const CATEGORICAL: &[&str] = &[
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#999999",
+];
+
+/// A single-hue sequential blue ramp (ColorBrewer "Blues", colour-blind safe), light to dark,
+/// for ordered categories such as fee bands.
+pub const SEQUENTIAL: &[&str] = &[
+    "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b",
+];
+
+/// What a chart needs besides its data.
+#[derive(Debug, Clone, Copy)]
+pub struct ChartText<'a> {
+    /// Unique id in the document (letters, digits, `-`).
+    pub id: &'a str,
+    /// Short title (the SVG `<title>`).
+    pub title: &'a str,
+    /// One sentence describing what is drawn (the SVG `<desc>` and `aria-label`).
+    pub desc: &'a str,
+    /// The unit counted, plural ("migrants").
+    pub unit: &'a str,
+}
+
+const WIDTH: f64 = 960.0;
+const FONT: f64 = 13.0;
+const AXIS_COLOUR: &str = "#4d4d4d";
+const GRID_COLOUR: &str = "#e3e3e3";
+const SUPPRESSED_COLOUR: &str = "#333333";
+
+/// A number for an SVG attribute: one decimal, never NaN or infinite.
+fn n(v: f64) -> String {
+    if v.is_finite() {
+        let r = (v * 10.0).round() / 10.0;
+        if r == r.trunc() {
+            format!("{r:.0}")
+        } else {
+            format!("{r:.1}")
+        }
+    } else {
+        "0".into()
+    }
+}
+
+/// Width of `text` at `size` in the system sans-serif, roughly (wide enough for most fonts).
+fn text_width(text: &str, size: f64) -> f64 {
+    text.chars().count() as f64 * size * 0.6
+}
+
+/// A "nice" upper bound for an axis (1, 2, 2.5 or 5 × 10^k) and its tick step.
+fn nice_scale(max: u64) -> (f64, f64) {
+    let max = (max.max(1)) as f64;
+    let raw_step = max / 5.0;
+    let mag = 10f64.powf(raw_step.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw_step)
+        .unwrap_or(10.0 * mag)
+        .max(1.0);
+    ((max / step).ceil() * step, step)
+}
+
+fn ticks(top: f64, step: f64) -> Vec<f64> {
+    let count = (top / step).round() as usize;
+    (0..=count).map(|i| i as f64 * step).collect()
+}
+
+fn tick_label(v: f64) -> String {
+    thousands(v.round() as u64)
+}
+
+/// An SVG document under construction.
+struct Svg {
+    out: String,
+}
+
+impl Svg {
+    fn start(text: &ChartText<'_>, width: f64, height: f64) -> Svg {
+        let mut out = String::with_capacity(16 * 1024);
+        let _ = write!(
+            out,
+            r#"<svg id="svg-{id}" class="chart" role="img" aria-labelledby="svg-{id}-title svg-{id}-desc" aria-label="{label}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-size="{FONT}"><title id="svg-{id}-title">{title}</title><desc id="svg-{id}-desc">{desc}</desc>"#,
+            id = escape(text.id),
+            label = escape(&format!("{}. {}", text.title, text.desc)),
+            w = n(width),
+            h = n(height),
+            title = escape(text.title),
+            desc = escape(text.desc),
+        );
+        Svg { out }
+    }
+
+    /// A hatch pattern for partial figures: diagonal stripes of `colour` over a pale tint.
+    fn hatch(&mut self, id: &str, colour: &str) {
+        let _ = write!(
+            self.out,
+            r#"<pattern id="{id}" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="{colour}" fill-opacity="0.18"/><line x1="0" y1="0" x2="0" y2="6" stroke="{colour}" stroke-width="3"/></pattern>"#,
+        );
+    }
+
+    fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, colour: &str, width: f64) {
+        let _ = write!(
+            self.out,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{colour}" stroke-width="{}"/>"#,
+            n(x1),
+            n(y1),
+            n(x2),
+            n(y2),
+            n(width)
+        );
+    }
+
+    fn text(&mut self, x: f64, y: f64, anchor: &str, class: &str, text: &str) {
+        let _ = write!(
+            self.out,
+            r#"<text x="{}" y="{}" text-anchor="{anchor}" class="{class}">{}</text>"#,
+            n(x),
+            n(y),
+            escape(text)
+        );
+    }
+
+    /// A cross marking a suppressed figure, centred on `(x, y)`: a dark `×` over a small square
+    /// tinted with the series colour, so it reads on any background and still names its series.
+    fn cross(&mut self, x: f64, y: f64, colour: &str, title: &str) {
+        let r = 3.5;
+        let _ = write!(
+            self.out,
+            r#"<g class="mark suppressed"><title>{}</title><rect x="{}" y="{}" width="11" height="11" rx="2" fill="{colour}" fill-opacity="0.3" stroke="{colour}" stroke-width="1"/><path d="M{} {}L{} {}M{} {}L{} {}" stroke="{SUPPRESSED_COLOUR}" stroke-width="2" stroke-linecap="round" fill="none"/></g>"#,
+            escape(title),
+            n(x - 5.5),
+            n(y - 5.5),
+            n(x - r),
+            n(y - r),
+            n(x + r),
+            n(y + r),
+            n(x - r),
+            n(y + r),
+            n(x + r),
+            n(y - r),
+        );
+    }
+
+    /// A bar or cell: solid for exact figures, hatched for partial ones.
+    #[allow(clippy::too_many_arguments)]
+    fn bar(
+        &mut self,
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        colour: &str,
+        hatch: &str,
+        d: Datum,
+        title: &str,
+    ) {
+        let fill = match d {
+            Datum::Partial(_) => format!("url(#{hatch})"),
+            _ => colour.to_string(),
+        };
+        let _ = write!(
+            self.out,
+            r#"<rect class="mark {class}" x="{}" y="{}" width="{}" height="{}" fill="{fill}" stroke="{colour}" stroke-width="1"><title>{}</title></rect>"#,
+            n(x),
+            n(y),
+            n(w.max(0.0)),
+            n(h.max(0.0)),
+            escape(title),
+            class = d.class(),
+        );
+    }
+
+    fn finish(mut self) -> String {
+        self.out.push_str("</svg>");
+        self.out
+    }
+}
+
+/// Tooltip text of one figure.
+fn mark_title(parts: &[&str], d: Datum, unit: &str) -> String {
+    format!("{}: {} {unit}", parts.join(", "), d.spoken())
+}
+
+/// A line per row of `grid` over its columns (the x axis, e.g. quarters). Lines break at a
+/// suppressed figure; segments that touch a lower bound are dashed and the point is hollow.
+pub fn lines(text: &ChartText<'_>, grid: &Grid) -> String {
+    let height = 360.0;
+    let legend_w = grid
+        .rows
+        .iter()
+        .map(|r| text_width(r, FONT))
+        .fold(0.0, f64::max)
+        .clamp(40.0, 220.0)
+        * 1.12
+        + 34.0;
+    let any_suppressed = grid.cells.iter().flatten().any(|d| *d == Datum::Suppressed);
+    // Suppressed figures have no value: they sit in a lane of their own under the axis, never
+    // on the zero line.
+    let lane = if any_suppressed { 18.0 } else { 0.0 };
+    let (left, right, top, bottom) = (58.0, legend_w, 16.0, 48.0 + lane);
+    let plot_w = WIDTH - left - right;
+    let plot_h = height - top - bottom;
+    let count = grid.cols.len();
+    let x = |i: usize| {
+        if count <= 1 {
+            left + plot_w / 2.0
+        } else {
+            left + plot_w * i as f64 / (count - 1) as f64
+        }
+    };
+    let (top_value, step) = nice_scale(grid.max_cell());
+    let y = |v: u64| top + plot_h - plot_h * v as f64 / top_value;
+    let base = top + plot_h;
+
+    let mut svg = Svg::start(text, WIDTH, height);
+    svg.out.push_str("<g class=\"axes\">");
+    for t in ticks(top_value, step) {
+        let ty = top + plot_h - plot_h * t / top_value;
+        svg.line(left, ty, left + plot_w, ty, GRID_COLOUR, 1.0);
+        svg.text(left - 8.0, ty + 4.0, "end", "tick", &tick_label(t));
+    }
+    svg.line(left, base, left + plot_w, base, AXIS_COLOUR, 1.0);
+    if any_suppressed {
+        svg.text(left - 8.0, base + 16.0, "end", "tick", "supp.");
+    }
+    // Quarter labels read "Q1" with the year below; other labels are thinned to fit.
+    let quarters: Vec<Option<(&str, &str)>> = grid
+        .cols
+        .iter()
+        .map(|c| c.split_once("-Q").filter(|(y, _)| y.len() == 4))
+        .collect();
+    if quarters.iter().all(Option::is_some) {
+        for (i, q) in quarters.iter().enumerate() {
+            let Some((year, q)) = q else { continue };
+            svg.text(x(i), base + lane + 17.0, "middle", "tick", &format!("Q{q}"));
+            if *q == "1" || i == 0 {
+                svg.text(x(i), base + lane + 34.0, "middle", "tick year", year);
+            }
+        }
+    } else {
+        let widest = grid
+            .cols
+            .iter()
+            .map(|c| text_width(c, FONT))
+            .fold(0.0, f64::max);
+        let room = if count > 1 {
+            plot_w / (count - 1) as f64
+        } else {
+            plot_w
+        };
+        let every = ((widest + 8.0) / room).ceil().max(1.0) as usize;
+        for (i, c) in grid.cols.iter().enumerate() {
+            if i % every == 0 {
+                svg.text(x(i), base + lane + 17.0, "middle", "tick", c);
+            }
+        }
+    }
+    svg.out.push_str("</g>");
+
+    let mut ends: Vec<(f64, usize)> = Vec::new();
+    for (s, name) in grid.rows.iter().enumerate() {
+        let colour = CATEGORICAL[s % CATEGORICAL.len()];
+        let data = &grid.cells[s];
+        let mut solid = String::new();
+        let mut dashed = String::new();
+        for i in 1..data.len() {
+            let (a, b) = (data[i - 1], data[i]);
+            if a == Datum::Suppressed || b == Datum::Suppressed {
+                continue;
+            }
+            let path = if matches!(a, Datum::Partial(_)) || matches!(b, Datum::Partial(_)) {
+                &mut dashed
+            } else {
+                &mut solid
+            };
+            let _ = write!(
+                path,
+                "M{} {}L{} {}",
+                n(x(i - 1)),
+                n(y(a.lower_bound())),
+                n(x(i)),
+                n(y(b.lower_bound()))
+            );
+        }
+        let _ = write!(
+            svg.out,
+            r#"<g class="series" data-series="{}">"#,
+            escape(name)
+        );
+        if !solid.is_empty() {
+            let _ = write!(
+                svg.out,
+                r#"<path d="{solid}" fill="none" stroke="{colour}" stroke-width="2.4" stroke-linejoin="round"/>"#
+            );
+        }
+        if !dashed.is_empty() {
+            let _ = write!(
+                svg.out,
+                r#"<path d="{dashed}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="5 4"/>"#
+            );
+        }
+        let nudge = (s as f64 - (grid.rows.len() as f64 - 1.0) / 2.0) * 4.0;
+        for (i, d) in data.iter().enumerate() {
+            let title = mark_title(&[name, &grid.cols[i]], *d, text.unit);
+            match d {
+                Datum::Exact(v) => {
+                    let _ = write!(
+                        svg.out,
+                        r#"<circle class="mark exact" cx="{}" cy="{}" r="3.6" fill="{colour}"><title>{}</title></circle>"#,
+                        n(x(i)),
+                        n(y(*v)),
+                        escape(&title)
+                    );
+                }
+                Datum::Partial(v) => {
+                    let _ = write!(
+                        svg.out,
+                        r##"<circle class="mark partial" cx="{}" cy="{}" r="4.6" fill="#ffffff" stroke="{colour}" stroke-width="2.2"><title>{}</title></circle>"##,
+                        n(x(i)),
+                        n(y(*v)),
+                        escape(&title)
+                    );
+                }
+                Datum::Suppressed => svg.cross(x(i) + nudge, base + 12.0, colour, &title),
+                Datum::Absent => {}
+            }
+        }
+        svg.out.push_str("</g>");
+        if let Some(last) = data.iter().rposition(|d| *d != Datum::Suppressed) {
+            ends.push((y(data[last].lower_bound()), s));
+        }
+    }
+    // Direct labels at the right end of each line, pushed apart so they do not overlap.
+    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let gap = FONT + 3.0;
+    let mut placed: Vec<(f64, usize)> = Vec::with_capacity(ends.len());
+    for (want, s) in ends {
+        let at = placed.last().map_or(want, |(p, _)| want.max(p + gap));
+        placed.push((at, s));
+    }
+    if let Some(overflow) = placed.last().map(|(p, _)| p - (base - 4.0))
+        && overflow > 0.0
+    {
+        for (p, _) in &mut placed {
+            *p -= overflow;
+        }
+    }
+    svg.out.push_str("<g class=\"labels\">");
+    for (ly, s) in placed {
+        let colour = CATEGORICAL[s % CATEGORICAL.len()];
+        let lx = left + plot_w + 8.0;
+        svg.line(lx, ly, lx + 14.0, ly, colour, 3.0);
+        svg.text(lx + 19.0, ly + 4.5, "start", "series-label", &grid.rows[s]);
+    }
+    svg.out.push_str("</g>");
+    svg.finish()
+}
+
+/// How bars of several series share a category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One bar per category, one segment per series.
+    Stacked,
+    /// One bar per series side by side, with its number.
+    Grouped,
+}
+
+/// Horizontal bars: one category per row of `grid`, one colour per column (series).
+pub fn bars(text: &ChartText<'_>, grid: &Grid, layout: Layout, palette: &[&str]) -> String {
+    let label_w = grid
+        .rows
+        .iter()
+        .map(|r| text_width(r, FONT))
+        .fold(0.0, f64::max)
+        .clamp(60.0, 260.0)
+        + 14.0;
+    let series = grid.cols.len().max(1);
+    let (bar_h, band) = match layout {
+        Layout::Stacked => (20.0, 30.0),
+        Layout::Grouped => (11.0, series as f64 * 12.0 + 12.0),
+    };
+    let (top, bottom, right) = (8.0, 30.0, 120.0);
+    let plot_w = WIDTH - label_w - right;
+    let height = top + band * grid.rows.len() as f64 + bottom;
+    let max = match layout {
+        Layout::Stacked => (0..grid.rows.len())
+            .map(|r| grid.row_total(r).lower_bound())
+            .max()
+            .unwrap_or(0),
+        Layout::Grouped => grid.max_cell(),
+    };
+    let (top_value, step) = nice_scale(max);
+    let w = |v: u64| plot_w * v as f64 / top_value;
+    let x0 = label_w;
+    let base = height - bottom;
+
+    let mut svg = Svg::start(text, WIDTH, height);
+    svg.out.push_str("<defs>");
+    for (c, _) in grid.cols.iter().enumerate() {
+        svg.hatch(
+            &format!("{}-hatch-{c}", text.id),
+            palette[c % palette.len()],
+        );
+    }
+    svg.out.push_str("</defs><g class=\"axes\">");
+    for t in ticks(top_value, step) {
+        let tx = x0 + plot_w * t / top_value;
+        svg.line(tx, top, tx, base, GRID_COLOUR, 1.0);
+        svg.text(tx, base + 18.0, "middle", "tick", &tick_label(t));
+    }
+    svg.line(x0, top, x0, base, AXIS_COLOUR, 1.0);
+    svg.out.push_str("</g>");
+
+    for (r, category) in grid.rows.iter().enumerate() {
+        let band_y = top + band * r as f64;
+        svg.text(
+            x0 - 8.0,
+            band_y + band / 2.0 + 4.5,
+            "end",
+            "category",
+            category,
+        );
+        let _ = write!(
+            svg.out,
+            r#"<g class="category" data-category="{}">"#,
+            escape(category)
+        );
+        match layout {
+            Layout::Stacked => {
+                let y = band_y + (band - bar_h) / 2.0;
+                let mut cursor = x0;
+                let mut crosses = Vec::new();
+                for (c, d) in grid.cells[r].iter().enumerate() {
+                    let colour = palette[c % palette.len()];
+                    let title = mark_title(&[category, &grid.cols[c]], *d, text.unit);
+                    match d {
+                        Datum::Exact(v) | Datum::Partial(v) => {
+                            let width = w(*v);
+                            let hatch = format!("{}-hatch-{c}", text.id);
+                            svg.bar(cursor, y, width, bar_h, colour, &hatch, *d, &title);
+                            cursor += width;
+                        }
+                        Datum::Suppressed => crosses.push((colour, title)),
+                        Datum::Absent => {}
+                    }
+                }
+                let mut end = cursor + 4.0;
+                for (colour, title) in crosses {
+                    svg.cross(end + 6.0, y + bar_h / 2.0, colour, &title);
+                    end += 13.0;
+                }
+                svg.text(
+                    end + 6.0,
+                    y + bar_h / 2.0 + 4.5,
+                    "start",
+                    "value",
+                    &grid.row_total(r).text(),
+                );
+            }
+            Layout::Grouped => {
+                for (c, d) in grid.cells[r].iter().enumerate() {
+                    let colour = palette[c % palette.len()];
+                    let y = band_y + 6.0 + c as f64 * (bar_h + 1.0);
+                    let title = mark_title(&[category, &grid.cols[c]], *d, text.unit);
+                    match d {
+                        Datum::Exact(v) | Datum::Partial(v) => {
+                            let width = w(*v);
+                            let hatch = format!("{}-hatch-{c}", text.id);
+                            svg.bar(x0, y, width, bar_h, colour, &hatch, *d, &title);
+                            svg.text(
+                                x0 + width + 5.0,
+                                y + bar_h - 1.5,
+                                "start",
+                                "value small",
+                                &d.text(),
+                            );
+                        }
+                        Datum::Suppressed => svg.cross(x0 + 7.0, y + bar_h / 2.0, colour, &title),
+                        Datum::Absent => {}
+                    }
+                }
+            }
+        }
+        svg.out.push_str("</g>");
+    }
+    svg.finish()
+}
+
+/// A matrix: rows × columns, each cell shaded by its figure (square-root scale, so small flows
+/// stay visible), its number written in it; partial cells hatched, suppressed cells crossed.
+/// `axes` names what the rows and the columns are, e.g. `("origin", "destination")`.
+pub fn heatmap(text: &ChartText<'_>, grid: &Grid, axes: (&str, &str)) -> String {
+    let label_w = grid
+        .rows
+        .iter()
+        .map(|r| text_width(r, FONT))
+        .fold(0.0, f64::max)
+        .clamp(30.0, 220.0)
+        + 14.0;
+    let col_count = grid.cols.len().max(1);
+    let widest_value = grid
+        .cells
+        .iter()
+        .flatten()
+        .map(|d| text_width(&d.text(), 12.0))
+        .fold(0.0, f64::max);
+    let widest_col = grid
+        .cols
+        .iter()
+        .map(|c| text_width(c, FONT))
+        .fold(0.0, f64::max);
+    let cell_w = ((WIDTH - label_w - 16.0) / col_count as f64)
+        .min(96.0)
+        .min(widest_value.max(widest_col) + 34.0)
+        .max(34.0);
+    let cell_h = 24.0;
+    let (top, legend_h) = (52.0, 72.0);
+    let width = (label_w + cell_w * col_count as f64 + 16.0).max(label_w + 300.0);
+    let height = top + cell_h * grid.rows.len() as f64 + legend_h;
+    let max = grid.max_cell().max(1);
+    let shade = |v: u64| ((v as f64) / (max as f64)).sqrt();
+
+    let mut svg = Svg::start(text, width, height);
+    let hatch = format!("{}-hatch", text.id);
+    svg.out.push_str("<defs>");
+    svg.hatch(&hatch, "#1a1a1a");
+    svg.out.push_str("</defs><g class=\"axes\">");
+    svg.text(
+        label_w,
+        14.0,
+        "start",
+        "axis-title",
+        &format!("Rows: {} ↓   Columns: {} →", axes.0, axes.1),
+    );
+    for (c, col) in grid.cols.iter().enumerate() {
+        svg.text(
+            label_w + cell_w * (c as f64 + 0.5),
+            top - 10.0,
+            "middle",
+            "category",
+            col,
+        );
+    }
+    for (r, row) in grid.rows.iter().enumerate() {
+        svg.text(
+            label_w - 8.0,
+            top + cell_h * (r as f64 + 0.5) + 4.5,
+            "end",
+            "category",
+            row,
+        );
+    }
+    svg.out.push_str("</g><g class=\"cells\">");
+    for (r, row) in grid.rows.iter().enumerate() {
+        for (c, d) in grid.cells[r].iter().enumerate() {
+            let x = label_w + cell_w * c as f64;
+            let y = top + cell_h * r as f64;
+            let title = mark_title(&[row, &grid.cols[c]], *d, text.unit);
+            match d {
+                Datum::Exact(v) | Datum::Partial(v) => {
+                    let t = shade(*v);
+                    let fill = ramp(t);
+                    let _ = write!(
+                        svg.out,
+                        r##"<rect class="mark {}" x="{}" y="{}" width="{}" height="{}" fill="{fill}" stroke="#ffffff" stroke-width="1.5"><title>{}</title></rect>"##,
+                        d.class(),
+                        n(x),
+                        n(y),
+                        n(cell_w),
+                        n(cell_h),
+                        escape(&title)
+                    );
+                    if matches!(d, Datum::Partial(_)) {
+                        let _ = write!(
+                            svg.out,
+                            r#"<rect x="{}" y="{}" width="{}" height="{}" fill="url(#{hatch})" opacity="0.55" pointer-events="none"/>"#,
+                            n(x + 1.0),
+                            n(y + 1.0),
+                            n(cell_w - 2.0),
+                            n(cell_h - 2.0),
+                        );
+                    }
+                    let class = if t > 0.55 {
+                        "cell-value on-dark"
+                    } else {
+                        "cell-value"
+                    };
+                    svg.text(
+                        x + cell_w / 2.0,
+                        y + cell_h / 2.0 + 4.0,
+                        "middle",
+                        class,
+                        &d.text(),
+                    );
+                }
+                Datum::Suppressed => {
+                    let _ = write!(
+                        svg.out,
+                        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f4f4f4" stroke="#ffffff" stroke-width="1.5"/>"##,
+                        n(x),
+                        n(y),
+                        n(cell_w),
+                        n(cell_h),
+                    );
+                    svg.cross(
+                        x + cell_w / 2.0,
+                        y + cell_h / 2.0,
+                        SUPPRESSED_COLOUR,
+                        &title,
+                    );
+                }
+                Datum::Absent => {
+                    let _ = write!(
+                        svg.out,
+                        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#fbfbfb" stroke="#ffffff" stroke-width="1.5"/>"##,
+                        n(x),
+                        n(y),
+                        n(cell_w),
+                        n(cell_h),
+                    );
+                }
+            }
+        }
+    }
+    svg.out.push_str("</g><g class=\"scale\">");
+    // Colour key: five steps of the square-root scale.
+    let key_y = top + cell_h * grid.rows.len() as f64 + 16.0;
+    let key_w = 56.0;
+    svg.text(
+        label_w,
+        key_y + 10.0,
+        "start",
+        "axis-title",
+        &format!("{} (square-root scale)", sentence(text.unit)),
+    );
+    for i in 0..5 {
+        let t = i as f64 / 4.0;
+        let v = (t * t * max as f64).round() as u64;
+        let kx = label_w + key_w * i as f64;
+        let _ = write!(
+            svg.out,
+            r#"<rect x="{}" y="{}" width="{}" height="12" fill="{}"/>"#,
+            n(kx),
+            n(key_y + 18.0),
+            n(key_w),
+            ramp(t)
+        );
+        svg.text(kx, key_y + 45.0, "start", "tick", &thousands(v));
+    }
+    svg.out.push_str("</g>");
+    svg.finish()
+}
+
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// A light-to-dark blue for `t` in 0..=1.
+fn ramp(t: f64) -> String {
+    let t = t.clamp(0.0, 1.0);
+    let (from, to) = ([0xe8, 0xf0, 0xf8], [0x08, 0x30, 0x6b]);
+    let c: Vec<u8> = from
+        .iter()
+        .zip(to)
+        .map(|(a, b)| (f64::from(*a) + (f64::from(b) - f64::from(*a)) * t).round() as u8)
+        .collect();
+    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Grid {
+        Grid {
+            rows: vec!["A>B".into(), "C>D".into()],
+            cols: vec!["2024-Q1".into(), "2024-Q2".into(), "2024-Q3".into()],
+            cells: vec![
+                vec![Datum::Exact(10), Datum::Partial(7), Datum::Suppressed],
+                vec![Datum::Absent, Datum::Exact(3), Datum::Exact(1_200)],
+            ],
+        }
+    }
+
+    const TEXT: ChartText<'static> = ChartText {
+        id: "t",
+        title: "T",
+        desc: "D",
+        unit: "migrants",
+    };
+
+    #[test]
+    fn sums_are_exact_only_when_every_part_is() {
+        assert_eq!(Datum::Exact(2) + Datum::Exact(3), Datum::Exact(5));
+        assert_eq!(Datum::Exact(2) + Datum::Absent, Datum::Exact(2));
+        assert_eq!(Datum::Exact(2) + Datum::Suppressed, Datum::Partial(2));
+        assert_eq!(Datum::Suppressed + Datum::Absent, Datum::Suppressed);
+        assert_eq!(Datum::Partial(1) + Datum::Exact(1), Datum::Partial(2));
+        let g = grid();
+        assert_eq!(g.row_total(0), Datum::Partial(17));
+        assert_eq!(g.row_total(1), Datum::Exact(1_203));
+    }
+
+    #[test]
+    fn nice_scales_cover_the_maximum() {
+        for max in [0, 1, 7, 10, 99, 101, 1_234, 98_765] {
+            let (top, step) = nice_scale(max);
+            assert!(top >= max as f64 && step > 0.0, "{max}: {top} {step}");
+            assert!(top / step <= 10.0, "{max}: {top} {step}");
+        }
+    }
+
+    #[test]
+    fn every_chart_marks_each_status_and_has_finite_geometry() {
+        let g = grid();
+        for svg in [
+            lines(&TEXT, &g),
+            bars(&TEXT, &g, Layout::Stacked, CATEGORICAL),
+            bars(&TEXT, &g, Layout::Grouped, SEQUENTIAL),
+            heatmap(&TEXT, &g, ("a", "b")),
+        ] {
+            assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+            assert!(svg.contains(r#"role="img""#) && svg.contains("<title"));
+            assert!(svg.contains("mark exact"), "{svg}");
+            assert!(svg.contains("mark partial"), "{svg}");
+            assert!(svg.contains("mark suppressed"), "{svg}");
+            assert!(!svg.contains("NaN") && !svg.contains("=\"inf"), "{svg}");
+        }
+    }
+
+    #[test]
+    fn chart_text_is_escaped() {
+        let g = Grid {
+            rows: vec!["<script>alert(1)</script>".into()],
+            cols: vec!["\"x\" & y".into()],
+            cells: vec![vec![Datum::Exact(1)]],
+        };
+        for svg in [
+            lines(&TEXT, &g),
+            bars(&TEXT, &g, Layout::Stacked, CATEGORICAL),
+            heatmap(&TEXT, &g, ("a", "b")),
+        ] {
+            assert!(!svg.contains("<script"), "{svg}");
+            assert!(svg.contains("&lt;script&gt;"));
+            assert!(svg.contains("&quot;x&quot; &amp; y"));
+        }
+    }
+
+    #[test]
+    fn empty_grids_still_draw_axes() {
+        let g = Grid {
+            rows: vec![],
+            cols: vec![],
+            cells: vec![],
+        };
+        assert!(lines(&TEXT, &g).ends_with("</svg>"));
+        assert!(bars(&TEXT, &g, Layout::Stacked, CATEGORICAL).ends_with("</svg>"));
+        assert!(heatmap(&TEXT, &g, ("a", "b")).ends_with("</svg>"));
+    }
+}
