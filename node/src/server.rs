@@ -49,8 +49,11 @@ pub async fn serve(
     let server_config = tls::server_config(&paths)?;
     let service = NodeService::new(config)?;
     let server = &config.file.server;
+    // The service refuses requests above `max_request_bytes` itself, with a stable reason and an
+    // audit entry; the transport's own limit only stops absurd sizes before they are buffered.
+    let transport_limit = server.max_request_bytes.saturating_mul(4).max(1 << 20);
     let federation = FederationServer::new(service)
-        .max_decoding_message_size(server.max_request_bytes)
+        .max_decoding_message_size(transport_limit)
         .max_encoding_message_size(64 * 1024 * 1024);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();

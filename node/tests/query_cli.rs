@@ -1,0 +1,118 @@
+//! `vrs-node query` through the real binary: it shows the operator what the node would release,
+//! and never prints a value for a suppressed cell — in any format, with or without `--explain`.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrs-node");
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("run vrs-node");
+    assert!(
+        out.status.success(),
+        "vrs-node {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A store where the sea cell holds exactly 37 migrants in 2 incidents (too few contributors),
+/// the air cell 4 migrants in 4 incidents (below the threshold), and the land cell 30 migrants in
+/// 6 incidents (released). 37 and 4 are the secrets the output must never show.
+fn node_with_known_cells(dir: &Path) {
+    let d = dir.to_str().unwrap();
+    run(&["init", "--dir", d, "--country", "THA"]);
+    let mut csv = String::from(
+        "source_id,period,date,agency,country,place_type,mode,dead,missing,route,route_modes,methods,fees,migrants,smugglers,note\n",
+    );
+    for i in 0..2 {
+        let n = if i == 0 { 20 } else { 17 };
+        csv.push_str(&format!(
+            "S{i},2024-02,,A,THA,sea,sea,0,0,MMR>THA,,,,MMR:M:18-24:{n},,\n"
+        ));
+    }
+    for i in 0..4 {
+        csv.push_str(&format!(
+            "A{i},2024-02,,A,THA,airport,air,0,0,VNM>THA,,,,VNM:F:25-34:1,,\n"
+        ));
+    }
+    for i in 0..6 {
+        csv.push_str(&format!(
+            "L{i},2024-02,,A,THA,green_border,land,0,0,MMR>THA,,,,MMR:M:25-34:5,,\n"
+        ));
+    }
+    let file = dir.join("cells.csv");
+    std::fs::write(&file, csv).unwrap();
+    let summary = run(&[
+        "import",
+        "--dir",
+        d,
+        "--format",
+        "json",
+        file.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(v["imported"], 12, "{summary}");
+}
+
+#[test]
+fn suppressed_cells_never_show_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    node_with_known_cells(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let base = ["query", "--dir", d, "--unit", "migrants", "--by", "mode"];
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&[&base[..], &["--format", "json"]].concat())).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    let cell = |mode: &str| cells.iter().find(|c| c["key"][0] == mode).unwrap().clone();
+    assert_eq!(cell("sea")["suppressed"], "contributors");
+    assert_eq!(cell("air")["suppressed"], "threshold");
+    for mode in ["sea", "air"] {
+        assert!(
+            cell(mode).get("value").is_none(),
+            "{mode} carries a value: {}",
+            cell(mode)
+        );
+    }
+    let land = cell("land")["value"].as_u64().unwrap();
+    assert!(
+        (28..=32).contains(&land),
+        "land released as {land}, true value 30 ± 2"
+    );
+
+    for format in ["table", "csv"] {
+        let text = run(&[&base[..], &["--format", format, "--explain"]].concat());
+        for line in text
+            .lines()
+            .filter(|l| l.contains("sea") || l.contains("air"))
+        {
+            assert!(
+                !line.contains("37"),
+                "{format}: the sea total leaked: {line}"
+            );
+            assert!(
+                !line.split(|c: char| !c.is_ascii_digit()).any(|n| n == "4"),
+                "{format}: the air total leaked: {line}"
+            );
+        }
+        assert!(text.contains("suppressed"), "{format}: {text}");
+    }
+}
+
+#[test]
+fn a_query_outside_the_published_structure_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    node_with_known_cells(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["query", "--dir", d, "--unit", "deaths", "--by", "sex"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sex cannot be used when counting deaths"),
+        "{err}"
+    );
+}
