@@ -6,6 +6,7 @@
 //! - `certs`: the certificate matrix (who may connect and call, and who may not).
 //! - `failures`: nodes that are down, slow or refusing, behind one fan-out.
 //! - `signing`: every signed-envelope refusal over real mutual TLS; refusals carry no data.
+//! - `security`: revocation without restart, rate limits, daily budgets, manual approval.
 //! - `health`: gRPC health and reflection over mutual TLS.
 
 #[path = "federation/certs.rs"]
@@ -18,5 +19,7 @@ mod failures;
 mod health;
 #[path = "federation/reference.rs"]
 mod reference;
+#[path = "federation/security.rs"]
+mod security;
 #[path = "federation/signing.rs"]
 mod signing;
