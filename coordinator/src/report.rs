@@ -673,7 +673,7 @@ fn kpis(out: &mut String, report: &ReportData) {
         let (shown, spoken) = if s.regional.coverage.answered == 0 {
             ("no answer".to_string(), "no node answered".to_string())
         } else {
-            (total.text(), total.spoken())
+            (total.text(), total.spoken(what))
         };
         let _ = write!(
             out,

@@ -51,12 +51,12 @@ impl Datum {
         }
     }
 
-    /// The words a tooltip or screen reader uses.
-    pub fn spoken(self) -> String {
+    /// The words a tooltip or screen reader uses, with the unit counted ("migrants").
+    pub fn spoken(self, unit: &str) -> String {
         match self {
-            Datum::Exact(v) => thousands(v),
+            Datum::Exact(v) => format!("{} {unit}", thousands(v)),
             Datum::Partial(v) => format!(
-                "at least {} (partial: some node suppressed part of this figure)",
+                "at least {} {unit} (partial: some node suppressed part of this figure)",
                 thousands(v)
             ),
             Datum::Suppressed => "suppressed (no node released this figure)".into(),
@@ -320,7 +320,7 @@ impl Svg {
 
 /// Tooltip text of one figure.
 fn mark_title(parts: &[&str], d: Datum, unit: &str) -> String {
-    format!("{}: {} {unit}", parts.join(", "), d.spoken())
+    format!("{}: {}", parts.join(", "), d.spoken(unit))
 }
 
 /// A line per row of `grid` over its columns (the x axis, e.g. quarters). Lines break at a

@@ -134,7 +134,7 @@ h3 { font-size: 16px; margin: 18px 0 6px; }
 .kpi .n { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; color: var(--accent); }
 .kpi .l { font-size: 13px; color: var(--muted); }
 section { margin: 30px 0 0; }
-section.figure { border-top: 1px solid var(--line); padding-top: 22px; break-inside: avoid-page; }
+section.figure { border-top: 1px solid var(--line); padding-top: 22px; }
 .lede { margin: 2px 0 10px; color: #333; max-width: 75ch; }
 .note { font-size: 13px; color: var(--muted); margin: 6px 0; max-width: 80ch; }
 .coverage { display:inline-block; font-size: 13px; border-radius: 999px; padding: 1px 10px; margin: 4px 0 8px;
@@ -187,7 +187,9 @@ code { font-size: 12px; }
   body { font-size: 11pt; } .page { max-width: none; padding: 0; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   summary { display:none; } .table-scroll { overflow: visible; }
-  section.figure { break-before: auto; } a { color: inherit; text-decoration: none; }
+  table { font-size: 7.5pt; } th, td { padding: 1px 3px; } thead th { white-space: normal; }
+  figure, tr { break-inside: avoid; } h2, .lede, .coverage, .legend { break-after: avoid; }
+  a { color: inherit; text-decoration: none; }
 }
 "#;
 
