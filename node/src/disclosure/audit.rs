@@ -273,7 +273,13 @@ const EPS: f64 = 1e-6;
 
 /// Bounds every suppressed cell (`known[i]` is `None`) of `structure`.
 pub(crate) fn intervals(structure: &Structure, known: &[Option<u64>]) -> Intervals {
-    intervals_memo(structure, known, None, &mut Memo::default())
+    intervals_memo(
+        structure,
+        known,
+        None,
+        Hints::default(),
+        &mut Memo::default(),
+    )
 }
 
 /// Most LPs one release (or one public audit) may solve. Counted, not timed, so that the same
@@ -351,6 +357,7 @@ pub(crate) fn intervals_memo(
     structure: &Structure,
     known: &[Option<u64>],
     width: Option<u64>,
+    hints: Hints<'_>,
     memo: &mut Memo,
 ) -> Intervals {
     let n = known.len();
@@ -434,7 +441,7 @@ pub(crate) fn intervals_memo(
         let Memo { groups, lps_left } = &mut *memo;
         let solved = groups
             .entry(signature(cells, &group_rows, width))
-            .or_insert_with(|| solve_group(cells, &group_rows, width, lps_left));
+            .or_insert_with(|| solve_group(cells, &group_rows, width, hints, lps_left));
         match solved.clone() {
             Some((found, used)) => {
                 correction += used;
@@ -572,6 +579,35 @@ fn upper_count(x: f64) -> u64 {
     to_count((x + EPS * (1.0 + x.abs())).floor())
 }
 
+/// What the caller already knows about a table, to save LPs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Hints<'a> {
+    /// A point believed feasible, one value per cell (the exact values). It is checked before
+    /// use; when it is feasible the smallest correction is known to be zero.
+    pub start: Option<&'a [u64]>,
+    /// Per cell, a bound certified earlier that is still valid because the feasible set has
+    /// only grown since (more cells suppressed, values consistent). Used with a width only.
+    pub settled: Option<&'a [Option<FeasibleInterval>]>,
+}
+
+/// Whether `point` meets every row (and every cell is at least 1), up to float slack.
+fn feasible(rows: &[LocalRow], point: &[f64]) -> bool {
+    let tolerance = |x: f64| 1e-9 * (1.0 + x.abs());
+    point.iter().all(|&x| x >= 1.0)
+        && rows.iter().all(|row| {
+            let lhs: f64 = row
+                .terms
+                .iter()
+                .map(|&(i, c)| c * point.get(i).copied().unwrap_or(f64::NAN))
+                .sum();
+            if row.equal {
+                (lhs - row.rhs).abs() <= tolerance(row.rhs)
+            } else {
+                lhs <= row.rhs + tolerance(row.rhs)
+            }
+        })
+}
+
 /// Solves one group: the smallest total correction, then each cell's bounds under it.
 ///
 /// With `width`, a cell is settled as soon as two feasible points (from any LP solved so far)
@@ -582,6 +618,7 @@ fn solve_group(
     cells: &[usize],
     rows: &[&Row],
     width: Option<u64>,
+    hints: Hints<'_>,
     lps_left: &mut usize,
 ) -> Option<(Vec<Bound>, f64)> {
     if rows.is_empty() {
@@ -602,11 +639,27 @@ fn solve_group(
         })
         .collect();
     let size = cells.len();
-    let (problem, vars) = build(size, &rows, Goal::Correction, None);
-    let Solved::At(used, start) = solve(&problem, &vars, lps_left) else {
-        return None;
+    let settled_before: Vec<Option<FeasibleInterval>> = cells
+        .iter()
+        .map(|&c| match (width, hints.settled) {
+            (Some(w), Some(s)) => s.get(c).copied().flatten().filter(|iv| iv.protects(w)),
+            _ => None,
+        })
+        .collect();
+    let given: Option<Vec<f64>> = hints
+        .start
+        .and_then(|s| cells.iter().map(|&c| s.get(c).map(|v| *v as f64)).collect())
+        .filter(|p: &Vec<f64>| feasible(&rows, p));
+    let (used, start) = match given {
+        Some(point) => (0.0, point),
+        None => {
+            let (problem, vars) = build(size, &rows, Goal::Correction, None);
+            let Solved::At(used, point) = solve(&problem, &vars, lps_left) else {
+                return None;
+            };
+            (used.max(0.0), point)
+        }
     };
-    let used = used.max(0.0);
     let budget = if used <= EPS {
         None
     } else {
@@ -616,9 +669,11 @@ fn solve_group(
     let mut seen_lo = start.clone();
     let mut seen_hi = start;
     let settled = |lo: f64, hi: f64, w: u64| upper_count(hi).saturating_sub(lower_count(lo)) >= w;
-    if width.is_some() && size > 2 {
-        // Two LPs that move every cell at once usually settle most of them.
-        let cap = 2.0 * rows.iter().map(|r| r.rhs.abs()).sum::<f64>() + 10.0;
+    let open = settled_before.iter().filter(|s| s.is_none()).count();
+    if width.is_some() && open > 2 {
+        // Two LPs that move every cell at once usually settle most of them. The cap leaves room
+        // for a feasible point (all-hidden tables need margins up to the number of cells).
+        let cap = 2.0 * rows.iter().map(|r| r.rhs.abs()).sum::<f64>() + 2.0 * size as f64 + 10.0;
         for direction in [
             OptimizationDirection::Maximize,
             OptimizationDirection::Minimize,
@@ -631,6 +686,10 @@ fn solve_group(
     }
     let mut out = Vec::with_capacity(size);
     for i in 0..size {
+        if let Some(iv) = settled_before[i] {
+            out.push(Bound::Interval(iv));
+            continue;
+        }
         if let Some(w) = width
             && settled(seen_lo[i], seen_hi[i], w)
         {

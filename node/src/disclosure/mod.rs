@@ -6,7 +6,7 @@
 //!
 //! # Pipeline (DESIGN §6), in order
 //!
-//! 1. **Primary suppression** ([`primary`](self)): per cell, alone.
+//! 1. **Primary suppression** (`primary.rs`): per cell, alone.
 //!    - *threshold*: value < `min_count` → suppressed `threshold`. Stops the release of small
 //!      counts that single out a few people or incidents.
 //!    - *contributors*: fewer than `min_contributors` distinct incidents → `contributors`. Stops a
@@ -15,7 +15,7 @@
 //!      largest per-incident contributions `x1 ≥ x2`, unsafe when `T − x1 − x2 < p%·x1` →
 //!      `dominance`. Stops the second-largest contributor from estimating the largest to within p%.
 //!    - *zero*: a cell whose exact value is 0 is not listed at all (absence means zero).
-//! 2. **Cell-key perturbation** ([`perturb`](self)): each passing cell gets noise in
+//! 2. **Cell-key perturbation** (`perturb.rs`): each passing cell gets noise in
 //!    `[−max_deviation, max_deviation]`, a deterministic function of (exact value, sum of the
 //!    records' secret keys mod 2³²) keyed by the node's [`PerturbationSecret`]. Exactly zero mean
 //!    over the key space, never below `min_count`. Stops **differencing** (two overlapping
@@ -24,7 +24,7 @@
 //!    margin or repeat, so repeating a query gives nothing new).
 //! 3. **Rounding** (optional, `rounding_base` > 1): to the nearest multiple, never below
 //!    `min_count` (rounded up instead). Coarsens what differencing could still learn.
-//! 4. **Secondary suppression** ([`secondary`](self)): when margins are present, suppress more
+//! 4. **Secondary suppression** (`secondary.rs`, auditor in `audit.rs`): when margins are present, suppress more
 //!    cells (least loss first: interior before margins, then small values) until every
 //!    suppressed cell's feasible interval is at least `protection_width` wide, both against an
 //!    attacker who knows every released cell's *exact* value ([`audit_with_exact`]: the
@@ -53,6 +53,13 @@
 //!   the new secret can be averaged. Rotate it only with a fresh record-key set.
 //! - Noise for magnitude units is in the same absolute units as for counts (±`max_deviation`
 //!   migrants), which is small next to large sums; dominance and threshold carry that load.
+//! - The LP bounds are exact on two-way tables with additive margins; on three-way tables and
+//!   multi-valued dimensions they can be wider than the integer bounds (as in τ-ARGUS).
+//! - Work is bounded by a count of LPs (deterministic, so the same table always gets the same
+//!   answer): a table too large to audit within it is released fully suppressed. A 20×20 table
+//!   with margins needs about 1 500 LPs of the 20 000 allowed.
+//! - The public parameters ([`Policy::public`]) include `max_deviation`, so readers can judge
+//!   accuracy; the secret and the record keys, which the noise actually depends on, never leave.
 //!
 //! # Bias
 //!

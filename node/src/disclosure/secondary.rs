@@ -32,7 +32,7 @@
 
 use vrs_core::answer::SuppressionReason;
 
-use super::audit::{Bound, Memo, Structure, intervals_memo, pinned};
+use super::audit::{Bound, FeasibleInterval, Hints, Memo, Structure, intervals_memo, pinned};
 
 /// A cell's state in the candidate answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +74,16 @@ struct Audits {
 }
 
 /// Audits the candidate: the exact audit first, the public one only when the exact one passes.
-/// Cells pinned by a single subtraction are reported without solving anything.
+/// Cells pinned by a single subtraction are reported without solving anything. `settled` keeps
+/// the cells the exact audit has shown protected: suppressing more cells only widens a
+/// consistent feasible set, so they stay protected (cleared if the exact values ever need a
+/// correction, which only a malformed table can cause).
 fn audit(
     structure: &Structure,
     states: &[State],
     exact: &[u64],
     width: u64,
+    settled: &mut [Option<FeasibleInterval>],
     memo: &mut Memo,
 ) -> Audits {
     let n = states.len();
@@ -103,7 +107,18 @@ fn audit(
             risky: pinned,
         };
     }
-    let strong = intervals_memo(structure, &strong_known, Some(width), memo).bounds;
+    let hints = Hints {
+        start: Some(exact),
+        settled: Some(settled),
+    };
+    let found = intervals_memo(structure, &strong_known, Some(width), hints, memo);
+    for (slot, bound) in settled.iter_mut().zip(&found.bounds) {
+        *slot = match bound {
+            Bound::Interval(iv) if found.correction == 0.0 && iv.protects(width) => Some(*iv),
+            _ => None,
+        };
+    }
+    let strong = found.bounds;
     let risky = risky_in(&strong);
     if !risky.is_empty() {
         return Audits {
@@ -113,7 +128,14 @@ fn audit(
         };
     }
     let public_known: Vec<Option<u64>> = states.iter().map(|s| s.released()).collect();
-    let public = intervals_memo(structure, &public_known, Some(width), memo).bounds;
+    let public = intervals_memo(
+        structure,
+        &public_known,
+        Some(width),
+        Hints::default(),
+        memo,
+    )
+    .bounds;
     let risky = risky_in(&public);
     Audits {
         public,
@@ -145,11 +167,12 @@ fn protect_within(
 ) -> Protection {
     let n = states.len();
     let mut protects = vec![Vec::new(); n];
+    let mut settled = vec![None; n];
     let mut rounds = 0;
     let mut risky: Vec<usize>;
     loop {
         rounds += 1;
-        let found = audit(structure, states, exact, width, &mut memo);
+        let found = audit(structure, states, exact, width, &mut settled, &mut memo);
         risky = found.risky;
         if risky.is_empty() {
             return Protection {
@@ -214,9 +237,17 @@ fn protect_within(
             complete: false,
         };
     }
-    let found = audit(structure, states, exact, width, &mut memo);
-    let mut all_hidden =
-        || intervals_memo(structure, &vec![None; n], Some(width), &mut memo).bounds;
+    let found = audit(structure, states, exact, width, &mut settled, &mut memo);
+    let mut all_hidden = || {
+        intervals_memo(
+            structure,
+            &vec![None; n],
+            Some(width),
+            Hints::default(),
+            &mut memo,
+        )
+        .bounds
+    };
     let public = if found.public.is_empty() {
         all_hidden()
     } else {
