@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use vrs_coordinator::fanout::Federation;
 use vrs_coordinator::merge;
@@ -90,7 +90,17 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", vrs_core::cli::error_line(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
     vrs_core::tls::install_crypto_provider();
     let cli = Cli::parse();
     telemetry::init(cli.log_format, "warn");
@@ -169,6 +179,14 @@ async fn main() -> Result<()> {
         Command::Demo { dir, report } => {
             let (_temp, dir) = match dir {
                 Some(d) => {
+                    let occupied =
+                        std::fs::read_dir(&d).is_ok_and(|mut entries| entries.next().is_some());
+                    if occupied {
+                        bail!(
+                            "{} is not empty: the demo needs an empty or new directory",
+                            d.display()
+                        );
+                    }
                     std::fs::create_dir_all(&d)
                         .with_context(|| format!("create {}", d.display()))?;
                     (None, d)

@@ -236,7 +236,7 @@ pub enum ConfigError {
 impl NodeConfig {
     /// Loads `node.toml` from a node directory or a file path.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let file_path = if path.is_dir() {
+        let file_path = if path.is_dir() || !path.exists() && path.extension().is_none() {
             path.join(CONFIG_FILE)
         } else {
             path.to_path_buf()

@@ -188,7 +188,18 @@ enum ApprovalAction {
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line per cause; no backtrace for an operator's mistake.
+            eprintln!("error: {}", vrs_core::cli::error_line(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     vrs_core::tls::install_crypto_provider();
     let cli = Cli::parse();
     telemetry::init(cli.log_format, "info");
