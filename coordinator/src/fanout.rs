@@ -58,6 +58,7 @@ impl NodeOutcome {
     /// The detail shown next to the label.
     pub fn detail(&self) -> String {
         match self {
+            NodeOutcome::Answered(a) if a.cells.len() == 1 => "1 cell".into(),
             NodeOutcome::Answered(a) => format!("{} cells", a.cells.len()),
             NodeOutcome::PendingApproval => "waiting for the node operator".into(),
             NodeOutcome::Refused { reason, message } => format!("{reason}: {message}"),

@@ -152,11 +152,25 @@ pub fn merge(
         cells: cells.into_values().collect(),
         nodes: results
             .iter()
-            .map(|r| NodeStatus {
-                country: r.country.to_string(),
-                status: r.outcome.label().to_string(),
-                detail: r.outcome.detail(),
-                elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+            .map(|r| {
+                let mismatched =
+                    matches!(&r.outcome, NodeOutcome::Answered(a) if a.dimensions != dimensions);
+                NodeStatus {
+                    country: r.country.to_string(),
+                    status: if mismatched {
+                        "refused"
+                    } else {
+                        r.outcome.label()
+                    }
+                    .to_string(),
+                    detail: if mismatched {
+                        "BAD_RESPONSE: the answer is grouped by other dimensions; not merged"
+                            .to_string()
+                    } else {
+                        r.outcome.detail()
+                    },
+                    elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+                }
             })
             .collect(),
         coverage: Coverage {
@@ -234,6 +248,26 @@ mod tests {
             }
         );
         assert_eq!(r.nodes[2].status, "timed_out");
+    }
+
+    #[test]
+    fn an_answer_grouped_by_other_dimensions_is_not_merged_nor_reported_as_answered() {
+        let mut odd = answered("IDN", &[("2024", Some(50))]);
+        if let NodeOutcome::Answered(a) = &mut odd.outcome {
+            a.dimensions = vec![Dimension::Year];
+        }
+        let results = vec![answered("THA", &[("land", Some(10))]), odd];
+        let r = merge("q", Unit::Incidents, &[Dimension::Mode], &results);
+        assert_eq!(r.cells.len(), 1);
+        assert_eq!(
+            r.coverage,
+            Coverage {
+                answered: 1,
+                asked: 2
+            }
+        );
+        assert_eq!(r.nodes[1].status, "refused");
+        assert!(r.nodes[1].detail.starts_with("BAD_RESPONSE"));
     }
 
     #[test]

@@ -362,20 +362,29 @@ fn local_query(dir: PathBuf, args: &QueryArgs, format: Format, explain: bool) ->
     let released = disclosure::release(&table, &config.policy, &secret);
     match format {
         Format::Table => print!("{}", render::table(q.unit(), &released.answer).to_aligned()),
-        Format::Csv => print!("{}", render::table(q.unit(), &released.answer).to_csv()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&render::json(
-                store.country(),
-                q.unit(),
-                &released.answer
-            ))?
-        ),
+        Format::Csv => print!("{}", render::csv(&released.answer)),
+        Format::Json => {
+            let mut doc = render::json(store.country(), q.unit(), &released.answer);
+            if explain {
+                doc["explanations"] = released
+                    .explanations
+                    .iter()
+                    .map(|e| serde_json::Value::String(e.to_string()))
+                    .collect();
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            return Ok(());
+        }
     }
     if explain {
-        println!();
+        // Tables get the explanations below them; CSV keeps stdout machine-readable.
+        let mut out: Box<dyn Write> = match format {
+            Format::Csv => Box::new(std::io::stderr()),
+            _ => Box::new(std::io::stdout()),
+        };
+        writeln!(out)?;
         for e in &released.explanations {
-            println!("{e}");
+            writeln!(out, "{e}")?;
         }
     }
     Ok(())
@@ -509,8 +518,14 @@ fn serve(config_path: PathBuf) -> Result<()> {
         // Scripts (and port-0 test set-ups) read the actual address from this line.
         println!("listening on {}", listener.local_addr()?);
         std::io::stdout().flush()?;
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
             tracing::info!("shutting down");
         };
         server::serve(listener, &config, shutdown).await?;

@@ -33,6 +33,33 @@ pub fn table(unit: Unit, answer: &Answer) -> Table {
     t
 }
 
+/// The answer as CSV: one column per dimension, then `value` (empty when suppressed), `status`
+/// (`released` or `suppressed`) and `reason` (the suppression reason, or empty).
+pub fn csv(answer: &Answer) -> String {
+    let mut header: Vec<String> = answer
+        .dimensions
+        .iter()
+        .map(|d| d.code().to_string())
+        .collect();
+    header.extend([
+        "value".to_string(),
+        "status".to_string(),
+        "reason".to_string(),
+    ]);
+    let mut t = Table::new(header);
+    for c in &answer.cells {
+        let mut row = c.key.clone();
+        match c.value {
+            CellValue::Released(v) => row.extend([v.to_string(), "released".into(), String::new()]),
+            CellValue::Suppressed(r) => {
+                row.extend([String::new(), "suppressed".into(), r.code().into()])
+            }
+        }
+        t.push(row);
+    }
+    t.to_csv()
+}
+
 /// The answer as JSON: `{"country","unit","dimensions","cells":[{"key":[..],"value":N}|{"key":[..],"suppressed":"reason"}]}`.
 pub fn json(country: Country, unit: Unit, answer: &Answer) -> serde_json::Value {
     let cells: Vec<serde_json::Value> = answer
@@ -44,6 +71,7 @@ pub fn json(country: Country, unit: Unit, answer: &Answer) -> serde_json::Value 
         })
         .collect();
     json!({
+        "schema": "vrs.node-answer.v1",
         "country": country.as_str(),
         "unit": unit.code(),
         "dimensions": answer.dimensions.iter().map(|d| d.code()).collect::<Vec<_>>(),
