@@ -17,7 +17,7 @@ use vrs_core::answer::{Answer, Cell, CellValue, SuppressionReason};
 use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query};
 use vrs_core::signing::{SigningError, SigningKey};
-use vrs_core::tls::{self, TlsError, TlsPaths};
+use vrs_core::tls::{self, TlsError};
 use vrs_proto::pb;
 use vrs_proto::pb::federation_client::FederationClient;
 
@@ -126,11 +126,7 @@ const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 impl Federation {
     /// Prepares one connection per node (made on first use) and loads the signing key.
     pub fn connect(registry: &Registry) -> Result<Federation, FanoutError> {
-        let config = tls::client_config(&TlsPaths {
-            ca: registry.tls.ca.clone(),
-            cert: registry.tls.cert.clone(),
-            key: registry.tls.key.clone(),
-        })?;
+        let config = tls::client_config(&registry.tls)?;
         let key = SigningKey::load(&registry.coordinator.signing_key)?;
         let mut nodes = Vec::with_capacity(registry.nodes.len());
         for n in &registry.nodes {

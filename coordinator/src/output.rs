@@ -30,14 +30,18 @@ fn contribution_text(c: Option<&Contribution>) -> String {
     }
 }
 
-/// The regional cells as a table; with `per_node`, one extra column per answering node.
-pub fn table(r: &Regional, per_node: bool) -> Table {
-    let countries: Vec<String> = r
-        .nodes
+/// Countries whose answers were merged, in registry order (the per-node columns).
+fn answered(r: &Regional) -> Vec<String> {
+    r.nodes
         .iter()
         .filter(|n| n.status == "answered")
         .map(|n| n.country.clone())
-        .collect();
+        .collect()
+}
+
+/// The regional cells as a table; with `per_node`, one extra column per answering node.
+pub fn table(r: &Regional, per_node: bool) -> Table {
+    let countries = answered(r);
     let mut header: Vec<String> = r.dimensions.iter().map(|d| d.code().to_string()).collect();
     let first_value = header.len();
     header.push(r.unit.code().to_string());
@@ -99,12 +103,7 @@ pub fn text(r: &Regional, per_node: bool) -> String {
 /// CSV: the key columns, `value`, `status` (exact/partial/suppressed), and with `per_node` one
 /// column per answering node (a number, `suppressed:<reason>`, or empty for zero).
 pub fn csv(r: &Regional, per_node: bool) -> String {
-    let countries: Vec<String> = r
-        .nodes
-        .iter()
-        .filter(|n| n.status == "answered")
-        .map(|n| n.country.clone())
-        .collect();
+    let countries = answered(r);
     let mut header: Vec<String> = r.dimensions.iter().map(|d| d.code().to_string()).collect();
     header.push("value".into());
     header.push("status".into());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vrs_core::codes::Country;
+use vrs_core::tls::TlsPaths;
 
 /// The registry file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,8 +18,9 @@ use vrs_core::codes::Country;
 pub struct Registry {
     /// `[coordinator]`
     pub coordinator: CoordinatorSection,
-    /// `[tls]`
-    pub tls: TlsSection,
+    /// `[tls]`: the federation CA the nodes' certificates chain to, the coordinator's client
+    /// certificate and its key.
+    pub tls: TlsPaths,
     /// `[[nodes]]`
     #[serde(default)]
     pub nodes: Vec<NodeEntry>,
@@ -46,18 +48,6 @@ fn default_deadline_ms() -> u64 {
 
 fn default_connect_ms() -> u64 {
     3_000
-}
-
-/// `[tls]`: the coordinator's client certificate.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSection {
-    /// Federation CA the nodes' certificates chain to.
-    pub ca: PathBuf,
-    /// The coordinator's certificate.
-    pub cert: PathBuf,
-    /// Its private key.
-    pub key: PathBuf,
 }
 
 /// `[[nodes]]`: one country node.

@@ -100,12 +100,7 @@ fn check_certificate(report: &mut Report, config: &NodeConfig) {
         );
         return;
     };
-    let paths = vrs_core::tls::TlsPaths {
-        ca: tls.ca.clone(),
-        cert: tls.cert.clone(),
-        key: tls.key.clone(),
-    };
-    match vrs_core::tls::server_config(&paths) {
+    match vrs_core::tls::server_config(tls) {
         Ok(_) => report.add(
             Level::Ok,
             "tls",

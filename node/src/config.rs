@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use vrs_core::codes::Country;
+use vrs_core::tls::TlsPaths;
 
 use crate::disclosure::{Policy, PolicyConfig, PolicyError};
 use crate::fx::{FxError, FxRates};
@@ -27,9 +28,10 @@ pub struct NodeConfigFile {
     /// `[server]`
     #[serde(default)]
     pub server: ServerSection,
-    /// `[tls]`, needed by `serve` only.
+    /// `[tls]`, needed by `serve` only: the federation CA that client certificates must chain
+    /// to, this node's certificate (SAN `node.<iso3>.vrs.test` in development) and its key.
     #[serde(default)]
-    pub tls: Option<TlsSection>,
+    pub tls: Option<TlsPaths>,
     /// `[[callers]]`: coordinators allowed to query.
     #[serde(default)]
     pub callers: Vec<CallerSection>,
@@ -141,18 +143,6 @@ impl Default for ServerSection {
             handshake_timeout_secs: 10,
         }
     }
-}
-
-/// `[tls]`: PEM files.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSection {
-    /// The federation CA certificate that client certificates must chain to.
-    pub ca: PathBuf,
-    /// This node's certificate (SAN `node.<iso3>.vrs.test` in development).
-    pub cert: PathBuf,
-    /// This node's private key.
-    pub key: PathBuf,
 }
 
 /// `[[callers]]`: one allowed coordinator.

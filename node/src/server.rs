@@ -8,7 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use vrs_core::tls::{self, TlsPaths};
+use vrs_core::tls;
 use vrs_proto::pb::federation_server::FederationServer;
 
 use crate::config::NodeConfig;
@@ -41,12 +41,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let tls_section = config.file.tls.as_ref().ok_or(ServeError::NoTls)?;
-    let paths = TlsPaths {
-        ca: tls_section.ca.clone(),
-        cert: tls_section.cert.clone(),
-        key: tls_section.key.clone(),
-    };
-    let server_config = tls::server_config(&paths)?;
+    let server_config = tls::server_config(tls_section)?;
     let service = NodeService::new(config)?;
     let server = &config.file.server;
     // The service refuses requests above `max_request_bytes` itself, with a stable reason and an
