@@ -9,8 +9,9 @@
 //!   attacker, and the audit that secondary suppression guarantees;
 //! - every listed cell is at least 1, and every unlisted cell is exactly 0 (absence means zero);
 //! - the table's relations: along an additive dimension a margin equals the sum of its cells;
-//!   along a multi-valued one (method, transit…) a margin is at most the sum of its cells and at
-//!   least each of them;
+//!   along a multi-valued one (method, transit…) a margin is at least each of its cells, and
+//!   nothing more: a record may have several values there or none at all (an incident without a
+//!   transit country is in the margin and in no cell), so the margin can be above or below the sum;
 //! - values are integers (the LP bounds are rounded inwards).
 //!
 //! The bounds are linear programs (minimise, then maximise, the cell), solved with `microlp`,
@@ -167,7 +168,7 @@ pub(crate) struct Relation {
     pub margin: usize,
     /// The cells it totals (listed ones only: the others are zero).
     pub parts: Vec<usize>,
-    /// Equality (sum) rather than cover (`max ≤ margin ≤ sum`).
+    /// Equality (sum) rather than cover (`max ≤ margin`).
     pub additive: bool,
 }
 
@@ -389,11 +390,13 @@ pub(crate) fn intervals_memo(
         }
     };
     for rel in &structure.relations {
-        let total: Vec<(usize, f64)> = std::iter::once((rel.margin, 1.0))
-            .chain(rel.parts.iter().map(|&p| (p, -1.0)))
-            .collect();
-        push(total, rel.additive);
-        if !rel.additive {
+        if rel.additive {
+            let total: Vec<(usize, f64)> = std::iter::once((rel.margin, 1.0))
+                .chain(rel.parts.iter().map(|&p| (p, -1.0)))
+                .collect();
+            push(total, true);
+        } else {
+            // Not `margin ≤ sum`: records without a value of the dimension are in the margin only.
             for &p in &rel.parts {
                 push(vec![(p, 1.0), (rel.margin, -1.0)], false);
             }
@@ -883,14 +886,14 @@ mod tests {
 
     #[test]
     fn cover_relations_bound_multi_valued_dimensions() {
-        // Method is multi-valued: total 10 incidents, cells a (suppressed) and b = 8.
-        // a ≤ 10 and 10 ≤ a + 8, so a in [2, 10].
+        // Method is multi-valued: total 10 incidents, cells a (suppressed) and b = 8. Only
+        // a ≤ 10: incidents with no method are in the total and in no cell, so not 10 ≤ a + 8.
         let a = answer(1, &[(&["*"], Some(10)), (&["a"], None), (&["b"], Some(8))]);
         let audit = audit_intervals(&a, &[false]);
         assert_eq!(
             interval(&audit, &["a"]),
             Some(FeasibleInterval {
-                lo: 2,
+                lo: 1,
                 hi: Some(10)
             })
         );

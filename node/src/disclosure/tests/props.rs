@@ -278,7 +278,7 @@ proptest! {
                 if rel.additive {
                     x[rel.margin] == sum
                 } else {
-                    x[rel.margin] <= sum && rel.parts.iter().all(|&p| x[p] <= x[rel.margin])
+                    rel.parts.iter().all(|&p| x[p] <= x[rel.margin])
                 }
             });
             if ok {
@@ -292,7 +292,9 @@ proptest! {
             let i = audit.cells.iter().find(|c| c.key == cells[h].0).unwrap().interval.unwrap();
             let exact_bounds = additive.iter().all(|a| *a);
             prop_assert!(i.lo <= lo[j], "{:?} vs [{}, {}]", i, lo[j], hi[j]);
-            let unbounded = hi[j] == cap;
+            // Bounded cells stay at most the grand total (their bounds come from released values);
+            // an unbounded one reaches the cap less a shift of at most the grand total.
+            let unbounded = hi[j] > grand;
             match i.hi {
                 None => prop_assert!(unbounded, "{:?} vs [{}, {}]", i, lo[j], hi[j]),
                 Some(h) => {
