@@ -249,10 +249,14 @@ fn template_file(rows: &[Row]) -> (Vec<u8>, Vec<u64>) {
         w.write_record(&c).unwrap();
     }
     let text = w.into_inner().unwrap();
-    let lines = starts
-        .iter()
-        .map(|s| 1 + text[..*s].iter().filter(|b| **b == b'\n').count() as u64)
-        .collect();
+    // `\n`, `\r\n` and a lone `\r` (a note may hold one) each end a physical line.
+    let line_ends = |t: &[u8]| {
+        t.iter()
+            .enumerate()
+            .filter(|(i, b)| **b == b'\r' || (**b == b'\n' && (*i == 0 || t[i - 1] != b'\r')))
+            .count() as u64
+    };
+    let lines = starts.iter().map(|s| 1 + line_ends(&text[..*s])).collect();
     // Swap the marker for invalid UTF-8 (neither holds a line break).
     let marker = NOT_UTF8_MARKER.as_bytes();
     let mut out = Vec::with_capacity(text.len());

@@ -79,10 +79,36 @@ fn skip_bom<R: BufRead>(src: &mut R) -> io::Result<u64> {
     Ok(0)
 }
 
+/// Physical line ends seen: `\n`, `\r\n` and a lone `\r` each end a line, as each ends a record
+/// for `csv_core` (a file saved with classic Mac line ends is numbered line by line, not all on
+/// line 1). `csv_core`'s own count sees `\n` only.
+#[derive(Debug, Default, Clone, Copy)]
+struct LineEnds {
+    count: u64,
+    after_cr: bool,
+}
+
+impl LineEnds {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'\r' => {
+                    self.count += 1;
+                    self.after_cr = true;
+                }
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' => self.count += 1,
+                _ => self.after_cr = false,
+            }
+        }
+    }
+}
+
 /// CSV records over `csv_core`, with the row cap, physical line numbers and byte counts.
 pub(crate) struct CsvRows<R> {
     src: R,
     core: csv_core::Reader,
+    line_ends: LineEnds,
     out: Vec<u8>,
     ends: Vec<usize>,
     /// Length of the current row's text and number of its fields.
@@ -111,6 +137,7 @@ impl<R: BufRead> CsvRows<R> {
         CsvRows {
             src,
             core,
+            line_ends: LineEnds::default(),
             out: vec![0; 4_096],
             ends: vec![0; 64],
             len: 0,
@@ -143,10 +170,9 @@ impl<R: BufRead> CsvRows<R> {
                 .iter()
                 .take_while(|b| **b == b'\n' || **b == b'\r')
                 .count();
-            let newlines = buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            self.line_ends.feed(&buf[..n]);
             self.src.consume(n);
             self.bytes += n as u64;
-            self.core.set_line(self.core.line() + newlines);
             if n == 0 {
                 return Ok(());
             }
@@ -160,7 +186,7 @@ impl<R: BufRead> CsvRows<R> {
             self.bytes += skip_bom(&mut self.src)?;
         }
         self.skip_blank_lines()?;
-        self.line = self.core.line();
+        self.line = self.line_ends.count + 1;
         let (mut outlen, mut endlen) = (0usize, 0usize);
         let mut too_long = false;
         loop {
@@ -168,6 +194,7 @@ impl<R: BufRead> CsvRows<R> {
             let (res, nin, nout, nend) =
                 self.core
                     .read_record(input, &mut self.out[outlen..], &mut self.ends[endlen..]);
+            self.line_ends.feed(&input[..nin]);
             self.src.consume(nin);
             self.bytes += nin as u64;
             outlen += nout;
@@ -397,6 +424,15 @@ mod tests {
         assert_eq!(rows[0].2, ["a", "b"]);
         assert_eq!(rows[1].2, ["1", "x\ny"]);
         assert_eq!(rows[3].2, ["3\n\n", "w"]);
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line_too() {
+        // Classic Mac line ends, then mixed ones; CR LF split across reads counts once.
+        let rows = csv_rows(b"a,b\r1,2\r\r3,\"x\ry\"\r\n4,5\n\r\n6,7\r");
+        let lines: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(lines, [1, 2, 4, 6, 8]);
+        assert_eq!(rows[2].2, ["3", "x\ry"]);
     }
 
     #[test]
