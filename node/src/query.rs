@@ -13,8 +13,8 @@
 //! time, so "incidents by sex × age group" never pairs the sex of one group with the age of another.
 //! Margins are computed by the same SQL with the margin dimensions left out, never by adding cells.
 
-use rusqlite::types::Value;
-use std::collections::HashMap;
+use rusqlite::types::{Value, ValueRef};
+use std::collections::{HashMap, HashSet};
 use vrs_core::answer::MARGIN;
 use vrs_core::period::Month;
 use vrs_core::query::{DimValue, Dimension, Query, QueryError, UNKNOWN, Unit};
@@ -318,7 +318,7 @@ fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
     let group_cols: Vec<String> = (0..selects.len()).map(|n| format!("d{n}")).collect();
     let sql = if unit.is_magnitude() {
         // One row per (cell, incident): the per-contributor sums the dominance rule needs.
-        let mut group = group_cols.clone();
+        let mut group = group_cols;
         group.push("i.id".into());
         format!(
             "SELECT {dims}{sep}SUM({value}), SUM({key}) FROM {from}{where_sql} GROUP BY {group}",
@@ -329,13 +329,10 @@ fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
             group = group.join(", "),
         )
     } else {
-        let group_by = if group_cols.is_empty() {
-            String::new()
-        } else {
-            format!(" GROUP BY {}", group_cols.join(", "))
-        };
+        // One row per counted record, grouped into cells by `run_grouping` as the rows stream
+        // in: SQLite groups by sorting every row, which costs more than reading them.
         format!(
-            "SELECT {dims}{sep}COUNT(*), SUM({key}), COUNT(DISTINCT i.id) FROM {from}{where_sql}{group_by}",
+            "SELECT {dims}{sep}{key}, i.id FROM {from}{where_sql}",
             dims = dim_cols.join(", "),
             sep = if dim_cols.is_empty() { "" } else { ", " },
             key = rows.key,
@@ -401,23 +398,66 @@ fn run_grouping(
         }
         out.extend(cells.into_values().filter(|c| c.value > 0));
     } else {
+        // Counting incidents, a cell never holds two rows of one incident: the joined tables
+        // enter as DISTINCT projections of exactly the grouped columns, which are all in the
+        // cell's key. Other record units (smugglers, fees) can have several rows per incident.
+        let rows_are_incidents = query.unit() == Unit::Incidents;
+        let mut seen: HashSet<(usize, i64)> = HashSet::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut cells: Vec<ExactCell> = Vec::new();
+        let mut group = Vec::new();
         while let Some(row) = rows.next()? {
-            let value: i64 = row.get(k)?;
-            if value == 0 {
-                continue;
+            group.clear();
+            for n in 0..k {
+                encode_group_value(row.get_ref(n)?, &mut group);
             }
-            let ck: i64 = row.get(k + 1)?;
-            let contributors: i64 = row.get(k + 2)?;
-            out.push(ExactCell {
-                key: key_of(row)?,
-                value,
-                contributors: u64::try_from(contributors).unwrap_or(0),
-                largest: [1, i64::from(value > 1)],
-                cell_key: u64::try_from(ck).unwrap_or(0),
-            });
+            let c = match index.get(group.as_slice()) {
+                Some(&c) => c,
+                None => {
+                    cells.push(ExactCell {
+                        key: key_of(row)?,
+                        value: 0,
+                        contributors: 0,
+                        largest: [1, 0],
+                        cell_key: 0,
+                    });
+                    index.insert(group.clone(), cells.len() - 1);
+                    cells.len() - 1
+                }
+            };
+            let ck: i64 = row.get(k)?;
+            let incident: i64 = row.get(k + 1)?;
+            let new_contributor = rows_are_incidents || seen.insert((c, incident));
+            let cell = &mut cells[c];
+            cell.value += 1;
+            cell.cell_key = cell.cell_key.wrapping_add(u64::try_from(ck).unwrap_or(0));
+            cell.contributors += u64::from(new_contributor);
+            cell.largest[1] = i64::from(cell.value > 1);
         }
+        out.extend(cells);
     }
     Ok(())
+}
+
+/// Appends an unambiguous encoding of one grouped value to `out`: two rows fall in one cell
+/// exactly when their grouped values are equal in type and content.
+fn encode_group_value(v: ValueRef<'_>, out: &mut Vec<u8>) {
+    match v {
+        ValueRef::Null => out.push(0),
+        ValueRef::Integer(i) => {
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        ValueRef::Real(r) => {
+            out.push(2);
+            out.extend_from_slice(&r.to_bits().to_le_bytes());
+        }
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            out.push(if matches!(v, ValueRef::Text(_)) { 3 } else { 4 });
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+    }
 }
 
 /// Aggregates `query` exactly over the store. The caller hands the table to disclosure control.
