@@ -15,12 +15,15 @@
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
 //! - [`synth`]: a seeded generator of realistic synthetic records, by reporting country and route.
+//! - `fuzzing` (hidden): entry points of the fuzz targets (`node/fuzz`) and their replay test.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod check;
 pub mod config;
 pub mod disclosure;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod fx;
 pub mod import;
 pub mod query;
