@@ -200,22 +200,6 @@ fn import_store() -> MutexGuard<'static, Option<Store>> {
 // ---------------------------------------------------------------------------------------------
 // query_envelope
 
-/// The wire query as the service converts it (`NodeService::admit`).
-fn raw_query(q: pb::Query) -> RawQuery {
-    RawQuery {
-        unit: q.unit,
-        group_by: q.group_by,
-        filters: q
-            .filters
-            .into_iter()
-            .map(|f| (f.dimension, f.values))
-            .collect(),
-        period_from: q.period_from,
-        period_to: q.period_to,
-        margins: q.margins,
-    }
-}
-
 /// Decodes an envelope, parses its query under the default limits and, if it parses, answers it
 /// from a synthetic store of a few hundred incidents under two policies, checking the exact table
 /// and each release.
@@ -226,7 +210,7 @@ pub fn query_envelope(data: &[u8]) {
     let Some(q) = env.query else {
         return;
     };
-    let raw = raw_query(q);
+    let raw = crate::service::raw_query(q);
     let node = query_node();
     let limits = node.policies[0].query_limits();
     let query = match Query::parse(&raw, &limits) {

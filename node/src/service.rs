@@ -433,19 +433,7 @@ impl NodeService {
         }
         let q = env.query.ok_or(ServiceError::MalformedEnvelope)?;
         let query_bytes = q.encode_to_vec();
-        let raw = RawQuery {
-            unit: q.unit,
-            group_by: q.group_by,
-            filters: q
-                .filters
-                .into_iter()
-                .map(|f| (f.dimension, f.values))
-                .collect(),
-            period_from: q.period_from,
-            period_to: q.period_to,
-            margins: q.margins,
-        };
-        let query = Query::parse(&raw, &self.policy.query_limits())?;
+        let query = Query::parse(&raw_query(q), &self.policy.query_limits())?;
         check_published(&self.policy, &query)?;
         Ok((Admitted { query }, query_bytes))
     }
@@ -539,6 +527,22 @@ impl NodeService {
             return Ok(done);
         }
         Ok(Handled::Answered(self.answer(admitted.query).await?))
+    }
+}
+
+/// The wire query in its raw domain form, ready for [`Query::parse`] (the one conversion from `pb`).
+pub fn raw_query(q: pb::Query) -> RawQuery {
+    RawQuery {
+        unit: q.unit,
+        group_by: q.group_by,
+        filters: q
+            .filters
+            .into_iter()
+            .map(|f| (f.dimension, f.values))
+            .collect(),
+        period_from: q.period_from,
+        period_to: q.period_to,
+        margins: q.margins,
     }
 }
 
