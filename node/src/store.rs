@@ -326,11 +326,13 @@ impl Store {
 
     /// First and last month held, if any incident is stored.
     pub fn period_range(&self) -> Result<Option<(Month, Month)>, StoreError> {
-        let row: (Option<i64>, Option<i64>) =
-            self.conn
-                .query_row("SELECT MIN(month), MAX(month) FROM incident", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+        // Two subqueries: SQLite reads a lone MIN or MAX off the end of the month index, but
+        // scans the whole index for MIN and MAX in one SELECT.
+        let row: (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT (SELECT MIN(month) FROM incident), (SELECT MAX(month) FROM incident)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(match row {
             (Some(a), Some(b)) => Month::from_int(a).zip(Month::from_int(b)),
             _ => None,
