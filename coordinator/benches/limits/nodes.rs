@@ -1,0 +1,175 @@
+//! Node processes: `vrs-node serve` children on 127.0.0.1 (port 0, one each), their node.toml,
+//! the development certificates they use, and the coordinator's registry pointing at them.
+//! [`NodeProcs`] stops every child it started when it is dropped, also on an error path.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use vrs_coordinator::registry::Registry;
+use vrs_core::codes::Country;
+use vrs_node::fx::FxRates;
+
+/// Name of the benchmark coordinator.
+pub const COORDINATOR: &str = "bench";
+
+/// A development PKI for a set of nodes.
+pub struct Pki {
+    inner: vrs_certs_dev::DevPki,
+    signing_pub: String,
+}
+
+impl Pki {
+    /// Makes a fresh CA and certificates for `countries` in `dir`.
+    pub fn generate(dir: &Path, countries: &[Country]) -> Result<Pki> {
+        let names: Vec<&str> = countries.iter().map(|c| c.as_str()).collect();
+        let inner = vrs_certs_dev::generate(dir, COORDINATOR, &names, 7)
+            .with_context(|| format!("certificates in {}", dir.display()))?;
+        let signing_pub = std::fs::read_to_string(inner.coordinator_paths().signing_pub)?
+            .trim()
+            .to_string();
+        Ok(Pki { inner, signing_pub })
+    }
+}
+
+/// Writes `node.toml` into a node directory that already holds its store: the default disclosure
+/// policy, a budget that the benchmark's repeated queries cannot exhaust, warnings-only logging.
+pub fn write_node_toml(node_dir: &Path, country: Country, pki: &Pki) -> Result<PathBuf> {
+    let (ca, cert, key) = pki.inner.node_paths(country.as_str());
+    let fx = toml::to_string(&FxRates::sample())?;
+    let text = format!(
+        r#"[node]
+country = "{country}"
+
+[server]
+listen = "127.0.0.1:0"
+request_timeout_secs = 600
+
+[tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+
+[[callers]]
+identity = "{caller}"
+signing_keys = ["{signing_pub}"]
+
+[budget]
+rate_per_minute = 1000000
+burst = 1000000
+daily_queries = 100000000
+
+[log]
+level = "warn"
+
+[fx]
+{fx}
+"#,
+        ca = ca.display(),
+        cert = cert.display(),
+        key = key.display(),
+        caller = vrs_core::tls::coordinator_identity(COORDINATOR),
+        signing_pub = pki.signing_pub,
+    );
+    let path = node_dir.join("node.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// One running `vrs-node serve`.
+pub struct NodeProc {
+    /// Its country.
+    pub country: Country,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    // Held so that the node's stdout stays open while it runs.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl NodeProc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Node processes, stopped (killed and reaped) on drop.
+#[derive(Default)]
+pub struct NodeProcs(pub Vec<NodeProc>);
+
+impl Drop for NodeProcs {
+    fn drop(&mut self) {
+        for p in &mut self.0 {
+            let _ = p.child.kill();
+        }
+        for p in &mut self.0 {
+            let _ = p.child.wait();
+        }
+    }
+}
+
+impl NodeProcs {
+    /// Starts `vrs-node serve --config <dir>/node.toml` for each `(country, node_dir)` and waits
+    /// for each to print the address it bound. A node's stderr goes to `<dir>/serve.log`.
+    pub fn start(bin: &Path, nodes: &[(Country, PathBuf)]) -> Result<NodeProcs> {
+        let mut procs = NodeProcs::default();
+        for (country, dir) in nodes {
+            procs.0.push(start_one(bin, *country, dir)?);
+        }
+        Ok(procs)
+    }
+
+    /// Writes a registry for the nodes (in this order) to `path`, and loads it.
+    pub fn registry(&self, pki: &Pki, path: &Path) -> Result<Registry> {
+        let c = pki.inner.coordinator_paths();
+        let mut text = format!(
+            "[coordinator]\nname = \"{COORDINATOR}\"\nsigning_key = \"{sk}\"\ndeadline_ms = 600000\nconnect_timeout_ms = 30000\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            sk = c.signing_key.display(),
+            ca = c.ca.display(),
+            cert = c.cert.display(),
+            key = c.key.display(),
+        );
+        for n in &self.0 {
+            text.push_str(&format!(
+                "\n[[nodes]]\ncountry = \"{}\"\nendpoint = \"{}\"\n",
+                n.country, n.addr
+            ));
+        }
+        std::fs::write(path, text)?;
+        Ok(Registry::load(path)?)
+    }
+}
+
+fn start_one(bin: &Path, country: Country, dir: &Path) -> Result<NodeProc> {
+    let log_path = dir.join("serve.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("node stdout")?;
+    let mut stdout = BufReader::new(stdout);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        bail!("node {country} did not start (stdout {line:?}); its log:\n{log}");
+    };
+    let addr: SocketAddr = addr.parse().context("node address")?;
+    Ok(NodeProc {
+        country,
+        addr,
+        child,
+        _stdout: stdout,
+    })
+}
