@@ -319,12 +319,19 @@ impl AuditLog {
     }
 
     /// Records a query id; false if it was already recorded (a replay).
+    ///
+    /// The write is not flushed to disk on its own: every query that gets this far ends with
+    /// [`AuditLog::append`], whose flush makes this earlier write durable too (a WAL is written
+    /// in order). A crash in between loses only the id of a query that was never answered, so
+    /// accepting it again releases nothing twice. One flush per query instead of two.
     pub fn remember_query_id(&mut self, query_id: &str, at_ms: i64) -> Result<bool, AuditError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let n = self.conn.execute(
             "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![query_id, at_ms],
-        )?;
-        Ok(n == 1)
+        );
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(n? == 1)
     }
 
     /// Queries this caller had answered since `since_ms` (the daily budget counts these).
@@ -535,5 +542,11 @@ mod tests {
         drop(log);
         let mut log = AuditLog::open(dir.path()).unwrap();
         assert!(!log.remember_query_id("abc", 3).unwrap());
+        // Entries are still flushed on commit (FULL = 2) after a query id was remembered.
+        let sync: i64 = log
+            .raw_connection()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2);
     }
 }

@@ -1,7 +1,7 @@
 //! `vrs-node`: a country's node. Create it, load records, see what it would release, serve it.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -120,6 +120,12 @@ enum Command {
         #[command(subcommand)]
         action: ApprovalAction,
     },
+    /// Bring the store's schema up to this version (`serve` and `query` do it too).
+    Migrate {
+        /// Node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Check configuration, certificates and store; say what is wrong.
     Check {
         /// node.toml (or the node directory holding it).
@@ -227,6 +233,7 @@ fn run() -> Result<()> {
         } => local_query(dir, &query, format, explain),
         Command::Audit { action } => audit(action),
         Command::Approvals { action } => approvals(action),
+        Command::Migrate { dir } => migrate(&dir),
         Command::Check { config } => check(config),
         Command::Serve { config } => serve(config),
     }
@@ -354,6 +361,7 @@ fn synthesize(
 
 fn local_query(dir: PathBuf, args: &QueryArgs, format: Format, explain: bool) -> Result<()> {
     let config = NodeConfig::load(&dir)?;
+    drop(Store::open(&config.data_dir())?); // applies pending migrations
     let store = Store::open_read_only(&config.data_dir())?;
     let q = Query::parse(&args.to_raw()?, &config.policy.query_limits())?;
     service::check_published(&config.policy, &q).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -493,6 +501,19 @@ fn approvals(action: ApprovalAction) -> Result<()> {
     Ok(())
 }
 
+fn migrate(dir: &Path) -> Result<()> {
+    let config = NodeConfig::load(dir)?;
+    let was = Store::schema_version_of(&config.data_dir())?;
+    let store = Store::open(&config.data_dir())?;
+    let now = store.schema_version()?;
+    if was == now {
+        println!("store schema v{now}: up to date");
+    } else {
+        println!("store schema v{was} → v{now}");
+    }
+    Ok(())
+}
+
 fn check(config_path: PathBuf) -> Result<()> {
     let report = vrs_node::check::run(&config_path);
     print!("{}", report.text());
@@ -506,6 +527,7 @@ fn serve(config_path: PathBuf) -> Result<()> {
     let config = NodeConfig::load(&config_path)?;
     let format: LogFormat = config.file.log.format.parse().unwrap_or(LogFormat::Human);
     telemetry::init(format, &config.file.log.level);
+    drop(Store::open(&config.data_dir())?); // applies pending migrations
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -174,8 +174,9 @@ fn source(d: Dimension, unit: Unit) -> Source {
         });
     }
     match d {
-        Dimension::Year => Source::Row("i.year"),
-        Dimension::Quarter => Source::Row("i.quarter"),
+        // Computed from the month so that a query over periods alone reads just the month index.
+        Dimension::Year => Source::Row("(i.month / 100)"),
+        Dimension::Quarter => Source::Row("(i.month / 100 * 10 + (i.month % 100 + 2) / 3)"),
         Dimension::Month => Source::Row("i.month"),
         Dimension::Origin => Source::Row("i.origin"),
         Dimension::Destination => Source::Row("i.destination"),
@@ -205,6 +206,22 @@ fn storage_value(v: &DimValue) -> Value {
         DimValue::Month(m) => Value::Integer(m.to_int()),
         other => Value::Text(other.to_string()),
     }
+}
+
+/// The first and last month (storage form) covered by period filter values; `None` for others.
+fn month_span<'a>(values: impl IntoIterator<Item = &'a DimValue>) -> Option<(i64, i64)> {
+    let span = |v: &DimValue| match v {
+        DimValue::Year(y) => Some((i64::from(*y) * 100 + 1, i64::from(*y) * 100 + 12)),
+        DimValue::Quarter(y, q) => {
+            let first = i64::from(*y) * 100 + (i64::from(*q) - 1) * 3 + 1;
+            Some((first, first + 2))
+        }
+        DimValue::Month(m) => Some((m.to_int(), m.to_int())),
+        _ => None,
+    };
+    let mut spans = values.into_iter().map(span);
+    let first = spans.next()??;
+    spans.try_fold(first, |(lo, hi), s| s.map(|(l, h)| (lo.min(l), hi.max(h))))
 }
 
 /// The display form of a stored dimension value.
@@ -283,6 +300,11 @@ fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
             Source::Row(expr) => {
                 wheres.push(format!("{expr} IN ({placeholders})"));
                 params.extend(values);
+                // The months the period values span, which the month index can seek.
+                if let Some((lo, hi)) = month_span(f.values()) {
+                    wheres.push("i.month BETWEEN ? AND ?".into());
+                    params.extend([Value::Integer(lo), Value::Integer(hi)]);
+                }
             }
             Source::Multi(t) => {
                 let cond = format!("x.{} IN ({placeholders})", column(d));
@@ -496,4 +518,50 @@ pub fn aggregate(store: &Store, query: &Query) -> Result<ExactTable, PlanError> 
             .collect(),
         cells,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_expressions_over_the_month_match_the_stored_forms() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let Source::Row(quarter) = source(Dimension::Quarter, Unit::Incidents) else {
+            panic!("quarter is a column of incident");
+        };
+        let Source::Row(year) = source(Dimension::Year, Unit::Incidents) else {
+            panic!("year is a column of incident");
+        };
+        for y in [1999, 2024] {
+            for m in 1..=12 {
+                let month: Month = format!("{y}-{m:02}").parse().unwrap();
+                let (q, yy): (i64, i64) = conn
+                    .query_row(
+                        &format!("SELECT {quarter}, {year} FROM (SELECT ?1 AS month) i"),
+                        [month.to_int()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .unwrap();
+                assert_eq!(q, month.quarter_int(), "{month}");
+                assert_eq!(yy, i64::from(month.year()), "{month}");
+            }
+        }
+    }
+
+    #[test]
+    fn period_filters_give_the_span_of_months_they_cover() {
+        let m = |s: &str| DimValue::Month(s.parse().unwrap());
+        assert_eq!(
+            month_span(&[DimValue::Quarter(2024, 2), DimValue::Year(2023)]),
+            Some((202301, 202406))
+        );
+        assert_eq!(
+            month_span(&[m("2024-05"), DimValue::Quarter(2024, 4)]),
+            Some((202405, 202412))
+        );
+        assert_eq!(month_span(&[] as &[DimValue]), None);
+        let mixed = [m("2024-05"), DimValue::Country("THA".parse().unwrap())];
+        assert_eq!(month_span(&mixed), None);
+    }
 }

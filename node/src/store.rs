@@ -12,21 +12,22 @@
 use std::path::{Path, PathBuf};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
-use vrs_core::codes::{Country, FeeBand};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement, params};
+use vrs_core::codes::{Country, FeeBand, Method};
 use vrs_core::period::Month;
 
 use crate::fx::FxRates;
-use crate::record::{IncidentRecord, RecordError};
+use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, RecordError, Smuggler};
 
 /// File name of the store inside a node directory.
 pub const STORE_FILE: &str = "node.sqlite";
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -131,7 +132,74 @@ CREATE TABLE smuggler (
 );
 CREATE INDEX smuggler_incident ON smuggler(incident_id);
 CREATE INDEX smuggler_role ON smuggler(role, stage);
-"#];
+"#,
+    // Version 2: fewer index entries per incident, so that an import writes about half as much.
+    // Queries scan incidents and reach the other tables through `incident_id`: fees, migrant groups
+    // and smugglers become tables clustered on (incident_id, seq) — no separate index to keep — and
+    // the indexes that only a seek on a code would use go (quarter and year are read off the month
+    // index; the primary keys of transit and method serve the lookups by incident).
+    r#"
+DROP INDEX incident_quarter;
+DROP INDEX incident_year;
+DROP INDEX transit_country;
+DROP INDEX method_code;
+
+CREATE TABLE fee_v2 (
+    incident_id  INTEGER NOT NULL REFERENCES incident(id) ON DELETE CASCADE,
+    seq          INTEGER NOT NULL,
+    amount       REAL NOT NULL CHECK (amount >= 0),
+    currency     TEXT NOT NULL,
+    amount_usd   INTEGER NOT NULL CHECK (amount_usd >= 0),
+    band         TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    payment_mode TEXT NOT NULL,
+    record_key   INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, seq)
+) WITHOUT ROWID;
+INSERT INTO fee_v2
+    SELECT incident_id, ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY id) - 1,
+           amount, currency, amount_usd, band, scope, payment_mode, record_key
+    FROM fee;
+DROP TABLE fee;
+ALTER TABLE fee_v2 RENAME TO fee;
+
+CREATE TABLE migrant_group_v2 (
+    incident_id   INTEGER NOT NULL REFERENCES incident(id) ON DELETE CASCADE,
+    seq           INTEGER NOT NULL,
+    citizenship   TEXT NOT NULL,
+    sex           TEXT NOT NULL,
+    age_group     TEXT NOT NULL,
+    unaccompanied INTEGER NOT NULL CHECK (unaccompanied IN (0, 1)),
+    count         INTEGER NOT NULL CHECK (count > 0),
+    record_key    INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, seq)
+) WITHOUT ROWID;
+INSERT INTO migrant_group_v2
+    SELECT incident_id, ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY id) - 1,
+           citizenship, sex, age_group, unaccompanied, count, record_key
+    FROM migrant_group;
+DROP TABLE migrant_group;
+ALTER TABLE migrant_group_v2 RENAME TO migrant_group;
+
+CREATE TABLE smuggler_v2 (
+    incident_id INTEGER NOT NULL REFERENCES incident(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    citizenship TEXT NOT NULL,
+    sex         TEXT NOT NULL,
+    age_group   TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    record_key  INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, seq)
+) WITHOUT ROWID;
+INSERT INTO smuggler_v2
+    SELECT incident_id, ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY id) - 1,
+           citizenship, sex, age_group, role, stage, record_key
+    FROM smuggler;
+DROP TABLE smuggler;
+ALTER TABLE smuggler_v2 RENAME TO smuggler;
+"#,
+];
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +216,17 @@ pub enum StoreError {
         /// Version found in the file.
         found: u32,
         /// Newest version this build knows.
+        supported: u32,
+    },
+    /// The file was written by an older version and must be migrated before it is read.
+    #[error(
+        "store schema version {found} is older than this software's {supported}: \
+         `vrs-node migrate` (or `vrs-node serve`, `import`) brings it up to date"
+    )]
+    TooOld {
+        /// Version found in the file.
+        found: u32,
+        /// Version this build reads.
         supported: u32,
     },
     /// The store's recorded country is missing or invalid.
@@ -276,6 +355,16 @@ impl Store {
         })
     }
 
+    /// The schema version of the store in `dir`, read without migrating it.
+    pub fn schema_version_of(dir: &Path) -> Result<u32, StoreError> {
+        let path = store_path(dir);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
     /// Opens the store in `dir` read-only: what the query path uses.
     pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
         let path = store_path(dir);
@@ -288,8 +377,14 @@ impl Store {
         )?;
         configure(&conn)?;
         let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version != SCHEMA_VERSION {
+        if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::TooOld {
                 found: version,
                 supported: SCHEMA_VERSION,
             });
@@ -390,20 +485,90 @@ impl Store {
         file_sha256: &str,
         fx: &'a FxRates,
     ) -> Result<ImportTx<'a>, StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO import_run(started_at, file_name, file_sha256, imported, rejected, duplicates)
-             VALUES (?1, ?2, ?3, 0, 0, 0)",
-            params![chrono::Utc::now().to_rfc3339(), file_name, file_sha256],
-        )?;
-        let import_id = tx.last_insert_rowid();
-        Ok(ImportTx {
-            tx,
-            import_id,
-            fx,
-            keys: KeySource::new(),
-        })
+        let conn: &'a Connection = &self.conn;
+        // Index upkeep dominates a bulk load: a larger page cache keeps the upper levels of every
+        // B-tree in memory while the import runs (the default is 2 MiB). Index builds sort with
+        // helper threads, one per core.
+        // Foreign keys are not checked row by row: every child row is written with the id of
+        // the incident just inserted, in the same statement sequence (and `vrs-node check`
+        // runs SQLite's foreign-key check). The pragmas go back when the import ends.
+        conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        conn.pragma_update(None, "threads", i64::try_from(threads).unwrap_or(1))?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            restore_pragmas(conn);
+            return Err(e.into());
+        }
+        match start_import(conn, file_name, file_sha256) {
+            Ok((import_id, deferred, stmts)) => Ok(ImportTx {
+                conn,
+                open: true,
+                import_id,
+                fx,
+                keys: KeySource::new(),
+                deferred,
+                stmts,
+            }),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                restore_pragmas(conn);
+                Err(e)
+            }
+        }
     }
+}
+
+/// Puts back what [`Store::begin_import`] changed for the import's duration. Best effort: the
+/// settings die with the connection anyway.
+fn restore_pragmas(conn: &Connection) {
+    let _ = conn
+        .execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -2000; PRAGMA threads = 0;");
+}
+
+/// The first steps of an import, inside its transaction: deferring indexes, the run's row, the
+/// statements. Returns the run's id, the deferred indexes and the statements.
+fn start_import<'a>(
+    conn: &'a Connection,
+    file_name: &str,
+    file_sha256: &str,
+) -> Result<(i64, Vec<IndexDef>, Statements<'a>), StoreError> {
+    // Into an empty store, secondary indexes are dropped and built again from sorted data at
+    // commit, in the same transaction: a reader or a crash sees them all, or as they were.
+    let empty: bool = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM incident)", [], |r| {
+        r.get(0)
+    })?;
+    let deferred = if empty {
+        secondary_indexes(conn)?
+    } else {
+        Vec::new()
+    };
+    for (name, _) in &deferred {
+        conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    }
+    conn.execute(
+        "INSERT INTO import_run(started_at, file_name, file_sha256, imported, rejected, duplicates)
+         VALUES (?1, ?2, ?3, 0, 0, 0)",
+        params![chrono::Utc::now().to_rfc3339(), file_name, file_sha256],
+    )?;
+    let import_id = conn.last_insert_rowid();
+    Ok((import_id, deferred, Statements::prepare(conn)?))
+}
+
+/// An index's name and its `CREATE INDEX` statement.
+type IndexDef = (String, String);
+
+/// Page cache of an import, in KiB.
+const IMPORT_CACHE_KIB: i64 = 128 * 1024;
+
+/// The indexes that SQLite does not make for a key or constraint, with their definitions:
+/// what [`Store::begin_import`] may drop and build again.
+fn secondary_indexes(conn: &Connection) -> Result<Vec<IndexDef>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn read_country(conn: &Connection) -> Result<Country, StoreError> {
@@ -458,16 +623,268 @@ pub enum Inserted {
 
 /// One file's import transaction. Dropping it without [`ImportTx::commit`] rolls everything back.
 pub struct ImportTx<'a> {
-    tx: Transaction<'a>,
+    conn: &'a Connection,
+    /// The transaction is still open: `Drop` rolls it back.
+    open: bool,
     import_id: i64,
     fx: &'a FxRates,
     keys: KeySource,
+    /// Secondary indexes dropped for this import, built again by [`ImportTx::commit`].
+    deferred: Vec<IndexDef>,
+    /// Prepared once per file.
+    stmts: Statements<'a>,
+}
+
+/// The import's insert statements, prepared once. Rows of the tables under `incident` are
+/// gathered and written [`CHUNK`] to a statement: SQLite's cost per statement run is a large
+/// part of a bulk load's, and these rows cannot fail once their incident is written.
+struct Statements<'a> {
+    incident: Statement<'a>,
+    leg: Chunked<'a, LegRow>,
+    transit: Chunked<'a, TransitRow>,
+    method: Chunked<'a, MethodRow>,
+    fee: Chunked<'a, FeeRow>,
+    group: Chunked<'a, GroupRow>,
+    smuggler: Chunked<'a, SmugglerRow>,
+}
+
+impl<'a> Statements<'a> {
+    fn prepare(conn: &'a Connection) -> Result<Statements<'a>, rusqlite::Error> {
+        Ok(Statements {
+            incident: conn.prepare(
+                "INSERT INTO incident(source_id, month, quarter, year, date, agency, country,
+                     place_type, mode, origin, destination, dead, missing, note, record_key, import_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT(source_id) DO NOTHING",
+            )?,
+            leg: Chunked::prepare(conn)?,
+            transit: Chunked::prepare(conn)?,
+            method: Chunked::prepare(conn)?,
+            fee: Chunked::prepare(conn)?,
+            group: Chunked::prepare(conn)?,
+            smuggler: Chunked::prepare(conn)?,
+        })
+    }
+
+    /// Writes every gathered row.
+    fn flush(&mut self) -> Result<(), rusqlite::Error> {
+        self.leg.flush()?;
+        self.transit.flush()?;
+        self.method.flush()?;
+        self.fee.flush()?;
+        self.group.flush()?;
+        self.smuggler.flush()
+    }
+}
+
+/// Rows per multi-row `INSERT`.
+const CHUNK: usize = 32;
+
+/// A row of a table under `incident`, bound as `COLUMNS.len()` parameters.
+trait ChildRow {
+    const TABLE: &'static str;
+    const COLUMNS: &'static [&'static str];
+    /// Binds the row's values to parameters `at`, `at + 1`, ….
+    fn bind(&self, stmt: &mut Statement<'_>, at: usize) -> rusqlite::Result<()>;
+}
+
+/// One table's rows waiting to be written, with its one-row and [`CHUNK`]-row statements.
+struct Chunked<'a, T> {
+    one: Statement<'a>,
+    many: Statement<'a>,
+    rows: Vec<T>,
+}
+
+impl<'a, T: ChildRow> Chunked<'a, T> {
+    fn prepare(conn: &'a Connection) -> Result<Chunked<'a, T>, rusqlite::Error> {
+        let sql = |rows: usize| {
+            let one = format!("({})", vec!["?"; T::COLUMNS.len()].join(", "));
+            format!(
+                "INSERT INTO {}({}) VALUES {}",
+                T::TABLE,
+                T::COLUMNS.join(", "),
+                vec![one; rows].join(", ")
+            )
+        };
+        Ok(Chunked {
+            one: conn.prepare(&sql(1))?,
+            many: conn.prepare(&sql(CHUNK))?,
+            rows: Vec::with_capacity(CHUNK),
+        })
+    }
+
+    fn push(&mut self, row: T) -> Result<(), rusqlite::Error> {
+        self.rows.push(row);
+        if self.rows.len() == CHUNK {
+            for (i, r) in self.rows.iter().enumerate() {
+                r.bind(&mut self.many, i * T::COLUMNS.len() + 1)?;
+            }
+            self.many.raw_execute()?;
+            self.rows.clear();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), rusqlite::Error> {
+        for r in &self.rows {
+            r.bind(&mut self.one, 1)?;
+            self.one.raw_execute()?;
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+struct LegRow {
+    incident: i64,
+    seq: i64,
+    leg: Leg,
+}
+
+impl ChildRow for LegRow {
+    const TABLE: &'static str = "route_leg";
+    const COLUMNS: &'static [&'static str] =
+        &["incident_id", "seq", "from_country", "to_country", "mode"];
+    fn bind(&self, st: &mut Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(at, self.incident)?;
+        st.raw_bind_parameter(at + 1, self.seq)?;
+        st.raw_bind_parameter(at + 2, self.leg.from.as_str())?;
+        st.raw_bind_parameter(at + 3, self.leg.to.as_str())?;
+        st.raw_bind_parameter(at + 4, self.leg.mode.map(|m| m.code()))
+    }
+}
+
+struct TransitRow {
+    incident: i64,
+    country: Country,
+}
+
+impl ChildRow for TransitRow {
+    const TABLE: &'static str = "transit";
+    const COLUMNS: &'static [&'static str] = &["incident_id", "country"];
+    fn bind(&self, st: &mut Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(at, self.incident)?;
+        st.raw_bind_parameter(at + 1, self.country.as_str())
+    }
+}
+
+struct MethodRow {
+    incident: i64,
+    method: Method,
+}
+
+impl ChildRow for MethodRow {
+    const TABLE: &'static str = "method";
+    const COLUMNS: &'static [&'static str] = &["incident_id", "code"];
+    fn bind(&self, st: &mut Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(at, self.incident)?;
+        st.raw_bind_parameter(at + 1, self.method.code())
+    }
+}
+
+struct FeeRow {
+    incident: i64,
+    seq: i64,
+    fee: Fee,
+    usd: i64,
+    key: i64,
+}
+
+impl ChildRow for FeeRow {
+    const TABLE: &'static str = "fee";
+    const COLUMNS: &'static [&'static str] = &[
+        "incident_id",
+        "seq",
+        "amount",
+        "currency",
+        "amount_usd",
+        "band",
+        "scope",
+        "payment_mode",
+        "record_key",
+    ];
+    fn bind(&self, st: &mut Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(at, self.incident)?;
+        st.raw_bind_parameter(at + 1, self.seq)?;
+        st.raw_bind_parameter(at + 2, self.fee.amount)?;
+        st.raw_bind_parameter(at + 3, self.fee.currency.as_str())?;
+        st.raw_bind_parameter(at + 4, self.usd)?;
+        st.raw_bind_parameter(at + 5, FeeBand::of_usd(self.usd).code())?;
+        st.raw_bind_parameter(at + 6, self.fee.scope.code())?;
+        st.raw_bind_parameter(at + 7, self.fee.payment.code())?;
+        st.raw_bind_parameter(at + 8, self.key)
+    }
+}
+
+struct GroupRow {
+    incident: i64,
+    seq: i64,
+    group: MigrantGroup,
+    key: i64,
+}
+
+impl ChildRow for GroupRow {
+    const TABLE: &'static str = "migrant_group";
+    const COLUMNS: &'static [&'static str] = &[
+        "incident_id",
+        "seq",
+        "citizenship",
+        "sex",
+        "age_group",
+        "unaccompanied",
+        "count",
+        "record_key",
+    ];
+    fn bind(&self, st: &mut Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        let g = &self.group;
+        st.raw_bind_parameter(at, self.incident)?;
+        st.raw_bind_parameter(at + 1, self.seq)?;
+        st.raw_bind_parameter(at + 2, g.citizenship.as_str())?;
+        st.raw_bind_parameter(at + 3, g.sex.code())?;
+        st.raw_bind_parameter(at + 4, g.age_group.code())?;
+        st.raw_bind_parameter(at + 5, g.unaccompanied)?;
+        st.raw_bind_parameter(at + 6, i64::from(g.count))?;
+        st.raw_bind_parameter(at + 7, self.key)
+    }
+}
+
+struct SmugglerRow {
+    incident: i64,
+    seq: i64,
+    smuggler: Smuggler,
+    key: i64,
+}
+
+impl ChildRow for SmugglerRow {
+    const TABLE: &'static str = "smuggler";
+    const COLUMNS: &'static [&'static str] = &[
+        "incident_id",
+        "seq",
+        "citizenship",
+        "sex",
+        "age_group",
+        "role",
+        "stage",
+        "record_key",
+    ];
+    fn bind(&self, st: &mut Statement<'_>, at: usize) -> rusqlite::Result<()> {
+        let s = &self.smuggler;
+        st.raw_bind_parameter(at, self.incident)?;
+        st.raw_bind_parameter(at + 1, self.seq)?;
+        st.raw_bind_parameter(at + 2, s.citizenship.as_str())?;
+        st.raw_bind_parameter(at + 3, s.sex.code())?;
+        st.raw_bind_parameter(at + 4, s.age_group.code())?;
+        st.raw_bind_parameter(at + 5, s.role.code())?;
+        st.raw_bind_parameter(at + 6, s.stage.code())?;
+        st.raw_bind_parameter(at + 7, self.key)
+    }
 }
 
 impl std::fmt::Debug for ImportTx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportTx")
             .field("import_id", &self.import_id)
+            .field("deferred_indexes", &self.deferred.len())
             .finish_non_exhaustive()
     }
 }
@@ -496,14 +913,8 @@ impl ImportTx<'_> {
                 .ok_or_else(|| StoreError::NoRate(f.currency.to_string()))?;
             fees_usd.push(usd);
         }
-        let tx = &self.tx;
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO incident(source_id, month, quarter, year, date, agency, country, place_type,
-                 mode, origin, destination, dead, missing, note, record_key, import_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-             ON CONFLICT(source_id) DO NOTHING",
-        )?;
-        let changed = stmt.execute(params![
+        let st = &mut self.stmts;
+        let changed = st.incident.execute(params![
             r.source_id,
             r.period.to_int(),
             r.period.quarter_int(),
@@ -524,82 +935,60 @@ impl ImportTx<'_> {
         if changed == 0 {
             return Ok(Inserted::Duplicate);
         }
-        let id = tx.last_insert_rowid();
-        let mut leg = tx.prepare_cached(
-            "INSERT INTO route_leg(incident_id, seq, from_country, to_country, mode) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (seq, l) in r.route.iter().enumerate() {
-            leg.execute(params![
-                id,
-                seq as i64,
-                l.from.as_str(),
-                l.to.as_str(),
-                l.mode.map(|m| m.code())
-            ])?;
+        let id = self.conn.last_insert_rowid();
+        for (seq, leg) in r.route.iter().enumerate() {
+            st.leg.push(LegRow {
+                incident: id,
+                seq: seq as i64,
+                leg: leg.clone(),
+            })?;
         }
-        let mut transit =
-            tx.prepare_cached("INSERT INTO transit(incident_id, country) VALUES (?1, ?2)")?;
-        for c in r.transit() {
-            transit.execute(params![id, c.as_str()])?;
+        for country in r.transit() {
+            st.transit.push(TransitRow {
+                incident: id,
+                country,
+            })?;
         }
-        let mut method =
-            tx.prepare_cached("INSERT INTO method(incident_id, code) VALUES (?1, ?2)")?;
-        for m in &r.methods {
-            method.execute(params![id, m.code()])?;
+        for &method in &r.methods {
+            st.method.push(MethodRow {
+                incident: id,
+                method,
+            })?;
         }
-        let mut fee = tx.prepare_cached(
-            "INSERT INTO fee(incident_id, amount, currency, amount_usd, band, scope, payment_mode, record_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for (f, usd) in r.fees.iter().zip(fees_usd) {
-            fee.execute(params![
-                id,
-                f.amount,
-                f.currency.as_str(),
+        for (seq, (fee, usd)) in r.fees.iter().zip(fees_usd).enumerate() {
+            st.fee.push(FeeRow {
+                incident: id,
+                seq: seq as i64,
+                fee: fee.clone(),
                 usd,
-                FeeBand::of_usd(usd).code(),
-                f.scope.code(),
-                f.payment.code(),
-                self.keys.next()?,
-            ])?;
+                key: self.keys.next()?,
+            })?;
         }
-        let mut group = tx.prepare_cached(
-            "INSERT INTO migrant_group(incident_id, citizenship, sex, age_group, unaccompanied, count, record_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for g in &r.migrants {
-            group.execute(params![
-                id,
-                g.citizenship.as_str(),
-                g.sex.code(),
-                g.age_group.code(),
-                g.unaccompanied,
-                i64::from(g.count),
-                self.keys.next()?,
-            ])?;
+        for (seq, group) in r.migrants.iter().enumerate() {
+            st.group.push(GroupRow {
+                incident: id,
+                seq: seq as i64,
+                group: group.clone(),
+                key: self.keys.next()?,
+            })?;
         }
-        let mut smuggler = tx.prepare_cached(
-            "INSERT INTO smuggler(incident_id, citizenship, sex, age_group, role, stage, record_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for s in &r.smugglers {
-            smuggler.execute(params![
-                id,
-                s.citizenship.as_str(),
-                s.sex.code(),
-                s.age_group.code(),
-                s.role.code(),
-                s.stage.code(),
-                self.keys.next()?,
-            ])?;
+        for (seq, smuggler) in r.smugglers.iter().enumerate() {
+            st.smuggler.push(SmugglerRow {
+                incident: id,
+                seq: seq as i64,
+                smuggler: smuggler.clone(),
+                key: self.keys.next()?,
+            })?;
         }
         Ok(Inserted::New)
     }
 
-    /// Records the run's counts and commits everything written through this transaction.
-    pub fn commit(self, counts: ImportCounts) -> Result<(), StoreError> {
+    /// Records the run's counts, builds any deferred indexes and commits everything written
+    /// through this transaction.
+    pub fn commit(mut self, counts: ImportCounts) -> Result<(), StoreError> {
         let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.tx.execute(
+        self.stmts.flush()?;
+        self.conn.execute(
             "UPDATE import_run SET imported = ?1, rejected = ?2, duplicates = ?3 WHERE id = ?4",
             params![
                 as_i64(counts.imported),
@@ -608,14 +997,40 @@ impl ImportTx<'_> {
                 self.import_id
             ],
         )?;
-        self.tx.commit()?;
+        let started = std::time::Instant::now();
+        for (_, sql) in &self.deferred {
+            self.conn.execute_batch(sql)?;
+        }
+        let indexed = started.elapsed();
+        self.conn.execute_batch("COMMIT")?;
+        tracing::debug!(
+            indexes = self.deferred.len(),
+            index_ms = indexed.as_millis() as u64,
+            commit_ms = (started.elapsed() - indexed).as_millis() as u64,
+            "import committed"
+        );
+        self.open = false;
+        restore_pragmas(self.conn);
         Ok(())
     }
 
     /// Discards everything written through this transaction.
-    pub fn rollback(self) -> Result<(), StoreError> {
-        self.tx.rollback()?;
-        Ok(())
+    pub fn rollback(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        let rolled_back = self.conn.execute_batch("ROLLBACK");
+        restore_pragmas(self.conn);
+        Ok(rolled_back?)
+    }
+}
+
+impl Drop for ImportTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to report to: a failed rollback leaves the transaction to SQLite, which
+            // rolls it back when the connection closes.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            restore_pragmas(self.conn);
+        }
     }
 }
 
@@ -689,5 +1104,148 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM fee", [], |r| r.get(0))
             .unwrap();
         assert_eq!(fees, 0);
+    }
+
+    fn count(s: &Store, table: &str) -> i64 {
+        s.conn()
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// An incident with `n` migrant groups, `n` smugglers and `n` fees.
+    fn wide(i: usize, n: usize) -> IncidentRecord {
+        let mut r = sample();
+        r.source_id = format!("THA-W-{i}");
+        r.migrants = vec![r.migrants[0].clone(); n];
+        r.smugglers = vec![r.smugglers[0].clone(); n];
+        r.fees = vec![r.fees[0].clone(); n];
+        r
+    }
+
+    #[test]
+    fn gathered_child_rows_are_all_written_with_their_sequence_and_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::create(dir.path(), "THA".parse().unwrap()).unwrap();
+        let fx = FxRates::sample();
+        let mut tx = s.begin_import("a.csv", "00", &fx).unwrap();
+        // 3 × 37 rows per table: whole chunks, and a remainder written at commit.
+        for i in 0..37 {
+            assert_eq!(tx.insert(&wide(i, 3)).unwrap(), Inserted::New);
+        }
+        assert_eq!(tx.insert(&wide(5, 3)).unwrap(), Inserted::Duplicate);
+        tx.commit(ImportCounts::default()).unwrap();
+        for table in ["migrant_group", "smuggler", "fee"] {
+            assert_eq!(count(&s, table), 111, "{table}");
+            let (seqs, keys): (i64, i64) = s
+                .conn()
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(DISTINCT incident_id || ':' || seq), COUNT(DISTINCT record_key) FROM {table}"
+                    ),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(seqs, 111, "{table}");
+            // 111 draws of 32 random bits: a collision has odds of about 1 in 1.4 million.
+            assert_eq!(keys, 111, "{table}");
+        }
+        assert_eq!(count(&s, "route_leg"), 74);
+        assert_eq!(count(&s, "method"), 74);
+        assert_eq!(count(&s, "transit"), 37);
+        assert!(s.integrity_problems().unwrap().is_empty());
+    }
+
+    #[test]
+    fn indexes_dropped_for_a_first_import_come_back_on_commit_rollback_and_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::create(dir.path(), "THA".parse().unwrap()).unwrap();
+        let before = secondary_indexes(s.conn()).unwrap();
+        assert!(before.len() >= 4, "{before:?}");
+        let fx = FxRates::sample();
+
+        let mut tx = s.begin_import("a.csv", "00", &fx).unwrap();
+        assert_eq!(tx.deferred.len(), before.len());
+        tx.insert(&sample()).unwrap();
+        drop(tx);
+        assert_eq!(secondary_indexes(s.conn()).unwrap(), before);
+        assert_eq!(count(&s, "incident"), 0);
+
+        let mut tx = s.begin_import("a.csv", "00", &fx).unwrap();
+        tx.insert(&sample()).unwrap();
+        tx.rollback().unwrap();
+        assert_eq!(secondary_indexes(s.conn()).unwrap(), before);
+
+        let mut tx = s.begin_import("a.csv", "00", &fx).unwrap();
+        tx.insert(&sample()).unwrap();
+        tx.commit(ImportCounts::default()).unwrap();
+        assert_eq!(secondary_indexes(s.conn()).unwrap(), before);
+        let fk: bool = s
+            .conn()
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys are back on after an import");
+
+        // A store with records keeps its indexes through an import.
+        let tx = s.begin_import("b.csv", "01", &fx).unwrap();
+        assert!(tx.deferred.is_empty());
+        tx.commit(ImportCounts::default()).unwrap();
+        assert!(s.integrity_problems().unwrap().is_empty());
+    }
+
+    #[test]
+    fn version_1_stores_migrate_with_their_records() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(store_path(dir.path())).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO meta VALUES ('country', 'THA'), ('perturbation_secret', '00');
+                 INSERT INTO import_run VALUES (1, 'now', 'a.csv', '00', 2, 0, 0);
+                 INSERT INTO incident(id, source_id, month, quarter, year, country, origin,
+                     destination, dead, missing, record_key, import_id)
+                 VALUES (1, 'a', 202401, 20241, 2024, 'THA', 'MMR', 'THA', 0, 0, 11, 1),
+                        (2, 'b', 202402, 20241, 2024, 'THA', 'MMR', 'MYS', 1, 0, 12, 1);
+                 INSERT INTO migrant_group(id, incident_id, citizenship, sex, age_group,
+                     unaccompanied, count, record_key)
+                 VALUES (7, 2, 'MMR', 'F', '18-24', 0, 3, 21), (5, 1, 'MMR', 'M', '25-34', 0, 2, 22),
+                        (9, 2, 'AFG', 'M', '25-34', 1, 1, 23);
+                 INSERT INTO smuggler(incident_id, citizenship, sex, age_group, role, stage, record_key)
+                 VALUES (1, 'THA', 'M', '35-49', 'guide', 'arrested', 31);
+                 INSERT INTO fee(incident_id, amount, currency, amount_usd, band, scope,
+                     payment_mode, record_key)
+                 VALUES (2, 100, 'USD', 100, '0-499', 'leg', 'cash', 41);",
+            )
+            .unwrap();
+        }
+        assert_eq!(Store::schema_version_of(dir.path()).unwrap(), 1);
+        assert!(matches!(
+            Store::open_read_only(dir.path()),
+            Err(StoreError::TooOld { found: 1, .. })
+        ));
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let groups: Vec<(i64, i64, String, i64)> = s
+            .conn()
+            .prepare("SELECT incident_id, seq, citizenship, record_key FROM migrant_group")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            groups,
+            vec![
+                (1, 0, "MMR".into(), 22),
+                (2, 0, "MMR".into(), 21),
+                (2, 1, "AFG".into(), 23)
+            ]
+        );
+        assert_eq!(count(&s, "smuggler"), 1);
+        assert_eq!(count(&s, "fee"), 1);
+        assert!(s.integrity_problems().unwrap().is_empty());
+        drop(s);
+        assert!(Store::open_read_only(dir.path()).is_ok());
     }
 }
