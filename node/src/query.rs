@@ -14,7 +14,8 @@
 //! Margins are computed by the same SQL with the margin dimensions left out, never by adding cells.
 
 use rusqlite::types::{Value, ValueRef};
-use std::collections::{HashMap, HashSet};
+// Grouping keys are the node's own stored values: a fast hash with a per-process random seed.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use vrs_core::answer::MARGIN;
 use vrs_core::period::Month;
 use vrs_core::query::{DimValue, Dimension, Query, QueryError, UNKNOWN, Unit};
@@ -174,9 +175,8 @@ fn source(d: Dimension, unit: Unit) -> Source {
         });
     }
     match d {
-        // Computed from the month so that a query over periods alone reads just the month index.
-        Dimension::Year => Source::Row("(i.month / 100)"),
-        Dimension::Quarter => Source::Row("(i.month / 100 * 10 + (i.month % 100 + 2) / 3)"),
+        Dimension::Year => Source::Row("i.year"),
+        Dimension::Quarter => Source::Row("i.quarter"),
         Dimension::Month => Source::Row("i.month"),
         Dimension::Origin => Source::Row("i.origin"),
         Dimension::Destination => Source::Row("i.destination"),
@@ -207,6 +207,12 @@ fn storage_value(v: &DimValue) -> Value {
         other => Value::Text(other.to_string()),
     }
 }
+
+/// The year of `i.month` (`YYYYMM`), in the stored form of `incident.year`.
+const YEAR_OF_MONTH: &str = "(i.month / 100)";
+
+/// The quarter of `i.month`, in the stored form of `incident.quarter` (`YYYYQ`).
+const QUARTER_OF_MONTH: &str = "(i.month / 100 * 10 + (i.month % 100 + 2) / 3)";
 
 /// The first and last month (storage form) covered by period filter values; `None` for others.
 fn month_span<'a>(values: impl IntoIterator<Item = &'a DimValue>) -> Option<(i64, i64)> {
@@ -248,6 +254,19 @@ struct Compiled {
 fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
     let unit = query.unit();
     let rows = unit_rows(unit);
+    // A query of incidents over periods alone can read just the month index
+    // `(month, record_key, dead, missing)`: its year and quarter are then computed from the month.
+    // Otherwise the table is read anyway, and its stored year and quarter are cheaper.
+    let is_period =
+        |d: Dimension| matches!(d, Dimension::Year | Dimension::Quarter | Dimension::Month);
+    let index_only = matches!(unit, Unit::Incidents | Unit::Deaths | Unit::Missing)
+        && dims.iter().all(|d| is_period(*d))
+        && query.filters().iter().all(|f| is_period(f.dimension()));
+    let source = |d: Dimension, unit: Unit| match (d, index_only) {
+        (Dimension::Year, true) => Source::Row(YEAR_OF_MONTH),
+        (Dimension::Quarter, true) => Source::Row(QUARTER_OF_MONTH),
+        _ => source(d, unit),
+    };
     let mut params: Vec<Value> = Vec::new();
 
     // Joins: one per multi-valued table among the grouped dimensions. Profile dimensions from one
@@ -527,12 +546,7 @@ mod tests {
     #[test]
     fn period_expressions_over_the_month_match_the_stored_forms() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let Source::Row(quarter) = source(Dimension::Quarter, Unit::Incidents) else {
-            panic!("quarter is a column of incident");
-        };
-        let Source::Row(year) = source(Dimension::Year, Unit::Incidents) else {
-            panic!("year is a column of incident");
-        };
+        let (quarter, year) = (QUARTER_OF_MONTH, YEAR_OF_MONTH);
         for y in [1999, 2024] {
             for m in 1..=12 {
                 let month: Month = format!("{y}-{m:02}").parse().unwrap();
@@ -547,6 +561,54 @@ mod tests {
                 assert_eq!(yy, i64::from(month.year()), "{month}");
             }
         }
+    }
+
+    fn plan(unit: &str, by: &[&str], filters: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path(), "THA".parse().unwrap()).unwrap();
+        let raw = vrs_core::query::RawQuery {
+            unit: unit.into(),
+            group_by: by.iter().map(|d| d.to_string()).collect(),
+            filters: filters
+                .iter()
+                .map(|(d, v)| (d.to_string(), vec![v.to_string()]))
+                .collect(),
+            period_from: String::new(),
+            period_to: String::new(),
+            margins: false,
+        };
+        let q = Query::parse(&raw, &vrs_core::query::QueryLimits::default()).unwrap();
+        let c = compile(&q, q.group_by());
+        let mut stmt = store
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", c.sql))
+            .unwrap();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(c.params.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+    }
+
+    #[test]
+    fn incidents_over_periods_alone_read_only_the_month_index() {
+        for (unit, by, filters) in [
+            ("incidents", &["quarter"][..], &[][..]),
+            (
+                "deaths",
+                &["year", "month"][..],
+                &[("quarter", "2024-Q1")][..],
+            ),
+        ] {
+            let p = plan(unit, by, filters);
+            assert!(
+                p.contains("COVERING INDEX incident_month"),
+                "{unit} {by:?}: {p}"
+            );
+        }
+        let p = plan("incidents", &["origin", "quarter"], &[]);
+        assert!(!p.contains("incident_month"), "{p}");
     }
 
     #[test]
