@@ -706,6 +706,71 @@ mod tests {
         assert_eq!(s.incident_count().unwrap(), 2);
     }
 
+    /// Gives `data` up to `fail_at` bytes, then fails as a disk or network file system might.
+    struct FailingReader {
+        data: Vec<u8>,
+        pos: usize,
+        fail_at: usize,
+    }
+
+    impl Read for FailingReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos >= self.fail_at {
+                return Err(io::Error::other("device went away"));
+            }
+            let n = buf.len().min(self.fail_at - self.pos).min(64);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_deep_into_a_file_imports_nothing_of_it() {
+        let (_dir, mut s) = store();
+        let mut csv = Vec::new();
+        let cfg = crate::synth::SynthConfig::new("THA".parse().unwrap(), 2_000, 5);
+        crate::synth::write_csv(&cfg, &mut csv).unwrap();
+        let fx = FxRates::sample();
+        // Well past the first batches the reader hands over, so that some rows are written.
+        let fail_at = csv.len() * 3 / 4;
+        let reader = FailingReader {
+            data: csv,
+            pos: 0,
+            fail_at,
+        };
+        let opened = Opened {
+            label: "flaky.csv".into(),
+            name: "flaky.csv".into(),
+            sha256: "00".into(),
+            len: fail_at as u64,
+            source: Box::new(CsvReader::new(io::BufReader::with_capacity(256, reader)).unwrap()),
+        };
+        let e = import_opened(&mut s, opened, &fx, &ImportOptions::default()).unwrap_err();
+        assert!(matches!(e, ImportError::Io { .. }), "{e}");
+        assert!(e.to_string().contains("device went away"), "{e}");
+        assert_eq!(s.incident_count().unwrap(), 0);
+        let runs: i64 = s
+            .conn()
+            .query_row("SELECT COUNT(*) FROM import_run", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(runs, 0);
+        assert!(s.integrity_problems().unwrap().is_empty());
+        // The store takes the same file whole afterwards, indexes and all.
+        let mut csv = Vec::new();
+        crate::synth::write_csv(&cfg, &mut csv).unwrap();
+        let opened = Opened {
+            label: "whole.csv".into(),
+            name: "whole.csv".into(),
+            sha256: "01".into(),
+            len: csv.len() as u64,
+            source: Box::new(CsvReader::new(io::BufReader::new(io::Cursor::new(csv))).unwrap()),
+        };
+        let r = import_opened(&mut s, opened, &fx, &ImportOptions::default()).unwrap();
+        assert_eq!(r.imported, 2_000);
+        assert_eq!(s.incident_count().unwrap(), 2_000);
+    }
+
     #[test]
     fn file_errors_import_nothing() {
         let (dir, mut s) = store();
