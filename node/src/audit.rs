@@ -37,7 +37,11 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash     TEXT NOT NULL,
     hash          TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_caller_time ON audit(caller, at_ms);
+-- The daily budget counts a caller's answered queries since midnight: this index holds all three
+-- columns, so the count reads index entries only, never the entries' envelopes. (Logs written
+-- before it had audit_caller_time(caller, at_ms), which left every counted row to be read.)
+DROP INDEX IF EXISTS audit_caller_time;
+CREATE INDEX IF NOT EXISTS audit_caller_outcome_time ON audit(caller, outcome, at_ms);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -197,22 +201,19 @@ impl AuditLog {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let last: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let (seq, prev) = match last {
             Some((s, h)) => (s + 1, h),
             None => (1, GENESIS.to_string()),
         };
         let hash = entry_hash(&prev, seq, e);
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO audit(seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![seq, e.at_ms, e.caller, e.query_id, e.envelope, e.signature, e.key_id, e.outcome, e.answer_digest, prev, hash],
-        )?;
+        )?
+        .execute(params![seq, e.at_ms, e.caller, e.query_id, e.envelope, e.signature, e.key_id, e.outcome, e.answer_digest, prev, hash])?;
         tx.commit()?;
         Ok((seq, hash))
     }
@@ -325,22 +326,30 @@ impl AuditLog {
     /// in order). A crash in between loses only the id of a query that was never answered, so
     /// accepting it again releases nothing twice. One flush per query instead of two.
     pub fn remember_query_id(&mut self, query_id: &str, at_ms: i64) -> Result<bool, AuditError> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let n = self.conn.execute(
-            "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![query_id, at_ms],
-        );
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn
+            .prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut st| st.execute(params![query_id, at_ms]));
+        self.conn
+            .prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
         Ok(n? == 1)
     }
 
     /// Queries this caller had answered since `since_ms` (the daily budget counts these).
     pub fn answered_since(&self, caller: &str, since_ms: i64) -> Result<u64, AuditError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM audit WHERE caller = ?1 AND at_ms >= ?2 AND outcome = 'answered'",
-            params![caller, since_ms],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM audit
+                 WHERE caller = ?1 AND outcome = 'answered' AND at_ms >= ?2",
+            )?
+            .query_row(params![caller, since_ms], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -531,6 +540,24 @@ mod tests {
         );
         let b = log.verify().unwrap().unwrap_err();
         assert_eq!(b.seq, 3);
+    }
+
+    #[test]
+    fn the_daily_count_reads_only_its_index() {
+        let (_dir, log) = log_with(3);
+        let plan: String = log
+            .conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM audit
+                 WHERE caller = 'c' AND outcome = 'answered' AND at_ms >= 0",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(
+            plan.contains("COVERING INDEX audit_caller_outcome_time"),
+            "{plan}"
+        );
     }
 
     #[test]
