@@ -116,3 +116,26 @@ fn a_query_outside_the_published_structure_is_refused_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn migrate_says_the_store_is_up_to_date_and_a_missing_store_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    run(&["init", "--dir", d, "--country", "THA"]);
+    let out = run(&["migrate", "--dir", d]);
+    assert_eq!(
+        out.trim(),
+        format!(
+            "store schema v{}: up to date",
+            vrs_node::store::SCHEMA_VERSION
+        )
+    );
+    std::fs::remove_file(dir.path().join("node.sqlite")).unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--dir", d])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vrs-node init"), "{err}");
+}
