@@ -39,6 +39,9 @@ pub struct NodeSpec {
     pub seed: u64,
     /// Extra TOML appended to the `[policy]` section (e.g. `min_count = 10`).
     pub policy: String,
+    /// Extra TOML appended to the `[privacy]` section (e.g. `mode = "rules_v1"`); the demo
+    /// declares the synthetic data's coverage there.
+    pub privacy: String,
 }
 
 impl NodeSpec {
@@ -51,6 +54,7 @@ impl NodeSpec {
             incidents,
             seed,
             policy: String::new(),
+            privacy: String::new(),
         })
     }
 }
@@ -109,6 +113,20 @@ pub fn load_synthetic(dir: &Path, spec: &NodeSpec) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// The `[privacy]` lines of a demo node: the synthetic records' months as its declared
+/// coverage, unless the spec declares its own.
+fn privacy_section(spec: &NodeSpec) -> String {
+    if spec.privacy.contains("coverage_from") {
+        return spec.privacy.clone();
+    }
+    let synth = vrs_node::synth::SynthConfig::new(spec.country, spec.incidents, spec.seed);
+    let last = (1..synth.months).fold(synth.start, |m, _| m.succ().unwrap_or(m));
+    format!(
+        "coverage_from = \"{}\"\ncoverage_to = \"{}\"\n{}",
+        synth.start, last, spec.privacy
+    )
+}
+
 /// The node.toml of a demo node.
 fn node_toml(spec: &NodeSpec, pki: &vrs_certs_dev::DevPki) -> Result<String, DemoError> {
     let (ca, cert, key) = pki.node_paths(spec.country.as_str());
@@ -134,6 +152,9 @@ signing_keys = ["{signing_pub}"]
 [policy]
 {policy}
 
+[privacy]
+{privacy}
+
 [fx]
 {fx}
 "#,
@@ -144,6 +165,7 @@ signing_keys = ["{signing_pub}"]
         caller = vrs_core::tls::coordinator_identity(COORDINATOR),
         signing_pub = signing_pub.trim(),
         policy = spec.policy,
+        privacy = privacy_section(spec),
     ))
 }
 
@@ -254,6 +276,7 @@ fn q(title: &'static str, unit: &str, by: &str, from: &str, margins: bool) -> Qu
             period_from: from.into(),
             period_to: String::new(),
             margins,
+            rho_micro: 0,
         },
     }
 }

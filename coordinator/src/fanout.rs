@@ -24,7 +24,7 @@ use vrs_proto::pb::federation_client::FederationClient;
 use crate::registry::Registry;
 
 /// What one node did with a query.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NodeOutcome {
     /// Released cells.
     Answered(Answer),
@@ -185,6 +185,7 @@ impl Federation {
             period_from: raw.period_from,
             period_to: raw.period_to,
             margins: raw.margins,
+            rho_micro: raw.rho_micro,
         };
         let issued_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -328,6 +329,7 @@ fn outcome_of_response(country: Country, r: pb::AggregateResponse) -> NodeOutcom
         }
         let value = match c.outcome {
             Some(pb::cell::Outcome::Value(v)) => CellValue::Released(v),
+            Some(pb::cell::Outcome::Noisy(v)) => CellValue::Noisy(v),
             Some(pb::cell::Outcome::Suppressed(code)) => {
                 match pb::SuppressionReason::try_from(code) {
                     Ok(pb::SuppressionReason::BelowThreshold) => {
@@ -342,6 +344,9 @@ fn outcome_of_response(country: Country, r: pb::AggregateResponse) -> NodeOutcom
                     Ok(pb::SuppressionReason::Complementary) => {
                         CellValue::Suppressed(SuppressionReason::Complementary)
                     }
+                    Ok(pb::SuppressionReason::NoisyBelowThreshold) => {
+                        CellValue::Suppressed(SuppressionReason::NoisyBelowThreshold)
+                    }
                     _ => return bad("cell has an unknown suppression reason"),
                 }
             }
@@ -349,5 +354,9 @@ fn outcome_of_response(country: Country, r: pb::AggregateResponse) -> NodeOutcom
         };
         cells.push(Cell { key: c.key, value });
     }
-    NodeOutcome::Answered(Answer { dimensions, cells })
+    NodeOutcome::Answered(Answer {
+        dimensions,
+        cells,
+        privacy: None,
+    })
 }

@@ -33,6 +33,8 @@ pub enum CellStatus {
 pub enum Contribution {
     /// A released value.
     Value(u64),
+    /// A zCDP noisy value.
+    Noisy(i64),
     /// Suppressed, with the node's reason.
     Suppressed(vrs_core::answer::SuppressionReason),
 }
@@ -125,6 +127,10 @@ pub fn merge(
                     cell.value = cell.value.saturating_add(v);
                     Contribution::Value(v)
                 }
+                CellValue::Noisy(v) => {
+                    cell.value = cell.value.saturating_add_signed(v);
+                    Contribution::Noisy(v)
+                }
                 CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
             };
             cell.nodes.insert(r.country.to_string(), contribution);
@@ -134,7 +140,7 @@ pub fn merge(
         let released = cell
             .nodes
             .values()
-            .any(|c| matches!(c, Contribution::Value(_)));
+            .any(|c| matches!(c, Contribution::Value(_) | Contribution::Noisy(_)));
         let suppressed = cell
             .nodes
             .values()
@@ -210,6 +216,7 @@ mod tests {
                         ),
                     })
                     .collect(),
+                    privacy: None,
             }),
             elapsed: Duration::from_millis(3),
         }

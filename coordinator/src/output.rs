@@ -26,6 +26,7 @@ fn contribution_text(c: Option<&Contribution>) -> String {
     match c {
         None => "-".into(),
         Some(Contribution::Value(v)) => v.to_string(),
+        Some(Contribution::Noisy(v)) => v.to_string(),
         Some(Contribution::Suppressed(r)) => format!("supp. ({r})"),
     }
 }
@@ -130,6 +131,7 @@ pub fn csv(r: &Regional, per_node: bool) -> String {
                 row.push(match c.nodes.get(country) {
                     None => String::new(),
                     Some(Contribution::Value(v)) => v.to_string(),
+                    Some(Contribution::Noisy(v)) => v.to_string(),
                     Some(Contribution::Suppressed(reason)) => format!("suppressed:{reason}"),
                 });
             }
@@ -151,6 +153,7 @@ pub fn json(r: &Regional) -> serde_json::Value {
                 .map(|(k, v)| {
                     let v = match v {
                         Contribution::Value(n) => json!({"value": n}),
+                        Contribution::Noisy(n) => json!({"noisy": n}),
                         Contribution::Suppressed(reason) => json!({"suppressed": reason.code()}),
                     };
                     (k.clone(), v)

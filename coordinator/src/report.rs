@@ -148,6 +148,7 @@ impl Figure {
             period_from: range.from.clone().unwrap_or_default(),
             period_to: range.to.clone().unwrap_or_default(),
             margins: false,
+            rho_micro: 0,
         }
     }
 }

@@ -73,6 +73,7 @@ fn answered(country: &str, dims: &[Dimension], cells: Vec<Cell>) -> NodeResult {
         outcome: NodeOutcome::Answered(Answer {
             dimensions: dims.to_vec(),
             cells,
+            privacy: None,
         }),
         elapsed: Duration::from_millis(12),
     }
@@ -143,6 +144,7 @@ fn rich_node_answer() -> Value {
             cell(&["IND>MYS", "2024-Q4"], None, Dominance),
             cell(&[MARGIN, MARGIN], Some(140), BelowThreshold),
         ],
+        privacy: None,
     };
     vrs_node::render::json("MYS".parse().unwrap(), Unit::Migrants, &answer)
 }
@@ -236,6 +238,7 @@ fn node_answer_json_matches_the_schema() {
     let empty = Answer {
         dimensions: vec![Dimension::Mode],
         cells: Vec::new(),
+        privacy: None,
     };
     let doc = vrs_node::render::json("THA".parse().unwrap(), Unit::Incidents, &empty);
     assert_valid(&v, &doc, "an empty node answer");

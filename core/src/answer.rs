@@ -1,7 +1,9 @@
 //! Released answers: cells that are either a released value or suppressed with a reason.
 //!
 //! This is the only shape in which numbers leave a node. A suppressed cell carries its reason
-//! and nothing else: no value, no bound, no hint.
+//! and nothing else: no value, no bound, no hint. In the default (zCDP) protection mode every
+//! value is [`CellValue::Noisy`] and the answer's [`ReleasePrivacy`] says what it cost and how
+//! noisy it is; in the older rules mode values are [`CellValue::Released`].
 
 use std::fmt;
 
@@ -24,6 +26,8 @@ pub enum SuppressionReason {
     Dominance,
     /// Withheld so that another suppressed cell cannot be recomputed by subtraction.
     Complementary,
+    /// zCDP mode: the *noisy* value is below the published threshold (post-processing).
+    NoisyBelowThreshold,
 }
 
 impl SuppressionReason {
@@ -34,6 +38,7 @@ impl SuppressionReason {
             SuppressionReason::TooFewContributors => "contributors",
             SuppressionReason::Dominance => "dominance",
             SuppressionReason::Complementary => "complementary",
+            SuppressionReason::NoisyBelowThreshold => "noisy_threshold",
         }
     }
 }
@@ -48,17 +53,29 @@ impl fmt::Display for SuppressionReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CellValue {
-    /// The released value (after perturbation and rounding).
+    /// Rules mode: the released value (after perturbation and rounding).
     Released(u64),
+    /// zCDP mode: the exact value plus discrete Gaussian noise (may be small or negative); its
+    /// standard deviation is the answer's [`ReleasePrivacy::sigma`].
+    Noisy(i64),
     /// Withheld, with the reason.
     Suppressed(SuppressionReason),
 }
 
 impl CellValue {
-    /// The released value, if any.
+    /// The released rules-mode value, if any (`None` for noisy and suppressed cells).
     pub fn released(self) -> Option<u64> {
         match self {
             CellValue::Released(v) => Some(v),
+            CellValue::Noisy(_) | CellValue::Suppressed(_) => None,
+        }
+    }
+
+    /// The released value as a signed number, whatever the mode (`None` when suppressed).
+    pub fn value(self) -> Option<i64> {
+        match self {
+            CellValue::Released(v) => Some(i64::try_from(v).unwrap_or(i64::MAX)),
+            CellValue::Noisy(v) => Some(v),
             CellValue::Suppressed(_) => None,
         }
     }
@@ -81,10 +98,78 @@ impl Cell {
 }
 
 /// A node's released answer to one query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
     /// The group-by dimensions, in the order of each cell's key.
     pub dimensions: Vec<Dimension>,
-    /// Released and suppressed cells, sorted by key; zero cells are not listed.
+    /// Released and suppressed cells, sorted by key. zCDP mode: every cell of the query's
+    /// data-independent universe; rules mode: zero cells are not listed.
     pub cells: Vec<Cell>,
+    /// What the release cost and how noisy it is; `None` in rules mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<ReleasePrivacy>,
+}
+
+/// Which protection a node applies to what it releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtectionMode {
+    /// Zero-concentrated differential privacy with a finite budget per reference quarter.
+    Zcdp,
+    /// Version 1 rules (threshold, suppression, bounded cell-key noise): not protected against
+    /// many different queries.
+    RulesV1,
+}
+
+impl ProtectionMode {
+    /// Stable code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            ProtectionMode::Zcdp => "zcdp",
+            ProtectionMode::RulesV1 => "rules_v1",
+        }
+    }
+}
+
+impl fmt::Display for ProtectionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Millionths of zCDP ρ: budgets and charges are integers so that a ledger never drifts.
+pub const MICRO_RHO: u64 = 1_000_000;
+
+/// One reference quarter's privacy-loss budget, as a node publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarterBudget {
+    /// `YYYY-Qn`.
+    pub quarter: String,
+    /// Spent by all callers, in micro-ρ.
+    pub rho_spent_micro: u64,
+    /// Left of the node's budget for the quarter, in micro-ρ.
+    pub rho_left_micro: u64,
+    /// Left of the asking caller's own share, in micro-ρ.
+    pub caller_rho_left_micro: u64,
+}
+
+/// What a zCDP release cost and how noisy its values are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasePrivacy {
+    /// Hex SHA-256 of the canonical query and the store's data version.
+    pub release_id: String,
+    /// The same release was asked before: the stored answer, charged nothing now.
+    pub replayed: bool,
+    /// ρ charged to every touched quarter when first released, in micro-ρ.
+    pub rho_micro: u64,
+    /// Squared L2 sensitivity of the released vector for one privacy unit.
+    pub l2_sensitivity_squared: u64,
+    /// `person` or `incident`.
+    pub privacy_unit: String,
+    /// Standard deviation of the noise in every released value.
+    pub sigma: f64,
+    /// Noisy values below this were suppressed (0: none were).
+    pub threshold: f64,
+    /// Budget of every touched quarter after this release.
+    pub quarters: Vec<QuarterBudget>,
 }

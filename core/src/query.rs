@@ -402,6 +402,9 @@ pub struct RawQuery {
     pub period_to: String,
     /// Whether margins are requested.
     pub margins: bool,
+    /// zCDP mode: ρ to spend on every touched quarter, in micro-ρ; 0 = the node's default.
+    #[serde(default)]
+    pub rho_micro: u64,
 }
 
 impl RawQuery {
@@ -442,6 +445,7 @@ impl RawQuery {
             period_from: from.unwrap_or_default().to_string(),
             period_to: to.unwrap_or_default().to_string(),
             margins,
+            rho_micro: 0,
         })
     }
 }
@@ -455,6 +459,7 @@ pub struct Query {
     from: Option<Month>,
     to: Option<Month>,
     margins: bool,
+    rho_micro: u64,
 }
 
 impl Query {
@@ -538,6 +543,7 @@ impl Query {
             from,
             to,
             margins: raw.margins,
+            rho_micro: raw.rho_micro,
         })
     }
 
@@ -571,6 +577,17 @@ impl Query {
         self.margins
     }
 
+    /// The ρ asked for, in micro-ρ (0: the node's default).
+    pub fn rho_micro(&self) -> u64 {
+        self.rho_micro
+    }
+
+    /// The same query with the ρ the node resolved (its default when none was asked).
+    pub fn with_rho_micro(mut self, rho_micro: u64) -> Query {
+        self.rho_micro = rho_micro;
+        self
+    }
+
     /// Back to the raw, canonical form (sorted filters, canonical values): what the coordinator
     /// signs and sends, and what an audit log shows.
     pub fn to_raw(&self) -> RawQuery {
@@ -590,6 +607,7 @@ impl Query {
             period_from: self.from.map(|m| m.to_string()).unwrap_or_default(),
             period_to: self.to.map(|m| m.to_string()).unwrap_or_default(),
             margins: self.margins,
+            rho_micro: self.rho_micro,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 /// Domain separation prefix of every query signature.
-pub const CONTEXT: &[u8] = b"vrs.federation.v1.query\0";
+pub const CONTEXT: &[u8] = b"vrs.federation.v2.query\0";
 
 /// A signing key or signature that cannot be used.
 #[derive(Debug, thiserror::Error)]

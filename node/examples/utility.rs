@@ -141,9 +141,10 @@ fn main() -> Result<()> {
                 t.exact_total += truth;
                 let entry = regional.entry(c.key.clone()).or_default();
                 match c.value {
-                    CellValue::Released(v) => {
+                    CellValue::Released(_) | CellValue::Noisy(_) => {
+                        let v = c.value.value().unwrap_or(0);
                         t.released += 1;
-                        let d = (i64::try_from(v).unwrap_or(i64::MAX) - truth).unsigned_abs();
+                        let d = (v - truth).unsigned_abs();
                         t.abs_noise += d;
                         if truth > 0 {
                             t.rel_noise += d as f64 / truth as f64;

@@ -75,6 +75,9 @@ pub enum AuditError {
     /// No pending query with this id.
     #[error("no pending query {0}")]
     NoSuchPending(String),
+    /// A stored value does not read back.
+    #[error("audit log: corrupt {0}")]
+    Corrupt(String),
 }
 
 /// One audit entry as written.
@@ -96,6 +99,10 @@ pub struct NewEntry<'a> {
     pub outcome: &'a str,
     /// Hex SHA-256 of the released answer ("" when nothing was released).
     pub answer_digest: &'a str,
+    /// zCDP: what the release charged (release id, ρ, quarters, replayed) as compact JSON;
+    /// "" when nothing was charged. Part of the hash when present, so the privacy-loss ledger
+    /// is chained with the log.
+    pub privacy: &'a str,
 }
 
 /// One audit entry as read back.
@@ -119,6 +126,8 @@ pub struct Entry {
     pub outcome: String,
     /// Digest of the released answer.
     pub answer_digest: String,
+    /// What the release charged ("" when nothing).
+    pub privacy: String,
     /// Hash of the previous entry.
     pub prev_hash: String,
     /// This entry's hash.
@@ -152,7 +161,7 @@ pub struct Pending {
 /// The open audit log.
 #[derive(Debug)]
 pub struct AuditLog {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 fn entry_hash(prev: &str, seq: i64, e: &NewEntry<'_>) -> String {
@@ -172,6 +181,11 @@ fn entry_hash(prev: &str, seq: i64, e: &NewEntry<'_>) -> String {
     field(e.key_id.as_bytes());
     field(e.outcome.as_bytes());
     field(e.answer_digest.as_bytes());
+    // Entries written before the ledger existed have no privacy field and hash as they did.
+    if !e.privacy.is_empty() {
+        field(b"privacy");
+        field(e.privacy.as_bytes());
+    }
     hex::encode(ctx.finish())
 }
 
@@ -183,6 +197,13 @@ impl AuditLog {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let has_privacy: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'privacy'")?
+            .exists([])?;
+        if !has_privacy {
+            conn.execute_batch("ALTER TABLE audit ADD COLUMN privacy TEXT NOT NULL DEFAULT ''")?;
+        }
+        conn.execute_batch(crate::ledger::SCHEMA)?;
         Ok(AuditLog { conn })
     }
 
@@ -200,6 +221,19 @@ impl AuditLog {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let appended = append_in(&tx, e)?;
+        tx.commit()?;
+        Ok(appended)
+    }
+}
+
+/// Appends an entry inside an open transaction (so that a ledger commit and its audit entry are
+/// one write); returns its sequence number and hash.
+pub(crate) fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    e: &NewEntry<'_>,
+) -> Result<(i64, String), AuditError> {
+    {
         let last: Option<(i64, String)> = tx
             .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -210,18 +244,20 @@ impl AuditLog {
         };
         let hash = entry_hash(&prev, seq, e);
         tx.prepare_cached(
-            "INSERT INTO audit(seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO audit(seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash, privacy)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
-        .execute(params![seq, e.at_ms, e.caller, e.query_id, e.envelope, e.signature, e.key_id, e.outcome, e.answer_digest, prev, hash])?;
-        tx.commit()?;
+        .execute(params![seq, e.at_ms, e.caller, e.query_id, e.envelope, e.signature, e.key_id, e.outcome, e.answer_digest, prev, hash, e.privacy])?;
         Ok((seq, hash))
     }
+}
+
+impl AuditLog {
 
     /// Every entry, in order (for `audit show` / `export`).
     pub fn entries(&self, since_seq: i64, limit: i64) -> Result<Vec<Entry>, AuditError> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash
+            "SELECT seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash, privacy
              FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![since_seq, limit], |r| {
@@ -235,6 +271,7 @@ impl AuditLog {
                 key_id: r.get(6)?,
                 outcome: r.get(7)?,
                 answer_digest: r.get(8)?,
+                privacy: r.get(11)?,
                 prev_hash: r.get(9)?,
                 hash: r.get(10)?,
             })
@@ -245,7 +282,7 @@ impl AuditLog {
     /// Recomputes the chain. Returns the number of entries checked, or the first break.
     pub fn verify(&self) -> Result<Result<u64, Break>, AuditError> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash
+            "SELECT seq, at_ms, caller, query_id, envelope, signature, key_id, outcome, answer_digest, prev_hash, hash, privacy
              FROM audit ORDER BY rowid",
         )?;
         let mut rows = stmt.query([])?;
@@ -263,6 +300,7 @@ impl AuditLog {
                 String,
                 String,
             ) = (r.get(2)?, r.get(3)?, r.get(6)?, r.get(7)?, r.get(8)?);
+            let privacy: String = r.get(11)?;
             let e = NewEntry {
                 at_ms: r.get(1)?,
                 caller: &caller,
@@ -272,6 +310,7 @@ impl AuditLog {
                 key_id: &key_id,
                 outcome: &outcome,
                 answer_digest: &digest,
+                privacy: &privacy,
             };
             let stored_prev: String = r.get(9)?;
             let stored_hash: String = r.get(10)?;
@@ -439,6 +478,7 @@ mod tests {
             key_id: "kid",
             outcome,
             answer_digest: "",
+            privacy: "",
         }
     }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use vrs_core::codes::Country;
 use vrs_core::tls::TlsPaths;
 
-use crate::disclosure::{Policy, PolicyConfig, PolicyError};
+use crate::disclosure::{Policy, PolicyConfig, PolicyError, PrivacyConfig, PrivacyError, PrivacyPolicy};
 use crate::fx::{FxError, FxRates};
 
 /// File name of the configuration inside a node directory.
@@ -35,9 +35,13 @@ pub struct NodeConfigFile {
     /// `[[callers]]`: coordinators allowed to query.
     #[serde(default)]
     pub callers: Vec<CallerSection>,
-    /// `[policy]`: the disclosure policy.
+    /// `[policy]`: the disclosure policy (structural limits, published units and dimensions;
+    /// thresholds and cell-key noise apply in rules mode only).
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[privacy]`: protection mode, privacy-loss budget, noise and declared coverage.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
     /// `[fx]`: USD per unit of each currency.
     #[serde(default)]
     pub fx: FxRates,
@@ -182,6 +186,8 @@ pub struct NodeConfig {
     pub file: NodeConfigFile,
     /// The checked policy.
     pub policy: Policy,
+    /// The checked `[privacy]` section.
+    pub privacy: PrivacyPolicy,
     /// Directory holding `node.toml`.
     pub dir: PathBuf,
 }
@@ -212,6 +218,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong.
         source: PolicyError,
+    },
+    /// The `[privacy]` section crosses a floor or ceiling.
+    #[error("{path}: [privacy]: {source}")]
+    Privacy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: PrivacyError,
     },
     /// An exchange rate is not usable.
     #[error("{path}: [fx]: {source}")]
@@ -252,6 +266,10 @@ impl NodeConfig {
             path: file_path.to_path_buf(),
             source,
         })?;
+        let privacy = PrivacyPolicy::new(&file.privacy).map_err(|source| ConfigError::Privacy {
+            path: file_path.to_path_buf(),
+            source,
+        })?;
         file.fx.check().map_err(|source| ConfigError::Fx {
             path: file_path.to_path_buf(),
             source,
@@ -275,6 +293,7 @@ impl NodeConfig {
         Ok(NodeConfig {
             file,
             policy,
+            privacy,
             dir: dir.to_path_buf(),
         })
     }

@@ -531,6 +531,7 @@ pub fn query_seeds() -> Vec<(&'static str, Vec<u8>)> {
                     period_from: raw.period_from,
                     period_to: raw.period_to,
                     margins: raw.margins,
+                    rho_micro: raw.rho_micro,
                 }),
             };
             (*name, env.encode_to_vec())

@@ -7,7 +7,9 @@
 //! - [`config`]: `node.toml`: identity, server, TLS, allowed callers, policy, exchange rates.
 //! - [`query`]: a checked query → parameterised SQL → exact cells (never released as such).
 //! - [`disclosure`]: the pure disclosure pipeline: exact cells + policy + secret → released cells.
+//! - [`universe`]: a query's data-independent cell universe and the reference quarters it reads.
 //! - [`audit`]: the append-only, hash-chained audit log; replay memory; queries held for approval.
+//! - [`ledger`]: the privacy-loss ledger in the audit file: reserve, commit, stored releases.
 //! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
@@ -26,6 +28,7 @@ pub mod disclosure;
 pub mod fuzzing;
 pub mod fx;
 pub mod import;
+pub mod ledger;
 pub mod query;
 pub mod record;
 pub mod render;
@@ -34,3 +37,4 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod synth;
+pub mod universe;

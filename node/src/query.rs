@@ -20,7 +20,7 @@ use vrs_core::answer::MARGIN;
 use vrs_core::period::Month;
 use vrs_core::query::{DimValue, Dimension, Query, QueryError, UNKNOWN, Unit};
 
-use crate::disclosure::{ExactCell, ExactTable};
+use crate::disclosure::{Bounds, ExactCell, ExactTable};
 use crate::store::{Store, StoreError};
 
 /// Why a query could not be answered.
@@ -244,6 +244,28 @@ fn display_value(d: Dimension, v: &Value) -> String {
     }
 }
 
+/// What a zCDP release adds to a query before any record is read: contribution bounds (at most
+/// `k` rows of each multi-valued table per incident, in value order; at most `fee` fee rows per
+/// fee unit, in their stored order) and the months inside the declared coverage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restriction {
+    /// Contribution bounds; `None` in rules mode.
+    pub bounds: Option<Bounds>,
+    /// First and last month to read (the universe's months); `None` reads the query's own range.
+    pub months: Option<(Month, Month)>,
+}
+
+/// The bound of a multi-valued table.
+fn bound_of(b: &Bounds, t: MultiTable) -> u32 {
+    match t {
+        MultiTable::Transit => b.transit,
+        MultiTable::Method => b.method,
+        MultiTable::MigrantGroup => b.migrant_group,
+        MultiTable::Smuggler => b.smuggler,
+        MultiTable::Fee => b.fee,
+    }
+}
+
 /// SQL and parameters for one grouping set.
 struct Compiled {
     sql: String,
@@ -251,7 +273,7 @@ struct Compiled {
 }
 
 /// Builds the SQL for `query`, grouped by `dims` (a subset of its group-by, for margins).
-fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
+fn compile(query: &Query, dims: &[Dimension], restriction: &Restriction) -> Compiled {
     let unit = query.unit();
     let rows = unit_rows(unit);
     // A query of incidents over periods alone can read just the month index
@@ -285,13 +307,29 @@ fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
             }
         }
     }
-    let mut from = String::from(rows.from);
+    let mut from = match (restriction.bounds, unit) {
+        // A fee unit counts at most `fee` fee rows of its incident, the first by sequence.
+        (Some(b), Unit::Fees) => format!(
+            "(SELECT * FROM (SELECT f.*, ROW_NUMBER() OVER (PARTITION BY f.incident_id ORDER BY f.seq) AS rn FROM fee f) WHERE rn <= {}) u JOIN incident i ON i.id = u.incident_id",
+            b.fee
+        ),
+        _ => String::from(rows.from),
+    };
     for (t, ds) in &joins {
         let cols: Vec<&str> = ds.iter().map(|d| column(*d)).collect();
+        let cols = cols.join(", ");
+        let projection = match restriction.bounds {
+            // At most k distinct values per incident, the smallest first: a function of the
+            // incident's own rows only, so one unit's bound never depends on another's.
+            Some(b) => format!(
+                "SELECT incident_id, {cols} FROM (SELECT incident_id, {cols}, ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY {cols}) AS rn FROM (SELECT DISTINCT incident_id, {cols} FROM {table})) WHERE rn <= {k}",
+                table = t.table(),
+                k = bound_of(&b, *t),
+            ),
+            None => format!("SELECT DISTINCT incident_id, {cols} FROM {table}", table = t.table()),
+        };
         from.push_str(&format!(
-            " JOIN (SELECT DISTINCT incident_id, {cols} FROM {table}) {alias} ON {alias}.incident_id = i.id",
-            cols = cols.join(", "),
-            table = t.table(),
+            " JOIN ({projection}) {alias} ON {alias}.incident_id = i.id",
             alias = t.alias(),
         ));
     }
@@ -307,6 +345,10 @@ fn compile(query: &Query, dims: &[Dimension]) -> Compiled {
     if let Some(t) = query.to() {
         wheres.push("i.month <= ?".into());
         params.push(Value::Integer(t.to_int()));
+    }
+    if let Some((first, last)) = restriction.months {
+        wheres.push("i.month BETWEEN ? AND ?".into());
+        params.extend([Value::Integer(first.to_int()), Value::Integer(last.to_int())]);
     }
     // Filters on multi-valued tables become one EXISTS per table, so that all conditions on one
     // table hold for the same row of it, and nothing is multiplied.
@@ -388,6 +430,7 @@ fn run_grouping(
     store: &Store,
     query: &Query,
     mask: &[bool],
+    restriction: &Restriction,
     out: &mut Vec<ExactCell>,
 ) -> Result<(), PlanError> {
     let all = query.group_by();
@@ -397,7 +440,7 @@ fn run_grouping(
         .filter(|(_, m)| **m)
         .map(|(d, _)| *d)
         .collect();
-    let compiled = compile(query, &dims);
+    let compiled = compile(query, &dims, restriction);
     tracing::debug!(dims = dims.len(), "running grouping set");
     let mut stmt = store.conn().prepare_cached(&compiled.sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(compiled.params.iter()))?;
@@ -503,6 +546,20 @@ fn encode_group_value(v: ValueRef<'_>, out: &mut Vec<u8>) {
 
 /// Aggregates `query` exactly over the store. The caller hands the table to disclosure control.
 pub fn aggregate(store: &Store, query: &Query) -> Result<ExactTable, PlanError> {
+    aggregate_restricted(store, query, &Restriction::default())
+}
+
+/// Aggregates `query` exactly under a zCDP [`Restriction`] (contribution bounds, coverage
+/// months). Unlike [`aggregate`] it never compares the query with the stored periods: the
+/// caller's universe already decided which months are read, from the declared coverage.
+pub fn aggregate_restricted(
+    store: &Store,
+    query: &Query,
+    restriction: &Restriction,
+) -> Result<ExactTable, PlanError> {
+    if restriction.months.is_some() {
+        return aggregate_cells(store, query, restriction);
+    }
     if let (Some(range), true) = (
         store.period_range()?,
         query.from().is_some() || query.to().is_some(),
@@ -514,6 +571,14 @@ pub fn aggregate(store: &Store, query: &Query) -> Result<ExactTable, PlanError> 
             return Err(QueryError::PeriodOutsideData.into());
         }
     }
+    aggregate_cells(store, query, restriction)
+}
+
+fn aggregate_cells(
+    store: &Store,
+    query: &Query,
+    restriction: &Restriction,
+) -> Result<ExactTable, PlanError> {
     let n = query.group_by().len();
     let mut cells = Vec::new();
     let masks: Vec<Vec<bool>> = if query.margins() {
@@ -524,7 +589,7 @@ pub fn aggregate(store: &Store, query: &Query) -> Result<ExactTable, PlanError> 
         vec![vec![true; n]]
     };
     for mask in &masks {
-        run_grouping(store, query, mask, &mut cells)?;
+        run_grouping(store, query, mask, restriction, &mut cells)?;
     }
     cells.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(ExactTable {
@@ -576,9 +641,10 @@ mod tests {
             period_from: String::new(),
             period_to: String::new(),
             margins: false,
+            rho_micro: 0,
         };
         let q = Query::parse(&raw, &vrs_core::query::QueryLimits::default()).unwrap();
-        let c = compile(&q, q.group_by());
+        let c = compile(&q, q.group_by(), &Restriction::default());
         let mut stmt = store
             .conn()
             .prepare(&format!("EXPLAIN QUERY PLAN {}", c.sql))

@@ -26,6 +26,10 @@ pub fn table(unit: Unit, answer: &Answer) -> Table {
         let mut row = c.key.clone();
         row.push(match c.value {
             CellValue::Released(v) => v.to_string(),
+            CellValue::Noisy(v) => match &answer.privacy {
+                Some(p) => format!("{v} ± {:.1}", 1.96 * p.sigma),
+                None => v.to_string(),
+            },
             CellValue::Suppressed(r) => suppressed_label(r),
         });
         t.push(row);
@@ -51,6 +55,7 @@ pub fn csv(answer: &Answer) -> String {
         let mut row = c.key.clone();
         match c.value {
             CellValue::Released(v) => row.extend([v.to_string(), "released".into(), String::new()]),
+            CellValue::Noisy(v) => row.extend([v.to_string(), "noisy".into(), String::new()]),
             CellValue::Suppressed(r) => {
                 row.extend([String::new(), "suppressed".into(), r.code().into()])
             }
@@ -67,6 +72,7 @@ pub fn json(country: Country, unit: Unit, answer: &Answer) -> serde_json::Value 
         .iter()
         .map(|c| match c.value {
             CellValue::Released(v) => json!({"key": c.key, "value": v}),
+            CellValue::Noisy(v) => json!({"key": c.key, "noisy": v}),
             CellValue::Suppressed(r) => json!({"key": c.key, "suppressed": r.code()}),
         })
         .collect();

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use tonic::{Request, Response, Status};
-use vrs_core::answer::{Answer, CellValue, SuppressionReason};
+use vrs_core::answer::{Answer, CellValue, ReleasePrivacy, SuppressionReason};
 use vrs_core::query::{Dimension, Query, QueryError, RawQuery, Unit};
 use vrs_core::signing::PublicKey;
 use vrs_proto::pb;
@@ -24,8 +24,11 @@ use tracing::Instrument;
 
 use crate::audit::{AuditError, AuditLog, NewEntry};
 use crate::config::{ApprovalMode, BudgetSection, NodeConfig};
-use crate::disclosure::{self, PerturbationSecret, Policy, PublicPolicy};
-use crate::query::{PlanError, aggregate};
+use crate::disclosure::zcdp::{self, Noise, Sigma};
+use crate::disclosure::{self, PerturbationSecret, Policy, PrivacyPolicy, PublicPolicy};
+use crate::ledger::{Charge, Limits, Reservation};
+use crate::query::{PlanError, Restriction, aggregate, aggregate_restricted};
+use crate::universe::{self, Universe, UniverseError};
 use crate::revocation::RevocationList;
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
 
@@ -92,6 +95,27 @@ pub enum ServiceError {
     /// The node is busy.
     #[error("node busy, try again later")]
     Busy,
+    /// The query asks for a ρ outside the node's per-query range.
+    #[error("rho must be between {min} and {max} micro-rho (0 asks for the node's default)")]
+    RhoOutOfRange {
+        /// Least, micro-ρ.
+        min: u64,
+        /// Most, micro-ρ.
+        max: u64,
+    },
+    /// A touched quarter's privacy-loss budget cannot pay for the query.
+    #[error("privacy budget of quarter {quarter} has {left_micro} micro-rho left; the query needs {asked_micro}")]
+    BudgetExhausted {
+        /// `YYYY-Qn`.
+        quarter: String,
+        /// Left for this caller, micro-ρ.
+        left_micro: u64,
+        /// Asked, micro-ρ.
+        asked_micro: u64,
+    },
+    /// The answer's cell universe is larger than the policy allows.
+    #[error("{0}")]
+    Universe(#[from] UniverseError),
     /// Something failed inside the node; details are in its log only.
     #[error("internal error")]
     Internal,
@@ -120,6 +144,10 @@ impl ServiceError {
             ServiceError::Query(q) => q.code(),
             ServiceError::NotPublished(_) => "NOT_PUBLISHED",
             ServiceError::Busy => "BUSY",
+            ServiceError::RhoOutOfRange { .. } => "RHO_OUT_OF_RANGE",
+            ServiceError::BudgetExhausted { .. } => "PRIVACY_BUDGET_EXHAUSTED",
+            ServiceError::Universe(UniverseError::TooLarge { .. }) => "UNIVERSE_TOO_LARGE",
+            ServiceError::Universe(UniverseError::OutsideCoverage) => "PERIOD_OUTSIDE_COVERAGE",
             ServiceError::Internal => "INTERNAL",
         }
     }
@@ -135,9 +163,14 @@ impl ServiceError {
             | ServiceError::BadSignature
             | ServiceError::WrongAudience
             | ServiceError::IssuerMismatch => Code::PermissionDenied,
-            ServiceError::TooLarge | ServiceError::RateLimited | ServiceError::BudgetSpent => {
-                Code::ResourceExhausted
+            ServiceError::TooLarge
+            | ServiceError::RateLimited
+            | ServiceError::BudgetSpent
+            | ServiceError::BudgetExhausted { .. } => Code::ResourceExhausted,
+            ServiceError::RhoOutOfRange { .. } | ServiceError::Universe(UniverseError::TooLarge { .. }) => {
+                Code::InvalidArgument
             }
+            ServiceError::Universe(UniverseError::OutsideCoverage) => Code::OutOfRange,
             ServiceError::Revoked | ServiceError::Denied => Code::PermissionDenied,
             ServiceError::QueryMismatch => Code::InvalidArgument,
             ServiceError::Busy => Code::Unavailable,
@@ -236,10 +269,11 @@ impl RateLimiter {
 pub struct NodeService {
     country: vrs_core::codes::Country,
     policy: Policy,
+    privacy: PrivacyPolicy,
     secret: PerturbationSecret,
     callers: HashMap<String, Vec<PublicKey>>,
     pool: Arc<ReadPool>,
-    audit: Mutex<AuditLog>,
+    audit: Arc<Mutex<AuditLog>>,
     revoked: RevocationList,
     limiter: RateLimiter,
     daily_budget: u64,
@@ -247,7 +281,6 @@ pub struct NodeService {
     permits: Arc<tokio::sync::Semaphore>,
     clock_window: Duration,
     max_request_bytes: usize,
-    describe: pb::DescribeResponse,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -311,10 +344,32 @@ struct Admitted {
     query: Query,
 }
 
-/// The outcome of one `Aggregate` call, before it is audited.
+/// The outcome of one `Aggregate` call. `audited` answers were logged with their ledger commit;
+/// the others are logged by the caller of [`NodeService::handle`].
 enum Handled {
-    Answered(Answer),
+    Answered { answer: Answer, audited: bool },
     Pending,
+}
+
+/// What a zCDP release of a query will be, decided before any record is read.
+#[derive(Debug, Clone)]
+struct ReleasePlan {
+    query: Query,
+    universe: Universe,
+    rho_micro: u64,
+    l2_sq: u64,
+    sigma: Sigma,
+    release_id: String,
+}
+
+/// The raw request, kept for the audit entry a blocking release writes itself.
+#[derive(Debug, Clone)]
+struct Evidence {
+    caller: String,
+    query_id: String,
+    envelope: Vec<u8>,
+    signature: Vec<u8>,
+    key_id: String,
 }
 
 impl NodeService {
@@ -339,19 +394,19 @@ impl NodeService {
                 .map_err(|_| SetupError::BadCallerKey(c.identity.clone()))?;
             callers.insert(c.identity.clone(), keys);
         }
-        let describe = describe(&store, &config.policy)?;
         let audit = AuditLog::open(&dir)?;
         let server = &config.file.server;
         Ok(NodeService {
             country: store.country(),
             policy: config.policy.clone(),
+            privacy: config.privacy.clone(),
             secret,
             callers,
             pool: Arc::new(ReadPool {
                 dir,
                 idle: Mutex::new(vec![store]),
             }),
-            audit: Mutex::new(audit),
+            audit: Arc::new(Mutex::new(audit)),
             revoked: RevocationList::new(&config.revocation_file()),
             limiter: RateLimiter::new(&config.file.budget),
             daily_budget: config.file.budget.daily_queries,
@@ -361,7 +416,6 @@ impl NodeService {
             )),
             clock_window: DEFAULT_CLOCK_WINDOW,
             max_request_bytes: server.max_request_bytes,
-            describe,
         })
     }
 
@@ -439,23 +493,33 @@ impl NodeService {
     }
 
     /// Replay protection, approval and the daily budget: the checks that consult the audit file.
+    /// Approval and the daily budget: the checks that consult the audit file before any
+    /// data is read. With `remember`, the query id is recorded here (rules mode); otherwise the
+    /// ledger records it together with the charge.
     fn gate(
         &self,
         caller: &str,
         query_id: &str,
         query: &Query,
         query_bytes: &[u8],
-    ) -> Result<Option<Handled>, ServiceError> {
+        remember: bool,
+    ) -> Result<Gate, ServiceError> {
         let now = now_ms();
         let mut audit = self.audit()?;
-        let internal = |e: AuditError| {
-            tracing::error!(error = %e, "audit log");
-            ServiceError::Internal
+        let mut gate = Gate::Go {
+            id_known: false,
+            approved: false,
         };
         match self.approval {
             ApprovalMode::Auto => {
-                if !audit.remember_query_id(query_id, now).map_err(internal)? {
-                    return Err(ServiceError::Replay);
+                if remember {
+                    if !audit.remember_query_id(query_id, now).map_err(internal)? {
+                        return Err(ServiceError::Replay);
+                    }
+                    gate = Gate::Go {
+                        id_known: true,
+                        approved: false,
+                    };
                 }
             }
             ApprovalMode::Manual => match audit.pending_state(query_id).map_err(internal)? {
@@ -467,7 +531,7 @@ impl NodeService {
                     audit
                         .add_pending(query_id, caller, query_bytes, &summary, now)
                         .map_err(internal)?;
-                    return Ok(Some(Handled::Pending));
+                    return Ok(Gate::Hold);
                 }
                 Some((state, held_caller, held_query)) => {
                     if held_caller != caller {
@@ -477,9 +541,14 @@ impl NodeService {
                         return Err(ServiceError::QueryMismatch);
                     }
                     match state.as_str() {
-                        "pending" => return Ok(Some(Handled::Pending)),
+                        "pending" => return Ok(Gate::Hold),
                         "denied" => return Err(ServiceError::Denied),
-                        "approved" => audit.decide(query_id, "answered", now).map_err(internal)?,
+                        "approved" => {
+                            gate = Gate::Go {
+                                id_known: true,
+                                approved: true,
+                            }
+                        }
                         _ => return Err(ServiceError::Replay),
                     }
                 }
@@ -489,7 +558,224 @@ impl NodeService {
         if audit.answered_since(caller, day_start).map_err(internal)? >= self.daily_budget {
             return Err(ServiceError::BudgetSpent);
         }
-        Ok(None)
+        Ok(gate)
+    }
+
+    /// Marks an approved query answered, once its answer is committed (a transient failure
+    /// before that leaves the approval standing, to be collected again).
+    fn mark_answered(&self, query_id: &str) {
+        let done = self
+            .audit()
+            .and_then(|mut a| a.decide(query_id, "answered", now_ms()).map_err(internal));
+        if done.is_err() {
+            tracing::error!("cannot mark an approved query answered");
+        }
+    }
+
+    /// The budget limits of `caller`.
+    fn limits(&self, caller: &str) -> Limits {
+        Limits {
+            per_quarter_micro: self.privacy.rho_per_quarter_micro(),
+            caller_micro: self.privacy.caller_share_micro(caller),
+        }
+    }
+
+    /// Decides what a zCDP release of `query` will be, before any record is read: its ρ, its
+    /// universe (and so the quarters charged), its sensitivity and noise scale, and its id.
+    fn plan_release(&self, query: Query) -> Result<ReleasePlan, ServiceError> {
+        let rho_micro = self
+            .privacy
+            .resolve_rho(query.rho_micro())
+            .map_err(|(min, max)| ServiceError::RhoOutOfRange { min, max })?;
+        let query = query.with_rho_micro(rho_micro);
+        let universe = universe::build(
+            &query,
+            &self.privacy,
+            current_month(self.privacy.coverage_from()),
+        )?;
+        let l2_sq = zcdp::l2_sensitivity_squared(
+            query.unit(),
+            query.group_by(),
+            query.margins(),
+            self.privacy.bounds(),
+        );
+        let sigma = Sigma::for_release(l2_sq, rho_micro);
+        let data_version = {
+            let store = self.pool.take().map_err(|e| {
+                tracing::error!(error = %e, "cannot open store");
+                ServiceError::Internal
+            })?;
+            let v = store.data_version();
+            self.pool.give_back(store);
+            v.map_err(|e| {
+                tracing::error!(error = %e, "cannot read the data version");
+                ServiceError::Internal
+            })?
+        };
+        let release_id = release_id(&query, &universe, data_version, &self.privacy);
+        Ok(ReleasePlan {
+            query,
+            universe,
+            rho_micro,
+            l2_sq,
+            sigma,
+            release_id,
+        })
+    }
+
+    /// The privacy block of an answer for `plan`.
+    fn release_privacy(
+        &self,
+        plan: &ReleasePlan,
+        caller: &str,
+        replayed: bool,
+        audit: &AuditLog,
+    ) -> Result<ReleasePrivacy, ServiceError> {
+        let threshold = if self.privacy.threshold_sigmas() > 0.0 {
+            self.privacy.threshold_sigmas() * plan.sigma.as_f64()
+        } else {
+            0.0
+        };
+        Ok(ReleasePrivacy {
+            release_id: plan.release_id.clone(),
+            replayed,
+            rho_micro: plan.rho_micro,
+            l2_sensitivity_squared: plan.l2_sq,
+            privacy_unit: zcdp::privacy_unit(plan.query.unit()).to_string(),
+            sigma: plan.sigma.as_f64(),
+            threshold,
+            quarters: audit
+                .budgets(&plan.universe.quarters, caller, self.limits(caller))
+                .map_err(internal)?,
+        })
+    }
+
+    /// The zCDP path after the gate: a stored release is returned as it was, free; otherwise
+    /// the charge is reserved with the query id, the release computed and noised on a blocking
+    /// thread that also commits the charge with the audit entry (so a caller that goes away
+    /// cannot leave a release unaudited), and only then is the answer sent.
+    async fn answer_zcdp(
+        &self,
+        plan: ReleasePlan,
+        evidence: Evidence,
+        id_known: bool,
+    ) -> Result<Handled, ServiceError> {
+        let now = now_ms();
+        let caller = evidence.caller.clone();
+        let stored = {
+            let mut audit = self.audit()?;
+            if let Some(mut answer) = audit.released(&plan.release_id).map_err(internal)? {
+                if !id_known
+                    && !audit
+                        .remember_for_replay(&evidence.query_id, now)
+                        .map_err(internal)?
+                {
+                    return Err(ServiceError::Replay);
+                }
+                answer.privacy = Some(self.release_privacy(&plan, &caller, true, &audit)?);
+                Some(answer)
+            } else {
+                let charge = Charge {
+                    quarters: plan.universe.quarters.clone(),
+                    rho_micro: plan.rho_micro,
+                };
+                match audit
+                    .reserve(
+                        &evidence.query_id,
+                        &caller,
+                        &charge,
+                        self.limits(&caller),
+                        id_known,
+                        now,
+                    )
+                    .map_err(internal)?
+                {
+                    Reservation::Reserved => {}
+                    Reservation::Replay => return Err(ServiceError::Replay),
+                    Reservation::Overspent {
+                        quarter,
+                        left_micro,
+                    } => {
+                        return Err(ServiceError::BudgetExhausted {
+                            quarter,
+                            left_micro,
+                            asked_micro: plan.rho_micro,
+                        });
+                    }
+                }
+                None
+            }
+        };
+        if let Some(answer) = stored {
+            return Ok(Handled::Answered {
+                answer,
+                audited: false,
+            });
+        }
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                self.cancel_reservation(&evidence.query_id);
+                return Err(ServiceError::Busy);
+            }
+        };
+        let privacy = {
+            let audit = self.audit()?;
+            self.release_privacy(&plan, &caller, false, &audit)?
+        };
+        let pool = self.pool.clone();
+        let audit = self.audit.clone();
+        let threshold_sigmas = self.privacy.threshold_sigmas();
+        let bounds = *self.privacy.bounds();
+        let task = tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
+            let _permit = permit;
+            let released = compute_release(&pool, &plan, bounds, threshold_sigmas, privacy);
+            let mut log = audit.lock().map_err(|_| ServiceError::Internal)?;
+            let answer = match released {
+                Ok(a) => a,
+                Err(e) => {
+                    // Nothing was released: the reservation is given back.
+                    if let Err(c) = log.cancel(&evidence.query_id) {
+                        tracing::error!(error = %c, "cannot cancel a reservation");
+                    }
+                    return Err(e);
+                }
+            };
+            let digest = answer_digest(&answer);
+            let charge = charge_summary(&answer, false);
+            let entry = NewEntry {
+                at_ms: now_ms(),
+                caller: &evidence.caller,
+                query_id: &evidence.query_id,
+                envelope: &evidence.envelope,
+                signature: &evidence.signature,
+                key_id: &evidence.key_id,
+                outcome: "answered",
+                answer_digest: &digest,
+                privacy: &charge,
+            };
+            let mut stored = answer.clone();
+            if let Some(p) = &mut stored.privacy {
+                p.quarters.clear();
+            }
+            if let Err(e) = log.commit_release(&entry, &plan.release_id, &stored, false) {
+                tracing::error!(error = %e, "cannot commit the release; refusing");
+                let _ = log.cancel(&evidence.query_id);
+                return Err(ServiceError::Internal);
+            }
+            Ok(answer)
+        });
+        let answer = task.await.map_err(|_| ServiceError::Internal)??;
+        Ok(Handled::Answered {
+            answer,
+            audited: true,
+        })
+    }
+
+    fn cancel_reservation(&self, query_id: &str) {
+        if let Err(e) = self.audit().and_then(|mut a| a.cancel(query_id).map_err(internal)) {
+            tracing::error!(reason = e.reason(), "cannot cancel a reservation");
+        }
     }
 
     async fn answer(&self, query: Query) -> Result<Answer, ServiceError> {
@@ -523,10 +809,217 @@ impl NodeService {
     ) -> Result<Handled, ServiceError> {
         let caller = self.caller(peer)?;
         let (admitted, query_bytes) = self.admit(&caller, req, query_id)?;
-        if let Some(done) = self.gate(&caller, query_id, &admitted.query, &query_bytes)? {
-            return Ok(done);
+        if !self.privacy.is_zcdp() {
+            let approved = match self.gate(&caller, query_id, &admitted.query, &query_bytes, true)? {
+                Gate::Hold => return Ok(Handled::Pending),
+                Gate::Go { approved, .. } => approved,
+            };
+            let answer = self.answer(admitted.query).await?;
+            if approved {
+                self.mark_answered(query_id);
+            }
+            return Ok(Handled::Answered {
+                answer,
+                audited: false,
+            });
         }
-        Ok(Handled::Answered(self.answer(admitted.query).await?))
+        // zCDP: everything that can refuse the query is decided before the gate records its id.
+        let plan = self.plan_release(admitted.query)?;
+        let (id_known, approved) =
+            match self.gate(&caller, query_id, &plan.query, &query_bytes, false)? {
+                Gate::Hold => return Ok(Handled::Pending),
+                Gate::Go { id_known, approved } => (id_known, approved),
+            };
+        let evidence = Evidence {
+            caller,
+            query_id: query_id.clone(),
+            envelope: req.envelope.clone(),
+            signature: req.signature.clone(),
+            key_id: req.key_id.clone(),
+        };
+        let handled = self.answer_zcdp(plan, evidence, id_known).await?;
+        if approved {
+            self.mark_answered(query_id);
+        }
+        Ok(handled)
+    }
+
+    /// `Plan`: what `Aggregate` would do with the same signed query, without consuming its id,
+    /// reading a record or spending budget.
+    fn plan(
+        &self,
+        peer: &Peer,
+        req: &pb::AggregateRequest,
+        query_id: &mut String,
+    ) -> Result<pb::PlanResponse, ServiceError> {
+        let caller = self.caller(peer)?;
+        let (admitted, _) = self.admit(&caller, req, query_id)?;
+        let mut out = pb::PlanResponse {
+            country: self.country.to_string(),
+            query_id: query_id.clone(),
+            ..pb::PlanResponse::default()
+        };
+        if !self.privacy.is_zcdp() {
+            out.would_answer = true;
+            return Ok(out);
+        }
+        let plan = match self.plan_release(admitted.query) {
+            Ok(p) => p,
+            Err(e) => {
+                out.refusal = e.reason().to_string();
+                return Ok(out);
+            }
+        };
+        let audit = self.audit()?;
+        let replayed = audit.released(&plan.release_id).map_err(internal)?.is_some();
+        let privacy = self.release_privacy(&plan, &caller, replayed, &audit)?;
+        let short = privacy
+            .quarters
+            .iter()
+            .find(|q| q.caller_rho_left_micro < plan.rho_micro);
+        out.would_answer = replayed || short.is_none();
+        if !out.would_answer {
+            out.refusal = "PRIVACY_BUDGET_EXHAUSTED".into();
+        }
+        out.cells = u32::try_from(plan.universe.keys.len()).unwrap_or(u32::MAX);
+        out.privacy = Some(pb_release_privacy(&privacy));
+        Ok(out)
+    }
+}
+
+/// What [`NodeService::gate`] decided.
+enum Gate {
+    /// Held for the operator's approval.
+    Hold,
+    /// Go on; `id_known` when the query id is already recorded, `approved` when the operator
+    /// approved it.
+    Go { id_known: bool, approved: bool },
+}
+
+fn internal(e: AuditError) -> ServiceError {
+    tracing::error!(error = %e, "audit log");
+    ServiceError::Internal
+}
+
+/// The current month (UTC), for a coverage that runs to "now" (`fallback` if the clock is
+/// outside the years a month can name).
+fn current_month(fallback: vrs_core::period::Month) -> vrs_core::period::Month {
+    let days = now_ms().div_euclid(86_400_000);
+    let date = chrono::DateTime::from_timestamp(days * 86_400, 0).map(|d| d.date_naive());
+    use chrono::Datelike;
+    date.and_then(|d| {
+        vrs_core::period::Month::new(u16::try_from(d.year()).ok()?, u8::try_from(d.month()).ok()?)
+    })
+    .unwrap_or(fallback)
+}
+
+/// Hex SHA-256 identifying a release: the canonical query (with its resolved ρ), the months
+/// and quarters it reads, the store's data version and what in the policy shapes the release.
+fn release_id(query: &Query, universe: &Universe, data_version: u64, privacy: &PrivacyPolicy) -> String {
+    let canonical = serde_json::to_vec(&query.to_raw()).unwrap_or_default();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [
+        b"vrs.release.v1".as_slice(),
+        &canonical,
+        universe.months.0.to_string().as_bytes(),
+        universe.months.1.to_string().as_bytes(),
+        &data_version.to_be_bytes(),
+        privacy.fingerprint().as_bytes(),
+    ] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    hex::encode(ctx.finish())
+}
+
+/// Exact aggregation under the release's restriction, then noise over the whole universe.
+fn compute_release(
+    pool: &ReadPool,
+    plan: &ReleasePlan,
+    bounds: disclosure::Bounds,
+    threshold_sigmas: f64,
+    privacy: ReleasePrivacy,
+) -> Result<Answer, ServiceError> {
+    let store = pool.take().map_err(|e| {
+        tracing::error!(error = %e, "cannot open store");
+        ServiceError::Internal
+    })?;
+    let restriction = Restriction {
+        bounds: Some(bounds),
+        months: Some(plan.universe.months),
+    };
+    let result = aggregate_restricted(&store, &plan.query, &restriction);
+    pool.give_back(store);
+    let table = result?;
+    let exact: foldhash::HashMap<Vec<String>, i64> =
+        table.cells.into_iter().map(|c| (c.key, c.value)).collect();
+    let noise = Noise::new(plan.sigma).map_err(|e| {
+        tracing::error!(error = %e, "noise sampler");
+        ServiceError::Internal
+    })?;
+    let mut rng = zcdp::os_rng().map_err(|_| ServiceError::Internal)?;
+    let released = zcdp::release_universe(
+        &plan.universe.keys,
+        &exact,
+        &noise,
+        threshold_sigmas,
+        &mut rng,
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "noise");
+        ServiceError::Internal
+    })?;
+    Ok(Answer {
+        dimensions: plan.query.group_by().to_vec(),
+        cells: released.cells,
+        privacy: Some(privacy),
+    })
+}
+
+/// What a release charged, as the compact JSON the audit entry's hash covers.
+fn charge_summary(answer: &Answer, replayed: bool) -> String {
+    match &answer.privacy {
+        None => String::new(),
+        Some(p) => serde_json::json!({
+            "release_id": p.release_id,
+            "replayed": replayed,
+            "rho_micro": if replayed { 0 } else { p.rho_micro },
+            "quarters": p.quarters.iter().map(|q| q.quarter.as_str()).collect::<Vec<_>>(),
+            "l2_sq": p.l2_sensitivity_squared,
+            "sigma": p.sigma,
+        })
+        .to_string(),
+    }
+}
+
+fn pb_mode(zcdp: bool) -> i32 {
+    if zcdp {
+        pb::ProtectionMode::Zcdp as i32
+    } else {
+        pb::ProtectionMode::RulesV1 as i32
+    }
+}
+
+fn pb_budget(b: &vrs_core::answer::QuarterBudget) -> pb::QuarterBudget {
+    pb::QuarterBudget {
+        quarter: b.quarter.clone(),
+        rho_spent_micro: b.rho_spent_micro,
+        rho_left_micro: b.rho_left_micro,
+        caller_rho_left_micro: b.caller_rho_left_micro,
+    }
+}
+
+fn pb_release_privacy(p: &ReleasePrivacy) -> pb::ReleasePrivacy {
+    pb::ReleasePrivacy {
+        mode: pb_mode(true),
+        release_id: p.release_id.clone(),
+        replayed: p.replayed,
+        rho_micro: p.rho_micro,
+        l2_sensitivity_squared: p.l2_sensitivity_squared,
+        privacy_unit: p.privacy_unit.clone(),
+        sigma: p.sigma,
+        threshold: p.threshold,
+        quarters: p.quarters.iter().map(pb_budget).collect(),
     }
 }
 
@@ -543,6 +1036,7 @@ pub fn raw_query(q: pb::Query) -> RawQuery {
         period_from: q.period_from,
         period_to: q.period_to,
         margins: q.margins,
+        rho_micro: q.rho_micro,
     }
 }
 
@@ -582,9 +1076,29 @@ pub fn check_published(policy: &Policy, query: &Query) -> Result<(), ServiceErro
     Ok(())
 }
 
-fn public_policy(p: &PublicPolicy) -> pb::PublicPolicy {
+fn public_policy(p: &PublicPolicy, privacy: &PrivacyPolicy, caller: &str) -> pb::PublicPolicy {
     let u = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    let (min_rho, max_rho) = privacy.rho_range_micro();
+    let bounds = privacy.bounds();
     pb::PublicPolicy {
+        mode: pb_mode(privacy.is_zcdp()),
+        privacy: privacy.is_zcdp().then(|| pb::PrivacyPolicy {
+            rho_per_quarter_micro: privacy.rho_per_quarter_micro(),
+            caller_rho_per_quarter_micro: privacy.caller_share_micro(caller),
+            default_rho_micro: privacy.default_rho_micro(),
+            min_rho_micro: min_rho,
+            max_rho_micro: max_rho,
+            bounds: disclosure::BoundedTable::ALL
+                .iter()
+                .map(|t| pb::ContributionBound {
+                    table: t.code().to_string(),
+                    max_per_incident: bounds.of(*t),
+                })
+                .collect(),
+            max_cells: privacy.max_cells(),
+            threshold_sigmas: privacy.threshold_sigmas(),
+            empty_cell_pass_rate: zcdp::empty_cell_pass_rate(privacy.threshold_sigmas()),
+        }),
         min_count: u(p.min_count),
         min_contributors: u(p.min_contributors),
         dominance_p: u(p.dominance_p),
@@ -622,8 +1136,43 @@ fn period_values(
     out
 }
 
-fn describe(store: &Store, policy: &Policy) -> Result<pb::DescribeResponse, StoreError> {
-    let range = store.period_range()?;
+/// What `Describe` publishes. In zCDP mode the periods are the operator's declared coverage,
+/// never read off the records, and each quarter's budget is shown as the caller sees it.
+fn describe(
+    store: &Store,
+    policy: &Policy,
+    privacy: &PrivacyPolicy,
+    audit: &AuditLog,
+    caller: &str,
+) -> Result<pb::DescribeResponse, ServiceError> {
+    let store_error = |e: StoreError| {
+        tracing::error!(error = %e, "store");
+        ServiceError::Internal
+    };
+    let (range, budget) = if privacy.is_zcdp() {
+        let (from, to) = universe::coverage(privacy, current_month(privacy.coverage_from()));
+        let mut quarters: Vec<i64> = Vec::new();
+        let mut m = Some(from);
+        while let Some(cur) = m.filter(|c| *c <= to) {
+            if quarters.last() != Some(&cur.quarter_int()) {
+                quarters.push(cur.quarter_int());
+            }
+            m = cur.succ();
+        }
+        let limits = Limits {
+            per_quarter_micro: privacy.rho_per_quarter_micro(),
+            caller_micro: privacy.caller_share_micro(caller),
+        };
+        let budget = audit
+            .budgets(&quarters, caller, limits)
+            .map_err(internal)?
+            .iter()
+            .map(pb_budget)
+            .collect();
+        (Some((from, to)), budget)
+    } else {
+        (store.period_range().map_err(store_error)?, Vec::new())
+    };
     let dimensions = Dimension::ALL
         .iter()
         .filter(|d| policy.allows_dimension(**d))
@@ -646,9 +1195,12 @@ fn describe(store: &Store, policy: &Policy) -> Result<pb::DescribeResponse, Stor
             .map(|u| u.code().to_string())
             .collect(),
         dimensions,
-        policy: Some(public_policy(&policy.public())),
+        policy: Some(public_policy(&policy.public(), privacy, caller)),
         first_period: range.map(|r| r.0.to_string()).unwrap_or_default(),
         last_period: range.map(|r| r.1.to_string()).unwrap_or_default(),
+        budget,
+        audit_head: None,
+        audit_key: String::new(),
     })
 }
 
@@ -658,6 +1210,7 @@ fn to_pb_reason(r: SuppressionReason) -> pb::SuppressionReason {
         SuppressionReason::TooFewContributors => pb::SuppressionReason::TooFewContributors,
         SuppressionReason::Dominance => pb::SuppressionReason::Dominance,
         SuppressionReason::Complementary => pb::SuppressionReason::Complementary,
+        SuppressionReason::NoisyBelowThreshold => pb::SuppressionReason::NoisyBelowThreshold,
     }
 }
 
@@ -678,7 +1231,50 @@ impl pb::federation_server::Federation for NodeService {
             e.to_status()
         })?;
         tracing::info!(%caller, "describe");
-        Ok(Response::new(self.describe.clone()))
+        let described = (|| {
+            let store = self.pool.take().map_err(|e| {
+                tracing::error!(error = %e, "cannot open store");
+                ServiceError::Internal
+            })?;
+            let audit = self.audit();
+            let out = audit.and_then(|a| describe(&store, &self.policy, &self.privacy, &a, &caller));
+            self.pool.give_back(store);
+            out
+        })();
+        described.map(Response::new).map_err(|e| e.to_status())
+    }
+
+    async fn plan(
+        &self,
+        req: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::PlanResponse>, Status> {
+        let peer = Peer::of(&req);
+        let body = req.into_inner();
+        let mut query_id = String::new();
+        let planned = self.plan(&peer, &body, &mut query_id);
+        let outcome = match &planned {
+            Ok(p) if p.would_answer => "planned".to_string(),
+            Ok(p) => format!("planned:would_refuse:{}", p.refusal),
+            Err(e) => format!("refused:{}", e.reason()),
+        };
+        let entry = NewEntry {
+            at_ms: now_ms(),
+            caller: peer.identity.as_deref().unwrap_or(""),
+            query_id: &query_id,
+            envelope: &body.envelope,
+            signature: &body.signature,
+            key_id: &body.key_id,
+            outcome: &outcome,
+            answer_digest: "",
+            privacy: "",
+        };
+        self.audit()
+            .and_then(|mut log| log.append(&entry).map_err(internal))
+            .map_err(|e| e.to_status())?;
+        planned.map(Response::new).map_err(|e| {
+            tracing::warn!(reason = e.reason(), "plan refused");
+            e.to_status()
+        })
     }
 
     async fn aggregate(
@@ -702,31 +1298,51 @@ impl pb::federation_server::Federation for NodeService {
         if !query_id.is_empty() {
             span.record("query_id", query_id.as_str());
         }
-        let (outcome, digest) = match &handled {
-            Ok(Handled::Answered(a)) => ("answered".to_string(), answer_digest(a)),
-            Ok(Handled::Pending) => ("pending_approval".to_string(), String::new()),
-            Err(e) => (format!("refused:{}", e.reason()), String::new()),
+        let (outcome, digest, charge, already) = match &handled {
+            Ok(Handled::Answered { answer, audited }) => (
+                "answered".to_string(),
+                answer_digest(answer),
+                charge_summary(answer, true),
+                *audited,
+            ),
+            Ok(Handled::Pending) => (
+                "pending_approval".to_string(),
+                String::new(),
+                String::new(),
+                false,
+            ),
+            Err(e) => (
+                format!("refused:{}", e.reason()),
+                String::new(),
+                String::new(),
+                false,
+            ),
         };
-        // Invariant 4: nothing is released unless its audit entry is written first.
-        let entry = NewEntry {
-            at_ms: now_ms(),
-            caller: peer.identity.as_deref().unwrap_or(""),
-            query_id: &query_id,
-            envelope: &body.envelope,
-            signature: &body.signature,
-            key_id: &body.key_id,
-            outcome: &outcome,
-            answer_digest: &digest,
-        };
-        let audited = self.audit().and_then(|mut log| {
-            log.append(&entry).map_err(|e| {
-                tracing::error!(error = %e, "cannot write the audit log; refusing");
-                ServiceError::Internal
-            })
-        });
-        if let Err(e) = audited {
-            return Err(e.to_status());
+        // Invariant 4: nothing is released unless its audit entry is written first. A fresh
+        // zCDP release wrote its own, in one transaction with its ledger commit.
+        if !already {
+            let entry = NewEntry {
+                at_ms: now_ms(),
+                caller: peer.identity.as_deref().unwrap_or(""),
+                query_id: &query_id,
+                envelope: &body.envelope,
+                signature: &body.signature,
+                key_id: &body.key_id,
+                outcome: &outcome,
+                answer_digest: &digest,
+                privacy: &charge,
+            };
+            let audited = self.audit().and_then(|mut log| {
+                log.append(&entry).map_err(|e| {
+                    tracing::error!(error = %e, "cannot write the audit log; refusing");
+                    ServiceError::Internal
+                })
+            });
+            if let Err(e) = audited {
+                return Err(e.to_status());
+            }
         }
+        let caller = peer.identity.as_deref().unwrap_or("");
         match handled {
             Err(e) => {
                 tracing::warn!(reason = e.reason(), "query refused");
@@ -738,17 +1354,18 @@ impl pb::federation_server::Federation for NodeService {
                     country: self.country.to_string(),
                     query_id,
                     status: pb::AnswerStatus::PendingApproval as i32,
-                    policy: Some(public_policy(&self.policy.public())),
+                    policy: Some(public_policy(&self.policy.public(), &self.privacy, caller)),
                     ..pb::AggregateResponse::default()
                 }))
             }
-            Ok(Handled::Answered(answer)) => {
+            Ok(Handled::Answered { answer, .. }) => {
                 let released = answer
                     .cells
                     .iter()
-                    .filter(|c| c.value.released().is_some())
+                    .filter(|c| c.value.value().is_some())
                     .count();
                 tracing::info!(cells = answer.cells.len(), released, "query answered");
+                let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
                 let cells = answer
                     .cells
                     .into_iter()
@@ -756,10 +1373,12 @@ impl pb::federation_server::Federation for NodeService {
                         key: c.key,
                         outcome: Some(match c.value {
                             CellValue::Released(v) => pb::cell::Outcome::Value(v),
+                            CellValue::Noisy(v) => pb::cell::Outcome::Noisy(v),
                             CellValue::Suppressed(r) => {
                                 pb::cell::Outcome::Suppressed(to_pb_reason(r) as i32)
                             }
                         }),
+                        sigma: if matches!(c.value, CellValue::Noisy(_)) { sigma } else { 0.0 },
                     })
                     .collect();
                 Ok(Response::new(pb::AggregateResponse {
@@ -772,8 +1391,10 @@ impl pb::federation_server::Federation for NodeService {
                         .map(|d| d.code().to_string())
                         .collect(),
                     cells,
-                    policy: Some(public_policy(&self.policy.public())),
+                    policy: Some(public_policy(&self.policy.public(), &self.privacy, caller)),
                     answer_digest: digest,
+                    privacy: answer.privacy.as_ref().map(pb_release_privacy),
+                    receipt: None,
                 }))
             }
         }

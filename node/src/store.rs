@@ -447,6 +447,15 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The store's data version: a counter that every import adding records moves on (0 for a
+    /// store that never imported any). With the canonical query it identifies a release.
+    pub fn data_version(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta("data_version")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// A value from the `meta` table.
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -514,6 +523,7 @@ impl Store {
                 keys: KeySource::new(),
                 deferred,
                 stmts,
+                written: 0,
             }),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -638,6 +648,8 @@ pub struct ImportTx<'a> {
     deferred: Vec<IndexDef>,
     /// Prepared once per file.
     stmts: Statements<'a>,
+    /// Records written so far (the data version moves on only when some were).
+    written: u64,
 }
 
 /// The import's insert statements, prepared once. Rows of the tables under `incident` are
@@ -985,6 +997,7 @@ impl ImportTx<'_> {
                 key: self.keys.next()?,
             })?;
         }
+        self.written += 1;
         Ok(Inserted::New)
     }
 
@@ -1007,6 +1020,14 @@ impl ImportTx<'_> {
             self.conn.execute_batch(sql)?;
         }
         let indexed = started.elapsed();
+        if self.written > 0 || counts.imported > 0 {
+            // A new data version: releases of the old one are not replayed for the new.
+            self.conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('data_version', '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+                [],
+            )?;
+        }
         self.conn.execute_batch("COMMIT")?;
         tracing::debug!(
             indexes = self.deferred.len(),

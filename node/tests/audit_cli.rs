@@ -32,6 +32,7 @@ fn node_with_audit(entries: usize) -> tempfile::TempDir {
             key_id: "kid",
             outcome,
             answer_digest: "",
+            privacy: "",
         })
         .unwrap();
     }

@@ -631,6 +631,14 @@ impl pb::federation_server::Federation for Slow {
         tokio::time::sleep(self.delay).await;
         Err(Status::unavailable("slow test node"))
     }
+
+    async fn plan(
+        &self,
+        _: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::PlanResponse>, Status> {
+        tokio::time::sleep(self.delay).await;
+        Err(Status::unavailable("slow test node"))
+    }
 }
 
 impl SlowNode {

@@ -87,6 +87,7 @@ fn query(unit: &str, by: Vec<String>) -> Result<Query> {
         period_from: String::new(),
         period_to: String::new(),
         margins: false,
+        rho_micro: 0,
     };
     Ok(Query::parse(&raw, &QueryLimits::default())?)
 }
@@ -500,6 +501,7 @@ fn light_query() -> Result<Query> {
         period_from: "2024-12".into(),
         period_to: "2024-12".into(),
         margins: false,
+        rho_micro: 0,
     };
     Ok(Query::parse(&raw, &QueryLimits::default())?)
 }

@@ -118,7 +118,7 @@ pub fn audit_with_exact(table: &ExactTable, answer: &Answer) -> Audit {
         CellValue::Released(_) => exact
             .get(cell.key.as_slice())
             .map(|v| u64::try_from(*v).unwrap_or(0)),
-        CellValue::Suppressed(_) => None,
+        CellValue::Noisy(_) | CellValue::Suppressed(_) => None,
     })
 }
 
@@ -787,6 +787,7 @@ mod tests {
                     ),
                 })
                 .collect(),
+            privacy: None,
         }
     }
 

@@ -1,5 +1,15 @@
 //! Disclosure control: exact cells + policy + secret in, released cells out.
 //!
+//! Two modes. The default, **zCDP** ([`zcdp`]), releases every cell of a data-independent
+//! universe with discrete Gaussian noise calibrated to the query's sensitivity and the ρ it
+//! charges to the node's privacy-loss budget; that is the only mode whose protection survives
+//! many different queries (docs/THREAT_MODEL.md). The older **rules** mode ([`release`],
+//! described below) stays for federations that accept its documented limits: it is NOT
+//! protected against a caller who asks many different questions (averaged differencing and
+//! least-squares reconstruction recover suppressed cells exactly; measured in node/tests).
+//!
+//! # Rules mode (v1)
+//!
 //! A pure module: no I/O, no SQLite, no clock. The query engine hands [`release`] an
 //! [`ExactTable`] (exact counts or sums, never leaving the process); `release` returns the
 //! [`Answer`] that may leave the node and, for the operator only, one [`Explanation`] per cell.
@@ -75,6 +85,7 @@ mod primary;
 mod round;
 mod secondary;
 mod secret;
+pub mod zcdp;
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +106,7 @@ pub use policy::{
     PerturbationConfig, Policy, PolicyConfig, PolicyError, PublicPolicy,
 };
 pub use secret::{PerturbationSecret, SECRET_LEN, SecretError};
+pub use zcdp::{Bounds, BoundedTable, ModeConfig, PrivacyConfig, PrivacyError, PrivacyPolicy};
 
 use audit::{Bound, Structure};
 use perturb::Perturber;
@@ -142,7 +154,7 @@ pub struct ExactTable {
 }
 
 /// The outcome of [`release`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Released {
     /// What may leave the node.
     pub answer: Answer,
@@ -271,6 +283,7 @@ pub fn release(table: &ExactTable, policy: &Policy, secret: &PerturbationSecret)
         answer: Answer {
             dimensions: table.dimensions.clone(),
             cells,
+            privacy: None,
         },
         explanations,
     }
@@ -317,6 +330,10 @@ fn released_reason(policy: &Policy, unit: Unit) -> String {
 
 fn suppressed_reason(reason: SuppressionReason, policy: &Policy) -> (Rule, String) {
     match reason {
+        SuppressionReason::NoisyBelowThreshold => (
+            Rule::BelowThreshold,
+            "noisy value below the published threshold (zCDP mode)".to_string(),
+        ),
         SuppressionReason::BelowThreshold => (
             Rule::BelowThreshold,
             format!("value below min_count = {}", policy.min_count()),

@@ -183,6 +183,7 @@ fn check_regional(
         for (country, value) in nodes {
             let contribution = match value {
                 CellValue::Released(v) => Contribution::Value(*v),
+                CellValue::Noisy(v) => Contribution::Noisy(*v),
                 CellValue::Suppressed(r) => Contribution::Suppressed(*r),
             };
             assert_eq!(

@@ -253,6 +253,7 @@ proptest! {
                     },
                 })
                 .collect(),
+                privacy: None,
         };
         let audit = audit_intervals(&answer, &additive);
         prop_assert_eq!(audit.correction, 0.0);
