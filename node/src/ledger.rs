@@ -189,7 +189,11 @@ impl AuditLog {
                 return Ok(Reservation::Replay);
             }
         }
-        for &q in &charge.quarters {
+        let mut quarters = charge.quarters.clone();
+        quarters.sort_unstable();
+        quarters.dedup();
+        // Every quarter is checked before any is reserved: a refused query reserves nothing.
+        for &q in &quarters {
             let (all, mine): (i64, i64) = tx
                 .prepare_cached(
                     "SELECT COALESCE(SUM(rho_micro), 0), COALESCE(SUM(CASE WHEN caller = ?2 THEN rho_micro END), 0)
@@ -208,6 +212,8 @@ impl AuditLog {
                     left_micro: left,
                 });
             }
+        }
+        for &q in &quarters {
             tx.prepare_cached(
                 "INSERT INTO ledger(query_id, quarter, caller, rho_micro, state, at_ms)
                  VALUES (?1, ?2, ?3, ?4, 'reserved', ?5)",
