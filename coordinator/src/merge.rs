@@ -216,7 +216,7 @@ mod tests {
                         ),
                     })
                     .collect(),
-                    privacy: None,
+                privacy: None,
             }),
             elapsed: Duration::from_millis(3),
         }

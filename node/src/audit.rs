@@ -268,7 +268,6 @@ pub(crate) fn append_in(
 }
 
 impl AuditLog {
-
     /// Every entry, in order (for `audit show` / `export`).
     pub fn entries(&self, since_seq: i64, limit: i64) -> Result<Vec<Entry>, AuditError> {
         let mut stmt = self.conn.prepare(

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use vrs_core::codes::Country;
 use vrs_core::tls::TlsPaths;
 
-use crate::disclosure::{Policy, PolicyConfig, PolicyError, PrivacyConfig, PrivacyError, PrivacyPolicy};
+use crate::disclosure::{
+    Policy, PolicyConfig, PolicyError, PrivacyConfig, PrivacyError, PrivacyPolicy,
+};
 use crate::fx::{FxError, FxRates};
 
 /// File name of the configuration inside a node directory.

@@ -9,6 +9,7 @@
 //! - [`disclosure`]: the pure disclosure pipeline: exact cells + policy + secret → released cells.
 //! - [`universe`]: a query's data-independent cell universe and the reference quarters it reads.
 //! - [`audit`]: the append-only, hash-chained audit log; replay memory; queries held for approval.
+//! - [`release`]: one zCDP release: plan (ρ, universe, σ, id) before reading, then compute.
 //! - [`ledger`]: the privacy-loss ledger in the audit file: reserve, commit, stored releases.
 //! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
@@ -31,6 +32,7 @@ pub mod import;
 pub mod ledger;
 pub mod query;
 pub mod record;
+pub mod release;
 pub mod render;
 pub mod revocation;
 pub mod server;

@@ -24,13 +24,14 @@ use tracing::Instrument;
 
 use crate::audit::{AuditError, AuditLog, NewEntry};
 use crate::config::{ApprovalMode, BudgetSection, NodeConfig};
-use crate::disclosure::zcdp::{self, Noise, Sigma};
+use crate::disclosure::zcdp;
 use crate::disclosure::{self, PerturbationSecret, Policy, PrivacyPolicy, PublicPolicy};
 use crate::ledger::{Charge, Limits, Reservation};
-use crate::query::{PlanError, Restriction, aggregate, aggregate_restricted};
-use crate::universe::{self, Universe, UniverseError};
+use crate::query::{PlanError, aggregate};
+use crate::release::{self, ReleaseError, ReleasePlan};
 use crate::revocation::RevocationList;
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
+use crate::universe::{self, UniverseError};
 
 /// How far a query's timestamp may be from the node's clock.
 pub const DEFAULT_CLOCK_WINDOW: Duration = Duration::from_secs(300);
@@ -104,7 +105,9 @@ pub enum ServiceError {
         max: u64,
     },
     /// A touched quarter's privacy-loss budget cannot pay for the query.
-    #[error("privacy budget of quarter {quarter} has {left_micro} micro-rho left; the query needs {asked_micro}")]
+    #[error(
+        "privacy budget of quarter {quarter} has {left_micro} micro-rho left; the query needs {asked_micro}"
+    )]
     BudgetExhausted {
         /// `YYYY-Qn`.
         quarter: String,
@@ -167,9 +170,8 @@ impl ServiceError {
             | ServiceError::RateLimited
             | ServiceError::BudgetSpent
             | ServiceError::BudgetExhausted { .. } => Code::ResourceExhausted,
-            ServiceError::RhoOutOfRange { .. } | ServiceError::Universe(UniverseError::TooLarge { .. }) => {
-                Code::InvalidArgument
-            }
+            ServiceError::RhoOutOfRange { .. }
+            | ServiceError::Universe(UniverseError::TooLarge { .. }) => Code::InvalidArgument,
             ServiceError::Universe(UniverseError::OutsideCoverage) => Code::OutOfRange,
             ServiceError::Revoked | ServiceError::Denied => Code::PermissionDenied,
             ServiceError::QueryMismatch => Code::InvalidArgument,
@@ -188,6 +190,20 @@ impl ServiceError {
             status.metadata_mut().insert("vrs-reason", v);
         }
         status
+    }
+}
+
+impl From<ReleaseError> for ServiceError {
+    fn from(e: ReleaseError) -> Self {
+        match e {
+            ReleaseError::RhoOutOfRange { min, max } => ServiceError::RhoOutOfRange { min, max },
+            ReleaseError::Universe(u) => ServiceError::Universe(u),
+            ReleaseError::Plan(p) => p.into(),
+            ReleaseError::Noise(n) => {
+                tracing::error!(error = %n, "noise");
+                ServiceError::Internal
+            }
+        }
     }
 }
 
@@ -349,17 +365,6 @@ struct Admitted {
 enum Handled {
     Answered { answer: Answer, audited: bool },
     Pending,
-}
-
-/// What a zCDP release of a query will be, decided before any record is read.
-#[derive(Debug, Clone)]
-struct ReleasePlan {
-    query: Query,
-    universe: Universe,
-    rho_micro: u64,
-    l2_sq: u64,
-    sigma: Sigma,
-    release_id: String,
 }
 
 /// The raw request, kept for the audit entry a blocking release writes itself.
@@ -583,23 +588,6 @@ impl NodeService {
     /// Decides what a zCDP release of `query` will be, before any record is read: its ρ, its
     /// universe (and so the quarters charged), its sensitivity and noise scale, and its id.
     fn plan_release(&self, query: Query) -> Result<ReleasePlan, ServiceError> {
-        let rho_micro = self
-            .privacy
-            .resolve_rho(query.rho_micro())
-            .map_err(|(min, max)| ServiceError::RhoOutOfRange { min, max })?;
-        let query = query.with_rho_micro(rho_micro);
-        let universe = universe::build(
-            &query,
-            &self.privacy,
-            current_month(self.privacy.coverage_from()),
-        )?;
-        let l2_sq = zcdp::l2_sensitivity_squared(
-            query.unit(),
-            query.group_by(),
-            query.margins(),
-            self.privacy.bounds(),
-        );
-        let sigma = Sigma::for_release(l2_sq, rho_micro);
         let data_version = {
             let store = self.pool.take().map_err(|e| {
                 tracing::error!(error = %e, "cannot open store");
@@ -612,15 +600,12 @@ impl NodeService {
                 ServiceError::Internal
             })?
         };
-        let release_id = release_id(&query, &universe, data_version, &self.privacy);
-        Ok(ReleasePlan {
+        Ok(release::plan(
             query,
-            universe,
-            rho_micro,
-            l2_sq,
-            sigma,
-            release_id,
-        })
+            &self.privacy,
+            current_month(self.privacy.coverage_from()),
+            data_version,
+        )?)
     }
 
     /// The privacy block of an answer for `plan`.
@@ -631,23 +616,11 @@ impl NodeService {
         replayed: bool,
         audit: &AuditLog,
     ) -> Result<ReleasePrivacy, ServiceError> {
-        let threshold = if self.privacy.threshold_sigmas() > 0.0 {
-            self.privacy.threshold_sigmas() * plan.sigma.as_f64()
-        } else {
-            0.0
-        };
-        Ok(ReleasePrivacy {
-            release_id: plan.release_id.clone(),
-            replayed,
-            rho_micro: plan.rho_micro,
-            l2_sensitivity_squared: plan.l2_sq,
-            privacy_unit: zcdp::privacy_unit(plan.query.unit()).to_string(),
-            sigma: plan.sigma.as_f64(),
-            threshold,
-            quarters: audit
-                .budgets(&plan.universe.quarters, caller, self.limits(caller))
-                .map_err(internal)?,
-        })
+        let mut block = release::privacy_block(plan, &self.privacy, replayed);
+        block.quarters = audit
+            .budgets(&plan.universe.quarters, caller, self.limits(caller))
+            .map_err(internal)?;
+        Ok(block)
     }
 
     /// The zCDP path after the gate: a stored release is returned as it was, free; otherwise
@@ -725,11 +698,20 @@ impl NodeService {
         };
         let pool = self.pool.clone();
         let audit = self.audit.clone();
-        let threshold_sigmas = self.privacy.threshold_sigmas();
-        let bounds = *self.privacy.bounds();
+        let policy = self.privacy.clone();
         let task = tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
             let _permit = permit;
-            let released = compute_release(&pool, &plan, bounds, threshold_sigmas, privacy);
+            let released = pool
+                .take()
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot open store");
+                    ServiceError::Internal
+                })
+                .and_then(|store| {
+                    let r = release::compute(&store, &plan, &policy, privacy);
+                    pool.give_back(store);
+                    Ok(r?.0)
+                });
             let mut log = audit.lock().map_err(|_| ServiceError::Internal)?;
             let answer = match released {
                 Ok(a) => a,
@@ -773,7 +755,10 @@ impl NodeService {
     }
 
     fn cancel_reservation(&self, query_id: &str) {
-        if let Err(e) = self.audit().and_then(|mut a| a.cancel(query_id).map_err(internal)) {
+        if let Err(e) = self
+            .audit()
+            .and_then(|mut a| a.cancel(query_id).map_err(internal))
+        {
             tracing::error!(reason = e.reason(), "cannot cancel a reservation");
         }
     }
@@ -810,10 +795,11 @@ impl NodeService {
         let caller = self.caller(peer)?;
         let (admitted, query_bytes) = self.admit(&caller, req, query_id)?;
         if !self.privacy.is_zcdp() {
-            let approved = match self.gate(&caller, query_id, &admitted.query, &query_bytes, true)? {
-                Gate::Hold => return Ok(Handled::Pending),
-                Gate::Go { approved, .. } => approved,
-            };
+            let approved =
+                match self.gate(&caller, query_id, &admitted.query, &query_bytes, true)? {
+                    Gate::Hold => return Ok(Handled::Pending),
+                    Gate::Go { approved, .. } => approved,
+                };
             let answer = self.answer(admitted.query).await?;
             if approved {
                 self.mark_answered(query_id);
@@ -871,7 +857,10 @@ impl NodeService {
             }
         };
         let audit = self.audit()?;
-        let replayed = audit.released(&plan.release_id).map_err(internal)?.is_some();
+        let replayed = audit
+            .released(&plan.release_id)
+            .map_err(internal)?
+            .is_some();
         let privacy = self.release_privacy(&plan, &caller, replayed, &audit)?;
         let short = privacy
             .quarters
@@ -911,69 +900,6 @@ fn current_month(fallback: vrs_core::period::Month) -> vrs_core::period::Month {
         vrs_core::period::Month::new(u16::try_from(d.year()).ok()?, u8::try_from(d.month()).ok()?)
     })
     .unwrap_or(fallback)
-}
-
-/// Hex SHA-256 identifying a release: the canonical query (with its resolved ρ), the months
-/// and quarters it reads, the store's data version and what in the policy shapes the release.
-fn release_id(query: &Query, universe: &Universe, data_version: u64, privacy: &PrivacyPolicy) -> String {
-    let canonical = serde_json::to_vec(&query.to_raw()).unwrap_or_default();
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [
-        b"vrs.release.v1".as_slice(),
-        &canonical,
-        universe.months.0.to_string().as_bytes(),
-        universe.months.1.to_string().as_bytes(),
-        &data_version.to_be_bytes(),
-        privacy.fingerprint().as_bytes(),
-    ] {
-        ctx.update(&(part.len() as u64).to_be_bytes());
-        ctx.update(part);
-    }
-    hex::encode(ctx.finish())
-}
-
-/// Exact aggregation under the release's restriction, then noise over the whole universe.
-fn compute_release(
-    pool: &ReadPool,
-    plan: &ReleasePlan,
-    bounds: disclosure::Bounds,
-    threshold_sigmas: f64,
-    privacy: ReleasePrivacy,
-) -> Result<Answer, ServiceError> {
-    let store = pool.take().map_err(|e| {
-        tracing::error!(error = %e, "cannot open store");
-        ServiceError::Internal
-    })?;
-    let restriction = Restriction {
-        bounds: Some(bounds),
-        months: Some(plan.universe.months),
-    };
-    let result = aggregate_restricted(&store, &plan.query, &restriction);
-    pool.give_back(store);
-    let table = result?;
-    let exact: foldhash::HashMap<Vec<String>, i64> =
-        table.cells.into_iter().map(|c| (c.key, c.value)).collect();
-    let noise = Noise::new(plan.sigma).map_err(|e| {
-        tracing::error!(error = %e, "noise sampler");
-        ServiceError::Internal
-    })?;
-    let mut rng = zcdp::os_rng().map_err(|_| ServiceError::Internal)?;
-    let released = zcdp::release_universe(
-        &plan.universe.keys,
-        &exact,
-        &noise,
-        threshold_sigmas,
-        &mut rng,
-    )
-    .map_err(|e| {
-        tracing::error!(error = %e, "noise");
-        ServiceError::Internal
-    })?;
-    Ok(Answer {
-        dimensions: plan.query.group_by().to_vec(),
-        cells: released.cells,
-        privacy: Some(privacy),
-    })
 }
 
 /// What a release charged, as the compact JSON the audit entry's hash covers.
@@ -1237,7 +1163,8 @@ impl pb::federation_server::Federation for NodeService {
                 ServiceError::Internal
             })?;
             let audit = self.audit();
-            let out = audit.and_then(|a| describe(&store, &self.policy, &self.privacy, &a, &caller));
+            let out =
+                audit.and_then(|a| describe(&store, &self.policy, &self.privacy, &a, &caller));
             self.pool.give_back(store);
             out
         })();
@@ -1378,7 +1305,11 @@ impl pb::federation_server::Federation for NodeService {
                                 pb::cell::Outcome::Suppressed(to_pb_reason(r) as i32)
                             }
                         }),
-                        sigma: if matches!(c.value, CellValue::Noisy(_)) { sigma } else { 0.0 },
+                        sigma: if matches!(c.value, CellValue::Noisy(_)) {
+                            sigma
+                        } else {
+                            0.0
+                        },
                     })
                     .collect();
                 Ok(Response::new(pb::AggregateResponse {

@@ -72,6 +72,24 @@ pub fn spec(country: &str, incidents: u64, seed: u64, policy: &str) -> NodeSpec 
     spec
 }
 
+/// `[privacy]` text that puts a node in the older rules mode (not protected against many
+/// queries), for tests of that mode.
+pub const RULES_V1: &str = "mode = \"rules_v1\"\n";
+
+/// Like [`spec`], with `privacy` appended to `[privacy]` (the synthetic data's coverage is
+/// declared unless `privacy` declares its own).
+pub fn spec_with(
+    country: &str,
+    incidents: u64,
+    seed: u64,
+    policy: &str,
+    privacy: &str,
+) -> NodeSpec {
+    let mut spec = spec(country, incidents, seed, policy);
+    spec.privacy = privacy.to_owned();
+    spec
+}
+
 /// One `[[nodes]]` entry of a registry written by [`TestFederation::write_registry`].
 #[derive(Debug, Clone)]
 pub struct RegistryNode {
@@ -412,6 +430,12 @@ impl NodeClient {
         let mut client =
             FederationClient::new(self.channel.clone()).max_encoding_message_size(64 * 1024 * 1024);
         bounded(client.aggregate(request)).await
+    }
+
+    /// `Plan` with a request as given.
+    pub async fn plan(&self, request: pb::AggregateRequest) -> Result<pb::PlanResponse, Status> {
+        let mut client = FederationClient::new(self.channel.clone());
+        bounded(client.plan(request)).await
     }
 
     /// `grpc.health.v1.Health/Check` for `service` ("" for the whole server).

@@ -8,6 +8,8 @@
 //! - `signing`: every signed-envelope refusal over real mutual TLS; refusals carry no data.
 //! - `security`: revocation without restart, rate limits, daily budgets, manual approval.
 //! - `health`: gRPC health and reflection over mutual TLS.
+//! - `privacy`: the zCDP release path end to end: universe, noise scale, ledger, replay, budget
+//!   exhaustion, Plan, concurrency against the budget.
 
 #[path = "federation/certs.rs"]
 mod certs;
@@ -17,6 +19,8 @@ mod e2e;
 mod failures;
 #[path = "federation/health.rs"]
 mod health;
+#[path = "federation/privacy.rs"]
+mod privacy;
 #[path = "federation/reference.rs"]
 mod reference;
 #[path = "federation/security.rs"]

@@ -9,7 +9,7 @@ use vrs_coordinator::merge::{self, CellStatus, Contribution};
 use vrs_core::answer::{Answer, CellValue, SuppressionReason};
 use vrs_core::query::{Query, QueryLimits, RawQuery};
 use vrs_node::record::IncidentRecord;
-use vrs_tests::{NO_PERTURBATION, TestFederation, spec};
+use vrs_tests::{NO_PERTURBATION, RULES_V1, TestFederation, spec_with};
 
 use crate::reference::{self, DEFAULT_RULES, Exact};
 
@@ -263,7 +263,7 @@ async fn assert_perturbation(federation: &Federation, on: bool) {
 async fn without_perturbation_released_cells_are_the_exact_values() {
     let specs: Vec<_> = NODES
         .iter()
-        .map(|(c, n, seed)| spec(c, *n, *seed, NO_PERTURBATION))
+        .map(|(c, n, seed)| spec_with(c, *n, *seed, NO_PERTURBATION, RULES_V1))
         .collect();
     let fed = TestFederation::start(&specs).await;
     let records = node_records();
@@ -291,7 +291,11 @@ async fn without_perturbation_released_cells_are_the_exact_values() {
 
 #[tokio::test]
 async fn with_perturbation_released_cells_stay_close_and_repeat_exactly() {
-    let fed = TestFederation::with_nodes(&NODES).await;
+    let specs: Vec<_> = NODES
+        .iter()
+        .map(|(c, n, seed)| spec_with(c, *n, *seed, "", RULES_V1))
+        .collect();
+    let fed = TestFederation::start(&specs).await;
     let records = node_records();
     let federation = fed.federation();
     assert_perturbation(&federation, true).await;
