@@ -198,6 +198,24 @@ pub fn run(config_path: &Path) -> Report {
                 "configuration",
                 format!("parsed; policy: {:?}", c.policy.public()),
             );
+            if c.privacy.is_zcdp() {
+                report.add(
+                    Level::Ok,
+                    "protection",
+                    format!(
+                        "zCDP: a lifetime budget of rho {} per quarter of records (default rho {} per query), every figure noised; coverage from {}",
+                        crate::disclosure::zcdp::rho_of(c.privacy.rho_per_quarter_micro()),
+                        crate::disclosure::zcdp::rho_of(c.privacy.default_rho_micro()),
+                        c.privacy.coverage_from()
+                    ),
+                );
+            } else {
+                report.add(
+                    Level::Warn,
+                    "protection",
+                    "rules_v1 mode: NOT protected against a caller who asks many different questions (suppressed cells can be rebuilt exactly by averaging and least squares); set [privacy] mode = \"zcdp\" unless your federation accepts this",
+                );
+            }
             c
         }
         Err(e) => {

@@ -10,6 +10,7 @@
 //! - [`universe`]: a query's data-independent cell universe and the reference quarters it reads.
 //! - [`audit`]: the append-only, hash-chained audit log; replay memory; queries held for approval.
 //! - [`release`]: one zCDP release: plan (ρ, universe, σ, id) before reading, then compute.
+//! - [`budget`]: `vrs-node budget`: spent and left per quarter and per caller.
 //! - [`ledger`]: the privacy-loss ledger in the audit file: reserve, commit, stored releases.
 //! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod budget;
 pub mod check;
 pub mod config;
 pub mod disclosure;

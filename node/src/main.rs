@@ -126,6 +126,21 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Privacy-loss budget: spent and left per reference quarter (and per caller).
+    Budget {
+        /// node.toml (or the node directory holding it).
+        #[arg(long)]
+        config: PathBuf,
+        /// One column per caller.
+        #[arg(long)]
+        by_caller: bool,
+        /// Every quarter of the coverage, not only those with a charge.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Check configuration, certificates and store; say what is wrong.
     Check {
         /// node.toml (or the node directory holding it).
@@ -235,6 +250,12 @@ fn run() -> Result<()> {
         Command::Approvals { action } => approvals(action),
         Command::Migrate { dir } => migrate(&dir),
         Command::Check { config } => check(config),
+        Command::Budget {
+            config,
+            by_caller,
+            all,
+            format,
+        } => budget(&config, by_caller, all, format),
         Command::Serve { config } => serve(config),
     }
 }
@@ -365,6 +386,25 @@ fn local_query(dir: PathBuf, args: &QueryArgs, format: Format, explain: bool) ->
     let store = Store::open_read_only(&config.data_dir())?;
     let q = Query::parse(&args.to_raw()?, &config.policy.query_limits())?;
     service::check_published(&config.policy, &q).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if config.privacy.is_zcdp() {
+        let audit = AuditLog::open_existing(&config.data_dir()).ok();
+        let today = vrs_node::universe::current_month(now_ms(), config.privacy.coverage_from());
+        let preview =
+            vrs_node::release::preview(&store, &config.privacy, q.clone(), today, audit.as_ref())?;
+        match format {
+            Format::Table => print!("{}", render::preview_text(q.unit(), &preview, explain)),
+            Format::Csv => print!("{}", render::csv(&preview.answer)),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&render::json(
+                    store.country(),
+                    q.unit(),
+                    &preview.answer
+                ))?
+            ),
+        }
+        return Ok(());
+    }
     let table = query::aggregate(&store, &q)?;
     let secret = PerturbationSecret::from_bytes(store.perturbation_secret()?);
     let released = disclosure::release(&table, &config.policy, &secret);
@@ -510,6 +550,33 @@ fn migrate(dir: &Path) -> Result<()> {
         println!("store schema v{now}: up to date");
     } else {
         println!("store schema v{was} → v{now}");
+    }
+    Ok(())
+}
+
+fn budget(config_path: &Path, by_caller: bool, all: bool, format: Format) -> Result<()> {
+    let config = NodeConfig::load(config_path)?;
+    let audit = vrs_node::audit::AuditLog::open_existing(&config.data_dir()).ok();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let today = vrs_node::universe::current_month(now, config.privacy.coverage_from());
+    let lines = vrs_node::budget::lines(&config, audit.as_ref(), today)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&lines)?),
+        Format::Csv => print!("{}", vrs_node::budget::table(&lines, true, all).to_csv()),
+        Format::Table => {
+            if !config.privacy.is_zcdp() {
+                println!(
+                    "rules_v1 mode: no privacy-loss budget (not protected against many queries)"
+                );
+            }
+            print!(
+                "{}",
+                vrs_node::budget::table(&lines, by_caller, all).to_aligned()
+            );
+        }
     }
     Ok(())
 }

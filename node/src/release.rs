@@ -167,3 +167,51 @@ pub fn compute(
         released.noisy,
     ))
 }
+
+/// What the operator's local preview shows: the plan, one draw of what a release could look
+/// like (never stored, never sent: a real release draws its own noise), each cell's exact value
+/// and noise, and the budget of the quarters it would charge.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The plan (ρ, universe, σ).
+    pub plan: ReleasePlan,
+    /// One possible release.
+    pub answer: Answer,
+    /// Exact value and noise per cell, same order (local only).
+    pub noisy: Vec<NoisyCell>,
+    /// Budget of each touched quarter before the query, for all callers.
+    pub quarters: Vec<vrs_core::answer::QuarterBudget>,
+}
+
+/// Plans and computes a preview of `query` for the operator; charges nothing.
+pub fn preview(
+    store: &Store,
+    privacy: &PrivacyPolicy,
+    query: Query,
+    today: Month,
+    audit: Option<&crate::audit::AuditLog>,
+) -> Result<Preview, ReleaseError> {
+    let plan = plan(
+        query,
+        privacy,
+        today,
+        store.data_version().map_err(PlanError::from)?,
+    )?;
+    let (answer, noisy) = compute(store, &plan, privacy, privacy_block(&plan, privacy, false))?;
+    let limits = crate::ledger::Limits {
+        per_quarter_micro: privacy.rho_per_quarter_micro(),
+        caller_micro: privacy.rho_per_quarter_micro(),
+    };
+    let quarters = match audit {
+        Some(a) => a
+            .budgets(&plan.universe.quarters, "", limits)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(Preview {
+        plan,
+        answer,
+        noisy,
+        quarters,
+    })
+}

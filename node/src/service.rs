@@ -603,7 +603,7 @@ impl NodeService {
         Ok(release::plan(
             query,
             &self.privacy,
-            current_month(self.privacy.coverage_from()),
+            universe::current_month(now_ms(), self.privacy.coverage_from()),
             data_version,
         )?)
     }
@@ -890,18 +890,6 @@ fn internal(e: AuditError) -> ServiceError {
     ServiceError::Internal
 }
 
-/// The current month (UTC), for a coverage that runs to "now" (`fallback` if the clock is
-/// outside the years a month can name).
-fn current_month(fallback: vrs_core::period::Month) -> vrs_core::period::Month {
-    let days = now_ms().div_euclid(86_400_000);
-    let date = chrono::DateTime::from_timestamp(days * 86_400, 0).map(|d| d.date_naive());
-    use chrono::Datelike;
-    date.and_then(|d| {
-        vrs_core::period::Month::new(u16::try_from(d.year()).ok()?, u8::try_from(d.month()).ok()?)
-    })
-    .unwrap_or(fallback)
-}
-
 /// What a release charged, as the compact JSON the audit entry's hash covers.
 fn charge_summary(answer: &Answer, replayed: bool) -> String {
     match &answer.privacy {
@@ -1076,7 +1064,10 @@ fn describe(
         ServiceError::Internal
     };
     let (range, budget) = if privacy.is_zcdp() {
-        let (from, to) = universe::coverage(privacy, current_month(privacy.coverage_from()));
+        let (from, to) = universe::coverage(
+            privacy,
+            universe::current_month(now_ms(), privacy.coverage_from()),
+        );
         let mut quarters: Vec<i64> = Vec::new();
         let mut m = Some(from);
         while let Some(cur) = m.filter(|c| *c <= to) {

@@ -208,6 +208,16 @@ pub fn build(
     })
 }
 
+/// The current month (UTC), for a coverage that runs to "now" (`fallback` if the clock is
+/// outside the years a month can name).
+pub fn current_month(now_ms: i64, fallback: Month) -> Month {
+    let days = now_ms.div_euclid(86_400_000);
+    let date = chrono::DateTime::from_timestamp(days * 86_400, 0).map(|d| d.date_naive());
+    use chrono::Datelike;
+    date.and_then(|d| Month::new(u16::try_from(d.year()).ok()?, u8::try_from(d.month()).ok()?))
+        .unwrap_or(fallback)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
