@@ -277,18 +277,24 @@ pub struct PrivacyPolicy {
 }
 
 impl Default for PrivacyPolicy {
+    /// The checked form of [`PrivacyConfig::default`] (equal to it: tested).
     fn default() -> Self {
-        // The defaults are within every floor and ceiling (tested).
-        match PrivacyPolicy::new(&PrivacyConfig::default()) {
-            Ok(p) => p,
-            Err(_) => unreachable_default(),
+        let c = PrivacyConfig::default();
+        PrivacyPolicy {
+            mode: c.mode,
+            rho_per_quarter_micro: MICRO_RHO,
+            default_rho_micro: MICRO_RHO / 20,
+            min_rho_micro: MICRO_RHO / 1000,
+            max_rho_micro: MICRO_RHO / 4,
+            threshold_sigmas: c.threshold_sigmas,
+            max_cells: c.max_cells,
+            coverage_from: vrs_core::period::Month::new(2010, 1)
+                .unwrap_or(vrs_core::period::Month::FIRST),
+            coverage_to: None,
+            bounds: c.bounds,
+            callers: BTreeMap::new(),
         }
     }
-}
-
-#[allow(clippy::panic)] // Only reachable if the compiled-in defaults break their own floors (tested).
-fn unreachable_default() -> PrivacyPolicy {
-    panic!("the default [privacy] section is invalid")
 }
 
 impl PrivacyPolicy {
@@ -754,6 +760,7 @@ mod tests {
     #[test]
     fn defaults_are_within_floors_and_ceilings() {
         let p = PrivacyPolicy::new(&PrivacyConfig::default()).unwrap();
+        assert_eq!(p, PrivacyPolicy::default());
         assert_eq!(p.rho_per_quarter_micro(), 1_000_000);
         assert_eq!(p.default_rho_micro(), 50_000);
         assert!(p.is_zcdp());
