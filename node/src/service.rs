@@ -486,8 +486,8 @@ impl NodeService {
         if env.issuer != caller {
             return Err(ServiceError::IssuerMismatch);
         }
-        let window = i64::try_from(self.clock_window.as_millis()).unwrap_or(i64::MAX);
-        if (env.issued_at_ms.saturating_sub(now_ms())).abs() > window {
+        let window = u64::try_from(self.clock_window.as_millis()).unwrap_or(u64::MAX);
+        if !is_fresh(env.issued_at_ms, now_ms(), window) {
             return Err(ServiceError::StaleQuery);
         }
         let q = env.query.ok_or(ServiceError::MalformedEnvelope)?;
@@ -874,6 +874,12 @@ impl NodeService {
         out.privacy = Some(pb_release_privacy(&privacy));
         Ok(out)
     }
+}
+
+/// Whether a query issued at `issued_ms` is within `window_ms` of `now_ms`, for every pair of
+/// `i64` (no overflow: the distance is computed without sign, as `u64`).
+pub fn is_fresh(issued_ms: i64, now_ms: i64, window_ms: u64) -> bool {
+    issued_ms.abs_diff(now_ms) <= window_ms
 }
 
 /// What [`NodeService::gate`] decided.
@@ -1320,5 +1326,31 @@ impl pb::federation_server::Federation for NodeService {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_fresh;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Freshness against exact 128-bit arithmetic, over the whole range of both integers.
+        #[test]
+        fn freshness_never_overflows(issued in any::<i64>(), now in any::<i64>(), window in 0u64..=u64::MAX / 2) {
+            let exact = (i128::from(issued) - i128::from(now)).unsigned_abs() <= u128::from(window);
+            prop_assert_eq!(is_fresh(issued, now, window), exact);
+        }
+    }
+
+    #[test]
+    fn the_edges_of_the_window() {
+        let now = 1_700_000_000_000;
+        assert!(is_fresh(now - 300_000, now, 300_000));
+        assert!(!is_fresh(now - 300_001, now, 300_000));
+        assert!(!is_fresh(i64::MIN, now, 300_000));
+        assert!(!is_fresh(i64::MIN + now, now, 300_000));
+        assert!(!is_fresh(i64::MAX, now, 300_000));
+        assert!(!is_fresh(now, i64::MIN, u64::MAX / 2));
     }
 }
