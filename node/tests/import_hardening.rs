@@ -14,7 +14,11 @@ fn vrs_node(args: &[&str]) -> Output {
 
 fn init(dir: &Path) {
     let out = vrs_node(&["init", "--dir", dir.to_str().unwrap(), "--country", "THA"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A template CSV of `rows` valid incidents (the header is line 1, row `i` is line `i + 2`).
@@ -41,8 +45,12 @@ fn import(dir: &Path, extra: &[&str], file: &str) -> Output {
 }
 
 fn imported(out: &Output) -> u64 {
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("not a JSON summary: {}", String::from_utf8_lossy(&out.stdout)));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "not a JSON summary: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     v["imported"].as_u64().unwrap()
 }
 
@@ -98,7 +106,11 @@ fn a_quoted_field_may_span_a_few_lines_but_not_unboundedly_many() {
     rows[0] = rows[0].replacen(",,\n", ",,\"a note\non three\nlines\"\n", 1);
     let file = write(dir.path(), "notes.csv", &rows);
     let out = import(dir.path(), &[], &file);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(imported(&out), 3);
 
     // A closed quote that spans 1,000 lines is refused with the line it opens on.
@@ -108,7 +120,11 @@ fn a_quoted_field_may_span_a_few_lines_but_not_unboundedly_many() {
     let file = write(dir.path(), "long.csv", &rows);
     let out = import(dir.path(), &[], &file);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(stderr.contains("line 12"), "{stderr}");
 }
 
@@ -116,7 +132,10 @@ fn a_quoted_field_may_span_a_few_lines_but_not_unboundedly_many() {
 fn an_import_that_rejects_every_row_does_not_exit_zero() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path());
-    let rows: Vec<String> = csv(5).iter().map(|r| r.replace("2024-02", "2024-13")).collect();
+    let rows: Vec<String> = csv(5)
+        .iter()
+        .map(|r| r.replace("2024-02", "2024-13"))
+        .collect();
     let file = write(dir.path(), "bad.csv", &rows);
     let out = import(dir.path(), &[], &file);
     assert!(!out.status.success(), "every row rejected, yet exit 0");
@@ -126,6 +145,10 @@ fn an_import_that_rejects_every_row_does_not_exit_zero() {
     rows[0] = rows[0].replace("2024-02", "2024-13");
     let file = write(dir.path(), "partial.csv", &rows);
     let out = import(dir.path(), &[], &file);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(imported(&out), 4);
 }
