@@ -8,6 +8,7 @@
 //! - `signing`: every signed-envelope refusal over real mutual TLS; refusals carry no data.
 //! - `security`: revocation without restart, rate limits, daily budgets, manual approval.
 //! - `health`: gRPC health and reflection over mutual TLS.
+//! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
 
 #[path = "federation/certs.rs"]
 mod certs;
@@ -15,6 +16,8 @@ mod certs;
 mod e2e;
 #[path = "federation/failures.rs"]
 mod failures;
+#[path = "federation/hardening.rs"]
+mod hardening;
 #[path = "federation/health.rs"]
 mod health;
 #[path = "federation/reference.rs"]
