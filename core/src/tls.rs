@@ -23,10 +23,11 @@
 //! [`install_crypto_provider`] ran; binaries still call it first thing so that any other rustls
 //! user in the process finds a default.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -57,8 +58,13 @@ use x509_parser::extensions::GeneralName;
 const SUFFIX: &str = "vrs.test";
 /// ALPN protocol of gRPC.
 const ALPN_H2: &[u8] = b"h2";
-/// Most handshakes [`incoming`] runs at once; further connections wait in the kernel's backlog.
-const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Most handshakes [`incoming`] runs at once; a connection beyond that evicts the oldest pending
+/// handshake (issue 12: idle connections must not lock legitimate callers out).
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Most handshakes one source IP address may have pending; a new connection from a source at its
+/// limit evicts that source's oldest pending handshake. A caller's real handshake takes
+/// milliseconds, so a flood of idle connections only ever evicts itself.
+pub const MAX_PENDING_PER_SOURCE: usize = 64;
 /// Pause after an accept error that is not about one connection (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -244,8 +250,10 @@ pub fn client_config(paths: &TlsPaths) -> Result<Arc<rustls::ClientConfig>, TlsE
 /// Accepts TCP connections from `listener` and yields those that complete a TLS handshake under
 /// `config`, for tonic's `Server::builder()…serve_with_incoming_shutdown(incoming, signal)`.
 ///
-/// Handshakes run concurrently on spawned tasks (at most 1024 at once), each bounded by
-/// `handshake_timeout`, so a slow or hostile client never holds up the others. A failed or
+/// Handshakes run concurrently on spawned tasks, each bounded by `handshake_timeout`, so a slow
+/// or hostile client never holds up the others. At most [`MAX_PENDING_PER_SOURCE`] are pending per
+/// source IP and [`MAX_PENDING_HANDSHAKES`] in all; a new connection beyond either evicts the
+/// oldest pending one (of its source, or of all), so idle connections cannot lock callers out. A failed or
 /// timed-out handshake is logged at debug level and dropped; accept errors are logged and retried.
 /// The stream never ends and never yields an error; dropping it (tonic does on shutdown) closes
 /// the listener and aborts handshakes in flight.
@@ -263,8 +271,16 @@ pub fn incoming(
         acceptor: TlsAcceptor::from(config),
         handshake_timeout,
         handshakes: JoinSet::new(),
+        pending: VecDeque::new(),
         backoff: None,
     }
+}
+
+/// A handshake in flight, oldest first in [`TlsIncoming::pending`].
+#[derive(Debug)]
+struct Pending {
+    source: IpAddr,
+    task: AbortHandle,
 }
 
 /// The stream returned by [`incoming`].
@@ -273,6 +289,8 @@ pub struct TlsIncoming {
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
     handshakes: JoinSet<Option<TlsStream<TcpStream>>>,
+    /// Handshakes not yet finished, oldest first.
+    pending: VecDeque<Pending>,
     backoff: Option<Pin<Box<Sleep>>>,
 }
 
@@ -281,7 +299,7 @@ impl fmt::Debug for TlsIncoming {
         f.debug_struct("TlsIncoming")
             .field("local_addr", &self.listener.local_addr().ok())
             .field("handshake_timeout", &self.handshake_timeout)
-            .field("pending_handshakes", &self.handshakes.len())
+            .field("pending_handshakes", &self.pending.len())
             .finish_non_exhaustive()
     }
 }
@@ -292,14 +310,35 @@ impl TlsIncoming {
         self.listener.local_addr()
     }
 
+    /// Makes room for one more handshake from `source`: evicts that source's oldest pending
+    /// handshake if it is at [`MAX_PENDING_PER_SOURCE`], else the oldest of all at
+    /// [`MAX_PENDING_HANDSHAKES`].
+    fn make_room(&mut self, source: IpAddr) {
+        let from_source = self.pending.iter().filter(|p| p.source == source).count();
+        let evict = if from_source >= MAX_PENDING_PER_SOURCE {
+            self.pending.iter().position(|p| p.source == source)
+        } else if self.pending.len() >= MAX_PENDING_HANDSHAKES {
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(i) = evict
+            && let Some(old) = self.pending.remove(i)
+        {
+            debug!(source = %old.source, "pending TLS handshake evicted");
+            old.task.abort();
+        }
+    }
+
     /// Starts the handshake of one accepted connection on its own task.
     fn spawn_handshake(&mut self, tcp: TcpStream, peer: SocketAddr) {
+        self.make_room(peer.ip());
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let acceptor = self.acceptor.clone();
         let limit = self.handshake_timeout;
-        self.handshakes.spawn(async move {
+        let task = self.handshakes.spawn(async move {
             match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => Some(tls),
                 Ok(Err(error)) => {
@@ -312,6 +351,17 @@ impl TlsIncoming {
                 }
             }
         });
+        self.pending.push_back(Pending {
+            source: peer.ip(),
+            task,
+        });
+    }
+
+    /// A handshake task ended (finished, failed or evicted).
+    fn finished(&mut self, id: tokio::task::Id) {
+        if let Some(i) = self.pending.iter().position(|p| p.task.id() == id) {
+            self.pending.remove(i);
+        }
     }
 }
 
@@ -329,10 +379,6 @@ impl Stream for TlsIncoming {
                 }
                 this.backoff = None;
             }
-            if this.handshakes.len() >= MAX_PENDING_HANDSHAKES {
-                // A finishing handshake wakes us through `poll_join_next` below.
-                break;
-            }
             match this.listener.poll_accept(cx) {
                 Poll::Ready(Ok((tcp, peer))) => this.spawn_handshake(tcp, peer),
                 Poll::Ready(Err(error)) if is_connection_error(&error) => {
@@ -348,10 +394,19 @@ impl Stream for TlsIncoming {
 
         // Hand over the first finished handshake, skipping failed ones.
         loop {
-            match this.handshakes.poll_join_next(cx) {
-                Poll::Ready(Some(Ok(Some(tls)))) => return Poll::Ready(Some(Ok(tls))),
-                Poll::Ready(Some(Ok(None))) => {}
-                Poll::Ready(Some(Err(error))) => debug!(%error, "TLS handshake task failed"),
+            match this.handshakes.poll_join_next_with_id(cx) {
+                Poll::Ready(Some(Ok((id, done)))) => {
+                    this.finished(id);
+                    if let Some(tls) = done {
+                        return Poll::Ready(Some(Ok(tls)));
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    this.finished(error.id());
+                    if !error.is_cancelled() {
+                        debug!(%error, "TLS handshake task failed");
+                    }
+                }
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }

@@ -56,3 +56,39 @@ async fn a_node_message_with_control_characters_reaches_the_terminal_escaped() {
     hostile.stop().await;
     fed.stop().await;
 }
+
+/// Issue 12, item 8: 1,100 idle TCP connections from one source (more than the node's 1,024
+/// pending handshakes) do not lock the coordinator out: its handshakes complete and evict them.
+#[tokio::test]
+async fn idle_connections_do_not_lock_callers_out() {
+    let fed = TestFederation::with_nodes(&[("THA", 100, 92)]).await;
+    let addr = fed.addr("THA");
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+            .await
+        {
+            Ok(Ok(tcp)) => idle.push(tcp),
+            _ => break,
+        }
+    }
+    assert!(idle.len() > 1_024, "only {} idle connections", idle.len());
+    let started = std::time::Instant::now();
+    for i in 0..10 {
+        let client = tokio::time::timeout(Duration::from_secs(4), fed.coordinator_client("THA"))
+            .await
+            .unwrap_or_else(|_| panic!("query {i}: no connection within 4 s"));
+        let d = tokio::time::timeout(Duration::from_secs(4), client.describe())
+            .await
+            .unwrap_or_else(|_| panic!("query {i}: no answer within 4 s"))
+            .unwrap();
+        assert_eq!(d.country, "THA");
+    }
+    eprintln!(
+        "10 callers served among {} idle connections in {:?}",
+        idle.len(),
+        started.elapsed()
+    );
+    drop(idle);
+    fed.stop().await;
+}
