@@ -144,7 +144,7 @@ async fn run() -> Result<()> {
                 match r {
                     Ok(d) => {
                         let policy = d.policy.unwrap_or_default();
-                        println!(
+                        let line = format!(
                             "{country}: schema v{}, data {}..{}, units [{}], {} dimensions, min_count {}, min_contributors {}, perturbation {}",
                             d.schema_version,
                             d.first_period,
@@ -155,9 +155,11 @@ async fn run() -> Result<()> {
                             policy.min_contributors,
                             if policy.perturbation { "on" } else { "off" },
                         );
+                        println!("{}", vrs_core::terminal::sanitize(&line));
                     }
                     Err(outcome) => {
-                        println!("{country}: {} ({})", outcome.label(), outcome.detail())
+                        let line = format!("{country}: {} ({})", outcome.label(), outcome.detail());
+                        println!("{}", vrs_core::terminal::sanitize(&line));
                     }
                 }
             }

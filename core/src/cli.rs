@@ -43,7 +43,9 @@ impl QueryArgs {
 }
 
 /// One line for a command-line error: the error and each cause, leaving out causes whose text
-/// the message already contains (many errors quote their source in their own message).
+/// the message already contains (many errors quote their source in their own message). Control
+/// characters (a peer's text can be among the causes) are shown as escapes
+/// ([`crate::terminal::sanitize`]).
 pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut line = e.to_string();
     let mut cause = e.source();
@@ -55,7 +57,7 @@ pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cause = c.source();
     }
-    line
+    crate::terminal::sanitize(&line).into_owned()
 }
 
 #[cfg(test)]

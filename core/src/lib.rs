@@ -7,6 +7,7 @@
 //!   door from untrusted input to a checked query.
 //! - [`cli`]: the query flags both binaries share.
 //! - [`table`]: aligned text and CSV rendering of result tables.
+//! - [`terminal`]: peer-provided text made safe for an operator's terminal.
 //! - [`signing`]: Ed25519 query signatures over a domain-separated message.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
 //! - [`tls`]: mutual TLS 1.3 (rustls + ring): config loading, certificate identities, the server's
@@ -27,4 +28,5 @@ pub mod query;
 pub mod signing;
 pub mod table;
 pub mod telemetry;
+pub mod terminal;
 pub mod tls;

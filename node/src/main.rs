@@ -340,8 +340,9 @@ fn import(
             );
         }
     }
-    if strict && report.rejected > 0 {
-        std::process::exit(2);
+    match report.outcome().exit_code() {
+        0 => {}
+        code => std::process::exit(i32::from(code)),
     }
     Ok(())
 }

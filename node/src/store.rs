@@ -317,10 +317,7 @@ impl Store {
         if path.exists() {
             return Err(StoreError::Exists(path));
         }
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        create_private(dir, &path).map_err(|(path, source)| StoreError::Io { path, source })?;
         let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         configure(&conn)?;
@@ -1058,6 +1055,26 @@ impl Drop for ImportTx<'_> {
             restore_pragmas(self.conn);
         }
     }
+}
+
+/// Makes the node directory (0700, tightened if it already exists) and an empty store file
+/// (0600) before SQLite opens it: the store holds the records and the perturbation secret, and
+/// SQLite gives its `-wal` and `-shm` files the store file's mode.
+fn create_private(dir: &Path, store: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| (dir.to_path_buf(), e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(store)
+        .map(drop)
+        .map_err(|e| (store.to_path_buf(), e))
 }
 
 #[cfg(test)]

@@ -636,6 +636,8 @@ pub struct SlowNode {
 #[derive(Debug)]
 struct Slow {
     delay: Duration,
+    /// The message of its `UNAVAILABLE` status.
+    message: String,
 }
 
 #[tonic::async_trait]
@@ -645,7 +647,7 @@ impl pb::federation_server::Federation for Slow {
         _: Request<pb::DescribeRequest>,
     ) -> Result<Response<pb::DescribeResponse>, Status> {
         tokio::time::sleep(self.delay).await;
-        Err(Status::unavailable("slow test node"))
+        Err(Status::unavailable(self.message.clone()))
     }
 
     async fn aggregate(
@@ -653,7 +655,7 @@ impl pb::federation_server::Federation for Slow {
         _: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
         tokio::time::sleep(self.delay).await;
-        Err(Status::unavailable("slow test node"))
+        Err(Status::unavailable(self.message.clone()))
     }
 
     async fn plan(
@@ -668,6 +670,11 @@ impl pb::federation_server::Federation for Slow {
 impl SlowNode {
     /// Serves on `127.0.0.1:0` over `vrs_core::tls::incoming` with `paths`.
     pub async fn start(paths: &TlsPaths, delay: Duration) -> SlowNode {
+        SlowNode::with_message(paths, delay, "slow test node").await
+    }
+
+    /// Like [`SlowNode::start`], refusing with `message` (a hostile node's text, say).
+    pub async fn with_message(paths: &TlsPaths, delay: Duration, message: &str) -> SlowNode {
         tls::install_crypto_provider();
         let config = tls::server_config(paths).expect("a server config");
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -678,7 +685,10 @@ impl SlowNode {
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(FederationServer::new(Slow { delay }))
+                .add_service(FederationServer::new(Slow {
+                    delay,
+                    message: message.to_owned(),
+                }))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = signal.await;
                 }),

@@ -10,6 +10,7 @@
 //! - `health`: gRPC health and reflection over mutual TLS.
 //! - `privacy`: the zCDP release path end to end: universe, noise scale, ledger, replay, budget
 //!   exhaustion, Plan, concurrency against the budget.
+//! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
 
 #[path = "federation/certs.rs"]
 mod certs;
@@ -17,6 +18,8 @@ mod certs;
 mod e2e;
 #[path = "federation/failures.rs"]
 mod failures;
+#[path = "federation/hardening.rs"]
+mod hardening;
 #[path = "federation/health.rs"]
 mod health;
 #[path = "federation/privacy.rs"]

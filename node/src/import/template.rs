@@ -386,6 +386,11 @@ impl<R: BufRead> CsvReader<R> {
     pub fn bytes_read(&self) -> u64 {
         self.rows.bytes_read()
     }
+
+    /// Rows read after the header, whatever became of them.
+    pub fn rows_read(&self) -> u64 {
+        self.rows.records_read()
+    }
 }
 
 /// Reason for a row over the size cap.
