@@ -5,7 +5,8 @@
 //! - [`period`]: months, quarters and years, and how query bounds are written.
 //! - [`query`]: the query model: units, dimensions, filters; [`query::Query::parse`] is the one
 //!   door from untrusted input to a checked query.
-//! - [`cli`]: the query flags both binaries share.
+//! - [`cli`]: the command-line skeleton both binaries share: global flags, query flags, `main`.
+//! - [`clock`]: the injectable wall clock ([`clock::SystemClock`], [`clock::ManualClock`]).
 //! - [`table`]: aligned text and CSV rendering of result tables.
 //! - [`signing`]: Ed25519 query signatures over a domain-separated message.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
@@ -20,6 +21,7 @@
 
 pub mod answer;
 pub mod cli;
+pub mod clock;
 pub mod codes;
 mod iso;
 pub mod period;

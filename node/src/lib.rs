@@ -12,6 +12,7 @@
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
 //! - [`check`]: `vrs-node check`: configuration, certificates, store and audit chain.
+//! - [`cli`]: the `vrs-node` subcommands, one function each (the binary only parses flags).
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
 //! - [`synth`]: a seeded generator of realistic synthetic records, by reporting country and route.
@@ -20,6 +21,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod disclosure;
 #[doc(hidden)]
