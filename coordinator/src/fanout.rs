@@ -247,7 +247,7 @@ impl Federation {
     }
 
     /// Asks every node to describe itself (country, dimensions, public policy).
-    pub async fn describe(&self) -> Vec<(Country, Result<pb::DescribeResponse, NodeOutcome>)> {
+    pub async fn describe(&self) -> Vec<(Country, Result<NodeDescription, NodeOutcome>)> {
         let mut set = JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let mut client = node.client.clone();
@@ -260,17 +260,75 @@ impl Federation {
                     {
                         Err(_) => Err(NodeOutcome::TimedOut),
                         Ok(Err(status)) => Err(outcome_of_status(&status)),
-                        Ok(Ok(resp)) => Ok(resp.into_inner()),
+                        Ok(Ok(resp)) => Ok(NodeDescription::from(resp.into_inner())),
                     };
                 (i, country, r)
             });
         }
-        let mut out: Vec<(usize, Country, Result<pb::DescribeResponse, NodeOutcome>)> = Vec::new();
+        let mut out: Vec<(usize, Country, Result<NodeDescription, NodeOutcome>)> = Vec::new();
         while let Some(Ok(r)) = set.join_next().await {
             out.push(r);
         }
         out.sort_by_key(|r| r.0);
         out.into_iter().map(|(_, c, r)| (c, r)).collect()
+    }
+}
+
+/// What a node says about itself in its `Describe` answer, converted from the wire once, here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeDescription {
+    /// The node's store schema version.
+    pub schema_version: u32,
+    /// First period of data held.
+    pub first_period: String,
+    /// Last period of data held.
+    pub last_period: String,
+    /// The node's software version.
+    pub software_version: String,
+    /// Units it counts.
+    pub units: Vec<String>,
+    /// Dimensions it publishes (names).
+    pub dimensions: Vec<String>,
+    /// Its public policy.
+    pub policy: PolicySummary,
+}
+
+/// A node's public disclosure policy, as it describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicySummary {
+    /// Smallest count released.
+    pub min_count: u32,
+    /// Fewest distinct contributing incidents.
+    pub min_contributors: u32,
+    /// Dominance rule p (%), 0 when off.
+    pub dominance_p: u32,
+    /// Whether cell-key perturbation is on.
+    pub perturbation: bool,
+    /// Largest perturbation, in units.
+    pub perturbation_max_deviation: u32,
+    /// Released values are multiples of this (1: no rounding).
+    pub rounding_base: u32,
+}
+
+impl From<pb::DescribeResponse> for NodeDescription {
+    fn from(d: pb::DescribeResponse) -> NodeDescription {
+        let p = d.policy.unwrap_or_default();
+        NodeDescription {
+            schema_version: d.schema_version,
+            first_period: d.first_period,
+            last_period: d.last_period,
+            software_version: d.software_version,
+            units: d.units,
+            dimensions: d.dimensions.into_iter().map(|d| d.name).collect(),
+            policy: PolicySummary {
+                min_count: p.min_count,
+                min_contributors: p.min_contributors,
+                dominance_p: p.dominance_p,
+                perturbation: p.perturbation,
+                perturbation_max_deviation: p.perturbation_max_deviation,
+                rounding_base: p.rounding_base,
+            },
+        }
     }
 }
 

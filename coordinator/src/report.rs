@@ -32,6 +32,7 @@ use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit}
 use vrs_core::codes::Country;
 
 use crate::fanout::{FanoutError, Federation, NodeOutcome, NodeResult};
+pub use crate::fanout::{NodeDescription, PolicySummary};
 use crate::merge::{self, CellStatus, Regional};
 use crate::registry::Registry;
 use chart::{CATEGORICAL, ChartText, Layout, SEQUENTIAL};
@@ -166,36 +167,6 @@ pub struct PeriodRange {
     pub to: Option<String>,
 }
 
-/// A node's public disclosure policy, as it describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PolicySummary {
-    /// Smallest count released.
-    pub min_count: u32,
-    /// Fewest distinct contributing incidents.
-    pub min_contributors: u32,
-    /// Dominance rule p (%), 0 when off.
-    pub dominance_p: u32,
-    /// Whether cell-key perturbation is on.
-    pub perturbation: bool,
-    /// Largest perturbation, in units.
-    pub perturbation_max_deviation: u32,
-    /// Released values are multiples of this (1: no rounding).
-    pub rounding_base: u32,
-}
-
-/// What a node says about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeDescription {
-    /// First period of data held.
-    pub first_period: String,
-    /// Last period of data held.
-    pub last_period: String,
-    /// The node's software version.
-    pub software_version: String,
-    /// Its public policy.
-    pub policy: PolicySummary,
-}
-
 /// One node of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -298,30 +269,10 @@ async fn ask_all(
 }
 
 /// What the report shows of a node's description, or why there is none.
-fn node_info(
-    country: Country,
-    described: Result<vrs_proto::pb::DescribeResponse, NodeOutcome>,
-) -> NodeInfo {
+fn node_info(country: Country, described: Result<NodeDescription, NodeOutcome>) -> NodeInfo {
     NodeInfo {
         country: country.to_string(),
-        description: described
-            .map(|d| {
-                let p = d.policy.unwrap_or_default();
-                NodeDescription {
-                    first_period: d.first_period,
-                    last_period: d.last_period,
-                    software_version: d.software_version,
-                    policy: PolicySummary {
-                        min_count: p.min_count,
-                        min_contributors: p.min_contributors,
-                        dominance_p: p.dominance_p,
-                        perturbation: p.perturbation,
-                        perturbation_max_deviation: p.perturbation_max_deviation,
-                        rounding_base: p.rounding_base,
-                    },
-                }
-            })
-            .map_err(|o| format!("{}: {}", o.label(), o.detail())),
+        description: described.map_err(|o| format!("{}: {}", o.label(), o.detail())),
     }
 }
 
@@ -1147,6 +1098,7 @@ mod tests {
                             perturbation_max_deviation: 2,
                             rounding_base: 1,
                         },
+                        ..NodeDescription::default()
                     }),
                 },
                 NodeInfo {

@@ -1,7 +1,7 @@
 //! Integration-test harness: real nodes and a coordinator on 127.0.0.1 over real mutual TLS.
 //!
 //! - [`TestFederation`] starts country nodes through the demo's
-//!   [`LocalFederation`](vrs_coordinator::demo::LocalFederation) (development CA, synthetic stores,
+//!   [`LocalFederation`](vrs_demo::LocalFederation) (development CA, synthetic stores,
 //!   `vrs_node::server::serve` on `127.0.0.1:0`), waits until each answers `Describe`, and hands
 //!   out the registry, a [`Federation`] (the coordinator's fan-out), extra certificates, and
 //!   registries of its own making. `stop()` shuts every node down; dropping it does too.
@@ -30,11 +30,11 @@ use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use vrs_certs_dev::{DevPki, ExtraKind};
-use vrs_coordinator::demo::{COORDINATOR, LocalFederation, NodeSpec};
 use vrs_coordinator::fanout::Federation;
 use vrs_coordinator::registry::Registry;
 use vrs_core::signing::SigningKey;
 use vrs_core::tls::{self, TlsError, TlsPaths};
+use vrs_demo::{COORDINATOR, LocalFederation, NodeSpec};
 use vrs_proto::pb;
 use vrs_proto::pb::federation_client::FederationClient;
 use vrs_proto::pb::federation_server::FederationServer;
