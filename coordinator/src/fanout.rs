@@ -173,19 +173,7 @@ impl Federation {
     /// Like [`Federation::ask`] with a given query id (to collect a pending answer later, the
     /// same id is sent again with a fresh signature and timestamp).
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
-        let raw = query.to_raw();
-        let pb_query = pb::Query {
-            unit: raw.unit,
-            group_by: raw.group_by,
-            filters: raw
-                .filters
-                .into_iter()
-                .map(|(dimension, values)| pb::Filter { dimension, values })
-                .collect(),
-            period_from: raw.period_from,
-            period_to: raw.period_to,
-            margins: raw.margins,
-        };
+        let pb_query = pb::Query::from(query.to_raw());
         let issued_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

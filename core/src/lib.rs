@@ -13,6 +13,7 @@
 //! - [`tls`]: mutual TLS 1.3 (rustls + ring): config loading, certificate identities, the server's
 //!   handshake stream and the client's connector. The one part of this crate that does I/O.
 //! - [`telemetry`]: tracing set-up (human or JSON on stderr, `RUST_LOG` filter).
+//! - `wire` (private): `RawQuery` → `pb::Query`, the one conversion to the wire both sides use.
 //!
 //! Data flows one way: raw strings (command line or wire) → [`query::Query`] → node (SQL, disclosure
 //! control) → [`answer::Answer`] → coordinator (merge). Only [`tls`] and key loading in [`signing`]
@@ -30,3 +31,4 @@ pub mod signing;
 pub mod table;
 pub mod telemetry;
 pub mod tls;
+mod wire;

@@ -16,7 +16,8 @@
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
 //! - [`synth`]: a seeded generator of realistic synthetic records, by reporting country and route.
-//! - `fuzzing` (hidden): entry points of the fuzz targets (`node/fuzz`) and their replay test.
+//! - `fuzzing` (hidden, only with the `fuzzing` feature): entry points of the fuzz targets
+//!   (`node/fuzz`) and their corpus-replay test; never in the `vrs-node` binary.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod disclosure;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod fx;
