@@ -7,9 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 use vrs_core::cli::{IoError, QueryArgs};
+use vrs_core::clock::SystemClock;
 use vrs_core::codes::Country;
 use vrs_core::query::{Query, QueryError, QueryLimits};
 use vrs_core::telemetry::LoggingError;
@@ -195,7 +197,7 @@ pub async fn write_report(
     range: report::PeriodRange,
 ) -> Result<ExitCode, CliError> {
     let registry = Registry::load(registry)?;
-    let data = report::build(&registry, &range).await?;
+    let data = report::build(&registry, &range, Arc::new(SystemClock)).await?;
     std::fs::write(out, report::render(&data))
         .map_err(IoError::doing(format!("write {}", out.display())))?;
     println!("{}: {}", out.display(), report::summary(&data));

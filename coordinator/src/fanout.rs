@@ -7,13 +7,14 @@
 //! failing node never holds the others back.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use vrs_core::answer::{Answer, Cell, CellValue, SuppressionReason};
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query};
 use vrs_core::signing::{SigningError, SigningKey};
@@ -105,6 +106,8 @@ pub struct Federation {
     issuer: String,
     deadline: Duration,
     rng: SystemRandom,
+    /// Stamps envelopes (`issued_at_ms`).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -148,7 +151,14 @@ impl Federation {
             issuer: registry.identity(),
             deadline: registry.deadline(),
             rng: SystemRandom::new(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Stamps envelopes with `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Federation {
+        self.clock = clock;
+        self
     }
 
     /// The countries asked, in registry order.
@@ -174,10 +184,7 @@ impl Federation {
     /// same id is sent again with a fresh signature and timestamp).
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
         let pb_query = pb::Query::from(query.to_raw());
-        let issued_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let issued_at_ms = self.clock.now_ms();
         let mut set = JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let envelope = pb::QueryEnvelope {

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use vrs_core::answer::MARGIN;
 use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit};
 
+use vrs_core::clock::Clock;
 use vrs_core::codes::Country;
 
 use crate::fanout::{FanoutError, Federation, NodeOutcome, NodeResult};
@@ -215,15 +216,23 @@ pub enum ReportError {
 }
 
 /// Asks the federation every figure's question and each node for its public policy, all at
-/// once, and returns what came back. Nothing is rendered here: [`render`] works from the data.
-pub async fn build(registry: &Registry, range: &PeriodRange) -> Result<ReportData, ReportError> {
+/// once, and returns what came back, stamped with `clock`'s time (which also signs the
+/// envelopes). Nothing is rendered here: [`render`] works from the data.
+pub async fn build(
+    registry: &Registry,
+    range: &PeriodRange,
+    clock: Arc<dyn Clock>,
+) -> Result<ReportData, ReportError> {
     let limits = QueryLimits::default();
     let queries = Figure::ALL
         .iter()
         .map(|f| Ok((*f, Query::parse(&f.query(range), &limits)?)))
         .collect::<Result<Vec<_>, QueryError>>()?;
-    let generated_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
-    let fed = Arc::new(Federation::connect(registry)?);
+    let generated_at = chrono::DateTime::from_timestamp_millis(clock.now_ms())
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    let fed = Arc::new(Federation::connect(registry)?.with_clock(clock));
     let (described, answers) = tokio::join!(fed.describe(), ask_all(&fed, queries));
     Ok(ReportData {
         coordinator: registry.identity(),

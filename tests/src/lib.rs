@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -32,6 +32,7 @@ use tonic_health::pb::health_client::HealthClient;
 use vrs_certs_dev::{DevPki, ExtraKind};
 use vrs_coordinator::fanout::Federation;
 use vrs_coordinator::registry::Registry;
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::signing::SigningKey;
 use vrs_core::tls::{self, TlsError, TlsPaths};
 use vrs_demo::{COORDINATOR, LocalFederation, NodeSpec};
@@ -466,14 +467,6 @@ pub fn reason(status: &Status) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Signed queries
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since.as_millis()).expect("milliseconds fit in i64")
-}
-
 /// A fresh random query id (32 hex characters), like the coordinator's.
 pub fn fresh_query_id() -> String {
     let mut bytes = [0u8; 16];
@@ -544,7 +537,7 @@ impl Signer {
     pub fn envelope(&self, audience: &str, query: pb::Query) -> pb::QueryEnvelope {
         pb::QueryEnvelope {
             query_id: fresh_query_id(),
-            issued_at_ms: now_ms(),
+            issued_at_ms: SystemClock.now_ms(),
             audience: audience.to_owned(),
             issuer: self.issuer.clone(),
             query: Some(query),

@@ -413,6 +413,7 @@ pub async fn run_demo(
         let report = vrs_coordinator::report::build(
             &registry,
             &vrs_coordinator::report::PeriodRange::default(),
+            std::sync::Arc::new(vrs_core::clock::SystemClock),
         )
         .await
         .map_err(setup("report"))?;
