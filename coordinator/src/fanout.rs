@@ -7,13 +7,14 @@
 //! failing node never holds the others back.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use vrs_core::answer::{Answer, Cell, CellValue, SuppressionReason};
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query};
 use vrs_core::signing::{SigningError, SigningKey};
@@ -105,6 +106,8 @@ pub struct Federation {
     issuer: String,
     deadline: Duration,
     rng: SystemRandom,
+    /// Stamps envelopes (`issued_at_ms`).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -148,7 +151,14 @@ impl Federation {
             issuer: registry.identity(),
             deadline: registry.deadline(),
             rng: SystemRandom::new(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Stamps envelopes with `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Federation {
+        self.clock = clock;
+        self
     }
 
     /// The countries asked, in registry order.
@@ -173,24 +183,8 @@ impl Federation {
     /// Like [`Federation::ask`] with a given query id (to collect a pending answer later, the
     /// same id is sent again with a fresh signature and timestamp).
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
-        let raw = query.to_raw();
-        let pb_query = pb::Query {
-            unit: raw.unit,
-            group_by: raw.group_by,
-            filters: raw
-                .filters
-                .into_iter()
-                .map(|(dimension, values)| pb::Filter { dimension, values })
-                .collect(),
-            period_from: raw.period_from,
-            period_to: raw.period_to,
-            margins: raw.margins,
-            rho_micro: raw.rho_micro,
-        };
-        let issued_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let pb_query = pb::Query::from(query.to_raw());
+        let issued_at_ms = self.clock.now_ms();
         let mut set = JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let envelope = pb::QueryEnvelope {
@@ -248,7 +242,7 @@ impl Federation {
     }
 
     /// Asks every node to describe itself (country, dimensions, public policy).
-    pub async fn describe(&self) -> Vec<(Country, Result<pb::DescribeResponse, NodeOutcome>)> {
+    pub async fn describe(&self) -> Vec<(Country, Result<NodeDescription, NodeOutcome>)> {
         let mut set = JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let mut client = node.client.clone();
@@ -261,17 +255,75 @@ impl Federation {
                     {
                         Err(_) => Err(NodeOutcome::TimedOut),
                         Ok(Err(status)) => Err(outcome_of_status(&status)),
-                        Ok(Ok(resp)) => Ok(resp.into_inner()),
+                        Ok(Ok(resp)) => Ok(NodeDescription::from(resp.into_inner())),
                     };
                 (i, country, r)
             });
         }
-        let mut out: Vec<(usize, Country, Result<pb::DescribeResponse, NodeOutcome>)> = Vec::new();
+        let mut out: Vec<(usize, Country, Result<NodeDescription, NodeOutcome>)> = Vec::new();
         while let Some(Ok(r)) = set.join_next().await {
             out.push(r);
         }
         out.sort_by_key(|r| r.0);
         out.into_iter().map(|(_, c, r)| (c, r)).collect()
+    }
+}
+
+/// What a node says about itself in its `Describe` answer, converted from the wire once, here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeDescription {
+    /// The node's store schema version.
+    pub schema_version: u32,
+    /// First period of data held.
+    pub first_period: String,
+    /// Last period of data held.
+    pub last_period: String,
+    /// The node's software version.
+    pub software_version: String,
+    /// Units it counts.
+    pub units: Vec<String>,
+    /// Dimensions it publishes (names).
+    pub dimensions: Vec<String>,
+    /// Its public policy.
+    pub policy: PolicySummary,
+}
+
+/// A node's public disclosure policy, as it describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicySummary {
+    /// Smallest count released.
+    pub min_count: u32,
+    /// Fewest distinct contributing incidents.
+    pub min_contributors: u32,
+    /// Dominance rule p (%), 0 when off.
+    pub dominance_p: u32,
+    /// Whether cell-key perturbation is on.
+    pub perturbation: bool,
+    /// Largest perturbation, in units.
+    pub perturbation_max_deviation: u32,
+    /// Released values are multiples of this (1: no rounding).
+    pub rounding_base: u32,
+}
+
+impl From<pb::DescribeResponse> for NodeDescription {
+    fn from(d: pb::DescribeResponse) -> NodeDescription {
+        let p = d.policy.unwrap_or_default();
+        NodeDescription {
+            schema_version: d.schema_version,
+            first_period: d.first_period,
+            last_period: d.last_period,
+            software_version: d.software_version,
+            units: d.units,
+            dimensions: d.dimensions.into_iter().map(|d| d.name).collect(),
+            policy: PolicySummary {
+                min_count: p.min_count,
+                min_contributors: p.min_contributors,
+                dominance_p: p.dominance_p,
+                perturbation: p.perturbation,
+                perturbation_max_deviation: p.perturbation_max_deviation,
+                rounding_base: p.rounding_base,
+            },
+        }
     }
 }
 

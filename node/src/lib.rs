@@ -16,17 +16,21 @@
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
 //! - [`check`]: `vrs-node check`: configuration, certificates, store and audit chain.
+//! - [`cli`]: the `vrs-node` subcommands, one function each (the binary only parses flags).
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
 //! - [`synth`]: a seeded generator of realistic synthetic records, by reporting country and route.
-//! - `fuzzing` (hidden): entry points of the fuzz targets (`node/fuzz`) and their replay test.
+//! - `fuzzing` (hidden, only with the `fuzzing` feature): entry points of the fuzz targets
+//!   (`node/fuzz`) and their corpus-replay test; never in the `vrs-node` binary.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod budget;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod disclosure;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod fx;

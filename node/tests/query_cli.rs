@@ -189,3 +189,26 @@ fn in_zcdp_mode_the_query_previews_a_release_and_its_cost() {
         "{budget}"
     );
 }
+
+#[test]
+fn serve_refuses_a_log_format_it_does_not_know_instead_of_ignoring_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    run(&["init", "--dir", d, "--country", "THA"]);
+    let config = dir.path().join("node.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(toml.contains("format = \"human\""));
+    std::fs::write(
+        &config,
+        toml.replace("format = \"human\"", "format = \"jsn\""),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", d])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[log] format") && err.contains("jsn"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+}

@@ -1,7 +1,7 @@
 //! Integration-test harness: real nodes and a coordinator on 127.0.0.1 over real mutual TLS.
 //!
 //! - [`TestFederation`] starts country nodes through the demo's
-//!   [`LocalFederation`](vrs_coordinator::demo::LocalFederation) (development CA, synthetic stores,
+//!   [`LocalFederation`](vrs_demo::LocalFederation) (development CA, synthetic stores,
 //!   `vrs_node::server::serve` on `127.0.0.1:0`), waits until each answers `Describe`, and hands
 //!   out the registry, a [`Federation`] (the coordinator's fan-out), extra certificates, and
 //!   registries of its own making. `stop()` shuts every node down; dropping it does too.
@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -30,11 +30,12 @@ use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use vrs_certs_dev::{DevPki, ExtraKind};
-use vrs_coordinator::demo::{COORDINATOR, LocalFederation, NodeSpec};
 use vrs_coordinator::fanout::Federation;
 use vrs_coordinator::registry::Registry;
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::signing::SigningKey;
 use vrs_core::tls::{self, TlsError, TlsPaths};
+use vrs_demo::{COORDINATOR, LocalFederation, NodeSpec};
 use vrs_proto::pb;
 use vrs_proto::pb::federation_client::FederationClient;
 use vrs_proto::pb::federation_server::FederationServer;
@@ -490,14 +491,6 @@ pub fn reason(status: &Status) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Signed queries
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since.as_millis()).expect("milliseconds fit in i64")
-}
-
 /// A fresh random query id (32 hex characters), like the coordinator's.
 pub fn fresh_query_id() -> String {
     let mut bytes = [0u8; 16];
@@ -568,7 +561,7 @@ impl Signer {
     pub fn envelope(&self, audience: &str, query: pb::Query) -> pb::QueryEnvelope {
         pb::QueryEnvelope {
             query_id: fresh_query_id(),
-            issued_at_ms: now_ms(),
+            issued_at_ms: SystemClock.now_ms(),
             audience: audience.to_owned(),
             issuer: self.issuer.clone(),
             query: Some(query),

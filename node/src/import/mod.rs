@@ -187,9 +187,37 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// What importing one file did.
+/// What importing one file did: its figures ([`FileSummary`], which it derefs to) and the
+/// rejections it lists. Serializes as the summary's fields followed by `rejections` and
+/// `rejections_omitted`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileReport {
+    /// The figures: file, digest and counts.
+    #[serde(flatten)]
+    pub summary: FileSummary,
+    /// The first [`MAX_REPORTED_REJECTIONS`] rejections.
+    pub rejections: Vec<Rejection>,
+    /// Rejections counted but not listed.
+    pub rejections_omitted: u64,
+}
+
+impl std::ops::Deref for FileReport {
+    type Target = FileSummary;
+
+    fn deref(&self) -> &FileSummary {
+        &self.summary
+    }
+}
+
+impl std::ops::DerefMut for FileReport {
+    fn deref_mut(&mut self) -> &mut FileSummary {
+        &mut self.summary
+    }
+}
+
+/// One file's figures, in a [`FileReport`] and in an [`ImportReport`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileSummary {
     /// The file, as given.
     pub file: String,
     /// SHA-256 of the file's bytes, hex; recorded with the import run.
@@ -206,31 +234,6 @@ pub struct FileReport {
     /// duplicates + skipped, or the import is an [`ImportError::Unreconciled`].
     pub rows_read: u64,
     /// Whether the file was rolled back (`strict` with rejections).
-    pub rolled_back: bool,
-    /// The first [`MAX_REPORTED_REJECTIONS`] rejections.
-    pub rejections: Vec<Rejection>,
-    /// Rejections counted but not listed.
-    pub rejections_omitted: u64,
-}
-
-/// One file's figures in an [`ImportReport`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FileSummary {
-    /// The file, as given.
-    pub file: String,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-    /// New records written.
-    pub imported: u64,
-    /// Rows rejected.
-    pub rejected: u64,
-    /// Duplicate rows.
-    pub duplicates: u64,
-    /// Rows skipped by the mapping.
-    pub skipped: u64,
-    /// Rows read.
-    pub rows_read: u64,
-    /// Whether the file was rolled back.
     pub rolled_back: bool,
 }
 
@@ -304,16 +307,7 @@ impl ImportReport {
         let listed = f.rejections.len();
         self.rejections.extend(f.rejections.into_iter().take(room));
         self.rejections_omitted += f.rejections_omitted + listed.saturating_sub(room) as u64;
-        self.files.push(FileSummary {
-            file: f.file,
-            sha256: f.sha256,
-            imported: f.imported,
-            rejected: f.rejected,
-            duplicates: f.duplicates,
-            skipped: f.skipped,
-            rows_read: f.rows_read,
-            rolled_back: f.rolled_back,
-        });
+        self.files.push(f.summary);
     }
 }
 
@@ -642,8 +636,11 @@ fn import_opened(
         mut source,
     } = opened;
     let mut report = FileReport {
-        file: label.clone(),
-        sha256: sha256.clone(),
+        summary: FileSummary {
+            file: label.clone(),
+            sha256: sha256.clone(),
+            ..FileSummary::default()
+        },
         ..FileReport::default()
     };
     let progress = Progress::new(opts.progress, len, &label);

@@ -244,7 +244,7 @@ async fn ask_and_check(
 /// The published policy of every node says whether perturbation is on.
 async fn assert_perturbation(federation: &Federation, on: bool) {
     for (country, described) in federation.describe().await {
-        let policy = described.unwrap().policy.unwrap();
+        let policy = described.unwrap().policy;
         assert_eq!(policy.perturbation, on, "{country}");
         let deviation = if on { MAX_DEVIATION as u32 } else { 0 };
         assert_eq!(policy.perturbation_max_deviation, deviation, "{country}");
