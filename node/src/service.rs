@@ -293,6 +293,9 @@ pub struct NodeService {
     revoked: RevocationList,
     limiter: RateLimiter,
     daily_budget: u64,
+    /// Queries past the daily-budget check whose audit entry is not written yet, per caller:
+    /// counted with the answered ones, so concurrent queries cannot all pass one last slot.
+    in_flight: Arc<Mutex<HashMap<String, u64>>>,
     approval: ApprovalMode,
     permits: Arc<tokio::sync::Semaphore>,
     clock_window: Duration,
@@ -415,6 +418,7 @@ impl NodeService {
             revoked: RevocationList::new(&config.revocation_file()),
             limiter: RateLimiter::new(&config.file.budget),
             daily_budget: config.file.budget.daily_queries,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
             approval: config.file.approval.mode,
             permits: Arc::new(tokio::sync::Semaphore::new(
                 server.max_concurrent_requests.max(1),
@@ -508,6 +512,7 @@ impl NodeService {
         query: &Query,
         query_bytes: &[u8],
         remember: bool,
+        slot: &mut Option<DailySlot>,
     ) -> Result<Gate, ServiceError> {
         let now = now_ms();
         let mut audit = self.audit()?;
@@ -560,9 +565,18 @@ impl NodeService {
             },
         }
         let day_start = now - now.rem_euclid(86_400_000);
-        if audit.answered_since(caller, day_start).map_err(internal)? >= self.daily_budget {
+        let answered = audit.answered_since(caller, day_start).map_err(internal)?;
+        // Still under the audit lock: the count and the reservation of a slot are one step.
+        let mut in_flight = self.in_flight.lock().map_err(|_| ServiceError::Internal)?;
+        let pending = in_flight.get(caller).copied().unwrap_or(0);
+        if answered.saturating_add(pending) >= self.daily_budget {
             return Err(ServiceError::BudgetSpent);
         }
+        *in_flight.entry(caller.to_string()).or_insert(0) += 1;
+        *slot = Some(DailySlot {
+            caller: caller.to_string(),
+            in_flight: self.in_flight.clone(),
+        });
         Ok(gate)
     }
 
@@ -632,6 +646,7 @@ impl NodeService {
         plan: ReleasePlan,
         evidence: Evidence,
         id_known: bool,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Handled, ServiceError> {
         let now = now_ms();
         let caller = evidence.caller.clone();
@@ -685,13 +700,6 @@ impl NodeService {
                 audited: false,
             });
         }
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.cancel_reservation(&evidence.query_id);
-                return Err(ServiceError::Busy);
-            }
-        };
         let privacy = {
             let audit = self.audit()?;
             self.release_privacy(&plan, &caller, false, &audit)?
@@ -754,25 +762,16 @@ impl NodeService {
         })
     }
 
-    fn cancel_reservation(&self, query_id: &str) {
-        if let Err(e) = self
-            .audit()
-            .and_then(|mut a| a.cancel(query_id).map_err(internal))
-        {
-            tracing::error!(reason = e.reason(), "cannot cancel a reservation");
-        }
-    }
-
-    async fn answer(&self, query: Query) -> Result<Answer, ServiceError> {
-        let _permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ServiceError::Busy)?;
+    async fn answer(
+        &self,
+        query: Query,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<Answer, ServiceError> {
         let pool = self.pool.clone();
         let policy = self.policy.clone();
         let secret = self.secret.clone();
         tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
+            let _permit = permit;
             let store = pool.take().map_err(|e| {
                 tracing::error!(error = %e, "cannot open store");
                 ServiceError::Internal
@@ -791,16 +790,24 @@ impl NodeService {
         peer: &Peer,
         req: &pb::AggregateRequest,
         query_id: &mut String,
+        slot: &mut Option<DailySlot>,
     ) -> Result<Handled, ServiceError> {
         let caller = self.caller(peer)?;
+        // A node that is busy says so before anything is spent: no rate token, no query id,
+        // no budget (issue 12, item 11). The permit is held until the answer is computed.
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::Busy)?;
         let (admitted, query_bytes) = self.admit(&caller, req, query_id)?;
         if !self.privacy.is_zcdp() {
             let approved =
-                match self.gate(&caller, query_id, &admitted.query, &query_bytes, true)? {
+                match self.gate(&caller, query_id, &admitted.query, &query_bytes, true, slot)? {
                     Gate::Hold => return Ok(Handled::Pending),
                     Gate::Go { approved, .. } => approved,
                 };
-            let answer = self.answer(admitted.query).await?;
+            let answer = self.answer(admitted.query, permit).await?;
             if approved {
                 self.mark_answered(query_id);
             }
@@ -812,7 +819,7 @@ impl NodeService {
         // zCDP: everything that can refuse the query is decided before the gate records its id.
         let plan = self.plan_release(admitted.query)?;
         let (id_known, approved) =
-            match self.gate(&caller, query_id, &plan.query, &query_bytes, false)? {
+            match self.gate(&caller, query_id, &plan.query, &query_bytes, false, slot)? {
                 Gate::Hold => return Ok(Handled::Pending),
                 Gate::Go { id_known, approved } => (id_known, approved),
             };
@@ -823,7 +830,7 @@ impl NodeService {
             signature: req.signature.clone(),
             key_id: req.key_id.clone(),
         };
-        let handled = self.answer_zcdp(plan, evidence, id_known).await?;
+        let handled = self.answer_zcdp(plan, evidence, id_known, permit).await?;
         if approved {
             self.mark_answered(query_id);
         }
@@ -880,6 +887,22 @@ impl NodeService {
 /// `i64` (no overflow: the distance is computed without sign, as `u64`).
 pub fn is_fresh(issued_ms: i64, now_ms: i64, window_ms: u64) -> bool {
     issued_ms.abs_diff(now_ms) <= window_ms
+}
+
+/// One query counted against its caller's daily budget until its audit entry is written.
+struct DailySlot {
+    caller: String,
+    in_flight: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Drop for DailySlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.in_flight.lock()
+            && let Some(n) = m.get_mut(&self.caller)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// What [`NodeService::gate`] decided.
@@ -1214,8 +1237,10 @@ impl pb::federation_server::Federation for NodeService {
             query_id = tracing::field::Empty
         );
         let mut query_id = String::new();
+        // Held until this query's audit entry is written (the end of this function).
+        let mut _slot: Option<DailySlot> = None;
         let handled = self
-            .handle(&peer, &body, &mut query_id)
+            .handle(&peer, &body, &mut query_id, &mut _slot)
             .instrument(span.clone())
             .await;
         let _entered = span.enter();

@@ -347,3 +347,36 @@ async fn a_rules_mode_node_says_so() {
     drop(client);
     fed.stop().await;
 }
+
+#[tokio::test]
+async fn the_daily_budget_holds_under_concurrent_queries() {
+    // Issue 12, item 4: with daily_queries = 1, 20 concurrent queries (8 served at once) got 8
+    // answers, because each was counted only once its audit entry was written.
+    let fed = TestFederation::start(&[spec("THA", 300, 87, "[budget]\ndaily_queries = 1\n")]).await;
+    let client = fed.coordinator_client("THA").await;
+    let signer = fed.signer();
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let client = client.clone();
+        // Twenty different releases (distinct ρ), so none is a stored replay of another.
+        let q = incidents_by_quarter("2023", 10_000 + i * 1_000);
+        let request = signer.sign(&signer.envelope("THA", q));
+        tasks.push(tokio::spawn(async move { client.aggregate(request).await }));
+    }
+    let mut answered = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => answered += 1,
+            Err(s) => assert!(
+                matches!(
+                    reason(&s).as_deref(),
+                    Some("DAILY_BUDGET_SPENT" | "BUSY" | "RATE_LIMITED")
+                ),
+                "{s:?}"
+            ),
+        }
+    }
+    assert_eq!(answered, 1, "one answer a day");
+    drop(client);
+    fed.stop().await;
+}
