@@ -352,7 +352,9 @@ async fn a_rules_mode_node_says_so() {
 async fn the_daily_budget_holds_under_concurrent_queries() {
     // Issue 12, item 4: with daily_queries = 1, 20 concurrent queries (8 served at once) got 8
     // answers, because each was counted only once its audit entry was written.
-    let fed = TestFederation::start(&[spec("THA", 300, 87, "[budget]\ndaily_queries = 1\n")]).await;
+    // Enough records that each answer takes a while: the queries overlap in the node.
+    let fed =
+        TestFederation::start(&[spec("THA", 30_000, 87, "[budget]\ndaily_queries = 1\n")]).await;
     let client = fed.coordinator_client("THA").await;
     let signer = fed.signer();
     let mut tasks = Vec::new();
