@@ -16,6 +16,7 @@
 //! so a failed run never leaves a half-written file. [`DevPki::issue_extra`] makes certificates for
 //! negative tests: another SAN, already expired, or signed by an unrelated CA.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};

@@ -1,5 +1,6 @@
 //! The `vrs-certs-dev` binary: writes the files, prints a summary, refuses to replace a CA
 //! without `--force`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::process::Command;
 

@@ -34,6 +34,9 @@ pub enum Format {
 
 /// The subcommands of `vrs-coordinator`.
 #[derive(Debug, Subcommand)]
+// Each field's doc is its flag's help text; the flattened question and nested subcommands are
+// documented where they are defined.
+#[allow(missing_docs)]
 pub enum Command {
     /// Ask every node in the registry one aggregate question and merge the answers.
     Query {

@@ -14,6 +14,7 @@
 //! The coordinator links no node store: it only ever sees what nodes release. The demo, which
 //! runs nodes in-process, is its own crate (`vrs-demo`, in `coordinator/demo`).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod fanout;

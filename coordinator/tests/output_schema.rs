@@ -6,6 +6,7 @@
 //! every JSON example in docs/OUTPUTS.md must validate; and documents with one deliberate fault
 //! each (a suppressed cell carrying a value, a partial figure not marked as a lower bound, ...)
 //! must not.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -37,7 +37,7 @@ macro_rules! code_enum {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
-            $($(#[$vmeta])* $variant),+
+            $(#[doc = concat!("`", $code, "`.")] $(#[$vmeta])* $variant),+
         }
 
         impl $name {

@@ -20,6 +20,7 @@
 //! control) → [`answer::Answer`] → coordinator (merge). Only [`tls`] and key loading in [`signing`]
 //! touch files or sockets.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod answer;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! Mutual TLS end to end: a tonic health server on 127.0.0.1:0 behind `tls::incoming`, reached by
 //! good and bad clients, with certificates made at test time by `vrs-certs-dev`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -9,6 +9,7 @@
 //!
 //! `cargo run --release -p vrs-node --example utility [-- CSV]` (default CSV:
 //! `../shared/data/missing-migrants-incidents.csv` beside the repository).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

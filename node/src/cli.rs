@@ -123,6 +123,9 @@ pub enum SynthFormat {
 
 /// The subcommands of `vrs-node`.
 #[derive(Debug, Subcommand)]
+// Each field's doc is its flag's help text; the flattened question and nested subcommands are
+// documented where they are defined.
+#[allow(missing_docs)]
 pub enum Command {
     /// Create a node directory: the store and a documented node.toml.
     Init {

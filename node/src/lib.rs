@@ -23,6 +23,7 @@
 //! - `fuzzing` (hidden, only with the `fuzzing` feature): entry points of the fuzz targets
 //!   (`node/fuzz`) and their corpus-replay test; never in the `vrs-node` binary.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod budget;

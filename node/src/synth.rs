@@ -54,7 +54,7 @@ impl SynthConfig {
             country,
             incidents,
             seed,
-            start: Month::new(2021, 1).expect("2021-01 is a valid month"),
+            start: Month::new(2021, 1).unwrap_or(Month::FIRST),
             months: 48,
         }
     }

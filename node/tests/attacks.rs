@@ -10,6 +10,7 @@
 //! - margin subtraction: totals minus the released cells of a line;
 //! - averaging 100 repeats of a query;
 //! - the same cell through different dimension orders, filters and margins.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::collections::{BTreeMap, HashMap};
 

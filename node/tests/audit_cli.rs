@@ -1,6 +1,7 @@
 //! `vrs-node audit verify` through the real binary: an audit log edited by hand (with the
 //! append-only triggers dropped, as an attacker with file access would) is caught, and the
 //! command names the entry where the chain breaks and exits non-zero.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::process::Command;
 

@@ -2,6 +2,7 @@
 //! `node/fuzz/corpus/<target>/` (the committed seeds, plus any corpus grown locally) and in
 //! `node/fuzz/regressions/<target>/` (minimised inputs that once broke an invariant). A panic in
 //! an entry point fails the test and names the file. See `docs/FUZZING.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};

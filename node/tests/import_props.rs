@@ -1,6 +1,7 @@
 //! Properties of import: the template round-trips; any mix of good and bad rows stores exactly the
 //! good ones and reports each bad one at its line; strict mode changes nothing; importing twice
 //! imports nothing new.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! Imports real files: the IOM Missing Migrants Project incidents through the shipped mapping
 //! (checked against an independent reading of the CSV), and the sample with broken rows.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! `vrs-node init` through the real binary: the node directory is 0700 and the store (records
 //! and the perturbation secret) 0600, as docs/OPERATING.md says (issue 12, item 11).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! `vrs-node query` through the real binary: it shows the operator what the node would release,
 //! and never prints a value for a suppressed cell — in any format, with or without `--explain`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::path::Path;
 use std::process::Command;

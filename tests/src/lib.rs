@@ -14,6 +14,9 @@
 //! Everything is bounded: every call has a timeout, readiness is polled a bounded number of
 //! times, and stopping a server is bounded too.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// The test harness: a set-up that fails should stop the test loudly, not be handled.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@
 //! - `privacy`: the zCDP release path end to end: universe, noise scale, ledger, replay, budget
 //!   exhaustion, Plan, concurrency against the budget.
 //! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 #[path = "federation/certs.rs"]
 mod certs;

@@ -8,6 +8,7 @@
 //! connections. Default policy. Every request must be answered or refused with a stable reason
 //! (`vrs-reason`), none answered after its deadline ([`vrs_tests::CALL_TIMEOUT`]), RSS bounded,
 //! health `SERVING` afterwards (the node is healthy), and the audit chain intact.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

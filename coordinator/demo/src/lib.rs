@@ -10,6 +10,7 @@
 //! This crate is the demo's home so that the production coordinator (`vrs-coordinator`) links
 //! no node store: only `vrs-demo` and the benchmark harness (`benches/limits`) link `vrs-node`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

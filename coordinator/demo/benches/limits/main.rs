@@ -19,6 +19,7 @@
 //!   own `/proc/self/status` after the query).
 //!
 //! `--smoke` runs all of it at tiny sizes (for CI: it checks that the harness runs, nothing else).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 mod data;
 mod measure;
