@@ -5,7 +5,7 @@ Speaks to one running node over mutual TLS 1.3 with the demo coordinator's certi
 signing key, the way a coordinator written in another language would:
 
 - standard gRPC health (grpc.health.v1) and server reflection (v1alpha, and v1 by path);
-- the reflected descriptor of vrs.federation.v1 equals the one compiled here from proto/;
+- the reflected descriptor of vrs.federation.v2 equals the one compiled here from proto/;
 - Describe, and Aggregate with an envelope signed here (Ed25519 over the domain-separated
   context and the exact serialized QueryEnvelope bytes) using the PKCS#8 key from the demo;
 - refusals with their gRPC code and `vrs-reason` trailer: replay, tampered signature, tampered
@@ -13,7 +13,7 @@ signing key, the way a coordinator written in another language would:
 - TLS: no client certificate, a client certificate from another CA, a server identity that is
   not the dialled node, and a trust root that did not issue the node's certificate are refused.
 
-The Python code for vrs.federation.v1 is generated from proto/ at run time (grpc_tools.protoc)
+The Python code for vrs.federation.v2 is generated from proto/ at run time (grpc_tools.protoc)
 into a temporary folder; nothing generated is kept. Prints one line per check and closes with
 `interop: N passed, M failed`; exits 1 when anything failed.
 
@@ -55,11 +55,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 # Must match vrs_core::signing::CONTEXT.
 SIGNING_CONTEXT = b"vrs.federation.v2.query\0"
 FEDERATION_SERVICE = "vrs.federation.v2.Federation"
-FEDERATION_FILE = "vrs/federation/v1/federation.proto"
+FEDERATION_FILE = "vrs/federation/v2/federation.proto"
 COORDINATOR = "bali-rc"
 OPEN_DIMENSIONS = {"route"}
-# Small cells on purpose: the answer must carry both outcomes of the `Cell.outcome` oneof.
+# A route x quarter question over a few countries (a zCDP node refuses universes above its
+# max_cells, and every route of the world is ~63,000): every cell of the universe comes back noisy.
 GROUP_BY = ("route", "quarter")
+ROUTE_COUNTRIES = ["MMR", "THA", "KHM", "LAO", "MYS", "IDN"]
 RPC_TIMEOUT_S = 5.0
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,8 +85,8 @@ def generate_stubs(proto_root: Path, out_dir: Path):
     if protoc.main(args) != 0:
         raise SystemExit(f"protoc failed on {proto_root / FEDERATION_FILE}")
     sys.path.insert(0, str(out_dir))
-    pb2 = importlib.import_module("vrs.federation.v1.federation_pb2")
-    pb2_grpc = importlib.import_module("vrs.federation.v1.federation_pb2_grpc")
+    pb2 = importlib.import_module("vrs.federation.v2.federation_pb2")
+    pb2_grpc = importlib.import_module("vrs.federation.v2.federation_pb2_grpc")
     return pb2, pb2_grpc
 
 
@@ -293,6 +295,10 @@ class Context:
                 group_by=list(GROUP_BY),
                 period_from="2024",
                 margins=True,
+                filters=[
+                    pb2.Filter(dimension="origin", values=ROUTE_COUNTRIES),
+                    pb2.Filter(dimension="destination", values=ROUTE_COUNTRIES),
+                ],
             ),
         )
 
@@ -436,7 +442,7 @@ def check_reflected_descriptor(ctx: Context) -> None:
         "the descriptor the node serves differs from proto/ in this repository",
     )
     methods = [m.name for s in served.service for m in s.method]
-    expect(methods == ["Describe", "Aggregate"], f"methods {methods}")
+    expect(methods == ["Describe", "Aggregate", "Plan"], f"methods {methods}")
 
 
 def check_describe(ctx: Context) -> None:
@@ -476,25 +482,31 @@ def check_aggregate(ctx: Context, state: Answered) -> None:
     expect(resp.query_id == env.query_id, "query_id not echoed")
     expect(list(resp.dimensions) == list(GROUP_BY), f"dimensions {list(resp.dimensions)}")
     expect(len(resp.cells) > 0, "no cells")
-    released = suppressed = 0
+    expect(resp.policy.mode == pb2.PROTECTION_MODE_ZCDP, f"protection mode {resp.policy.mode}")
+    expect(resp.HasField("privacy"), "no privacy block")
+    p = resp.privacy
+    expect(p.rho_micro > 0 and p.sigma > 0, f"rho {p.rho_micro}, sigma {p.sigma}")
+    expect(len(p.quarters) == 4, f"quarters charged {[q.quarter for q in p.quarters]}")
+    # The universe: every route of the countries asked (36) x 4 quarters, its margins and total.
+    n = len(ROUTE_COUNTRIES) ** 2
+    expect(len(resp.cells) == n * 4 + n + 4 + 1, f"{len(resp.cells)} cells")
+    noisy = negative = 0
     for cell in resp.cells:
         expect(len(cell.key) == len(GROUP_BY), f"key {list(cell.key)}")
         outcome = cell.WhichOneof("outcome")
-        if outcome == "value":
-            released += 1
-        elif outcome == "suppressed":
-            expect(cell.suppressed != pb2.SUPPRESSION_REASON_UNSPECIFIED,
-                   f"cell {list(cell.key)} suppressed without a reason")
-            suppressed += 1
+        if outcome == "noisy":
+            noisy += 1
+            negative += cell.noisy < 0
+            expect(abs(cell.sigma - p.sigma) < 1e-9, f"cell sigma {cell.sigma} vs {p.sigma}")
         else:
-            raise CheckFailed(f"cell {list(cell.key)} has neither value nor suppressed")
-    expect(released > 0, "no released value")
-    expect(suppressed > 0, "no suppressed cell (route x quarter should have small cells)")
+            raise CheckFailed(f"cell {list(cell.key)} is {outcome!r}, not a noisy value")
+    expect(negative > 0, "no negative noisy value: the sint64 field is not exercised")
+    released, suppressed = noisy, 0
     expect(any(list(c.key) == ["*", "*"] for c in resp.cells), "no grand total ['*','*'] (margins)")
     expect(len(resp.answer_digest) == 64 and all(c in "0123456789abcdef" for c in resp.answer_digest),
            f"answer_digest {resp.answer_digest!r}")
     expect(resp.HasField("policy") and resp.policy.min_count >= 3, "policy missing")
-    state.note = f"{released} released, {suppressed} suppressed cells"
+    state.note = f"{released} noisy cells ({negative} negative), sigma {p.sigma:.3f}, rho {p.rho_micro} micro"
 
 
 def check_replay(ctx: Context, state: Answered) -> None:
