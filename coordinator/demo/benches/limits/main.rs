@@ -561,7 +561,7 @@ fn missing_migrants_figures(
     report: &mut Report,
 ) -> Result<()> {
     let mapping = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs/samples/mappings/missing-migrants.toml");
+        .join("../../docs/samples/mappings/missing-migrants.toml");
     let source_len = match std::fs::metadata(&args.missing_migrants) {
         Ok(m) => m.len(),
         Err(e) if args.smoke => {
