@@ -606,6 +606,14 @@ fn observation(model: Model, seen: Seen, cols: &[usize]) -> Option<Obs> {
             variance: 1e-4,
             bound: Some(0.0),
         }),
+        // Rules mode: "below the threshold" is the exact fact 1 ≤ sum ≤ min_count − 1
+        // (default 5): the middle of that range, within its half-width.
+        Seen::Suppressed(r) if r == pb::SuppressionReason::BelowThreshold as i32 => Some(Obs {
+            cols: cols.to_vec(),
+            value: 2.5,
+            variance: 1.25,
+            bound: Some(1.5),
+        }),
         Seen::Suppressed(_) => None,
     }
 }
@@ -741,4 +749,329 @@ async fn least_squares_reconstruction_is_held_to_the_bar_and_leaks_in_rules_mode
 async fn averaged_differencing_is_held_to_the_bar_and_leaks_in_rules_mode() {
     let (z, v1, rho) = against_both(differencing, "").await;
     judge(&z, &v1, rho);
+}
+
+/// The citizenships with the most small (1–9) months in `truth` (the attacker's targets: the
+/// minor nationalities whose counts v1 suppresses).
+fn minor(
+    truth: &BTreeMap<Vec<String>, i64>,
+    cits: &[String],
+    months: &[String],
+    k: usize,
+) -> Vec<String> {
+    let mut ranked: Vec<(usize, String)> = cits
+        .iter()
+        .map(|c| {
+            let small = months
+                .iter()
+                .filter(|m| {
+                    let t = truth
+                        .get(&vec![c.clone(), (*m).clone()])
+                        .copied()
+                        .unwrap_or(0);
+                    (1..=9).contains(&t)
+                })
+                .count();
+            (small, c.clone())
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.cmp(a));
+    ranked.into_iter().take(k).map(|(_, c)| c).collect()
+}
+
+/// Period-window differencing: totals over many windows of months (quarters, years, random
+/// stretches of 2–24 months, and the months themselves) for a few citizenships, solved by
+/// least squares for the months: quarter − months, year − quarters, and every overlap between.
+async fn period_windows(v: &mut Victim) -> Outcome {
+    const PLANNED: usize = 330;
+    const TARGETS: usize = 4;
+    let (from, to) = ("2021-01", "2023-12");
+    let months = months((2021, 1), (2023, 12));
+    let cits = citizenships(v, from, to);
+    let truth = v.truth("migrants", &["citizenship", "month"], from, to);
+    let targets = minor(&truth, &cits, &months, TARGETS);
+    // A window touches about three of the twelve quarters: plan the spend per quarter.
+    let rho = v.model.rho_for(PLANNED / 4);
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    for q in 0..12 {
+        windows.push((3 * q, 3 * q + 2));
+    }
+    for y in 0..3 {
+        windows.push((12 * y, 12 * y + 11));
+    }
+    let mut rng = Rng(0x5EED_0003);
+    let mut seen_windows: BTreeSet<(usize, usize)> = windows.iter().copied().collect();
+    let mut tries = 0;
+    while windows.len() < PLANNED - 1 && tries < 100 * PLANNED {
+        tries += 1;
+        let len = 2 + rng.below(23) as usize;
+        let a = rng.below((months.len() - len + 1) as u64) as usize;
+        if seen_windows.insert((a, a + len - 1)) {
+            windows.push((a, a + len - 1));
+        }
+    }
+    let mut obs: Vec<Vec<Obs>> = vec![Vec::new(); targets.len()];
+    // The months themselves, in one query (v1 suppresses the small ones).
+    let q = pb::Query {
+        unit: "migrants".into(),
+        group_by: vec!["citizenship".into(), "month".into()],
+        filters: vec![filter("citizenship", &targets)],
+        period_from: from.into(),
+        period_to: to.into(),
+        rho_micro: rho,
+        ..pb::Query::default()
+    };
+    if let Asked::Cells(cells) = v.ask(q).await {
+        for (ti, c) in targets.iter().enumerate() {
+            for (mi, m) in months.iter().enumerate() {
+                let seen = Victim::seen(&cells, &[c.clone(), m.clone()]);
+                if let Some(o) = observation(v.model, seen, &[mi]) {
+                    obs[ti].push(o);
+                }
+            }
+        }
+    }
+    let mut refused_in_a_row = 0;
+    for &(a, b) in &windows {
+        if refused_in_a_row >= 20 {
+            break; // every quarter is spent
+        }
+        let q = pb::Query {
+            unit: "migrants".into(),
+            group_by: vec!["citizenship".into()],
+            filters: vec![filter("citizenship", &targets)],
+            period_from: months[a].clone(),
+            period_to: months[b].clone(),
+            rho_micro: rho,
+            ..pb::Query::default()
+        };
+        let Asked::Cells(cells) = v.ask(q).await else {
+            refused_in_a_row += 1;
+            continue;
+        };
+        refused_in_a_row = 0;
+        let cols: Vec<usize> = (a..=b).collect();
+        for (ti, c) in targets.iter().enumerate() {
+            if let Some(o) = observation(v.model, Victim::seen(&cells, &[c.clone()]), &cols) {
+                obs[ti].push(o);
+            }
+        }
+    }
+    let mut guesses = Vec::new();
+    for (ti, c) in targets.iter().enumerate() {
+        let est = least_squares(months.len(), &obs[ti]);
+        for (mi, m) in months.iter().enumerate() {
+            let t = truth.get(&vec![c.clone(), m.clone()]).copied().unwrap_or(0);
+            guesses.push((t, est[mi].value, certify(v.model, est[mi])));
+        }
+    }
+    score("period windows", v, &guesses)
+}
+
+/// The threshold oracle: every single, pair and triple of the minor citizenships, by month. In
+/// rules mode "suppressed below the threshold" is an exact fact (1 ≤ sum < min_count), an
+/// omitted cell an exact zero, any other suppression "sum ≥ min_count", a released value
+/// within ±D: the attacker enumerates every assignment of the small cells consistent with all
+/// of it. In zCDP mode (run with a noisy threshold too) the same answers are noisy values or
+/// "the noisy value was below the threshold", and the attacker can only do least squares.
+async fn threshold_oracle(v: &mut Victim) -> Outcome {
+    const CANDIDATES: usize = 7;
+    let (from, to) = ("2021-01", "2021-12");
+    let months = months((2021, 1), (2021, 12));
+    let cits = citizenships(v, from, to);
+    let truth = v.truth("migrants", &["citizenship", "month"], from, to);
+    let cand = minor(&truth, &cits, &months, CANDIDATES);
+    let n = cand.len();
+    let mut sets: Vec<Vec<usize>> = Vec::new();
+    for i in 0..n {
+        sets.push(vec![i]);
+        for j in i + 1..n {
+            sets.push(vec![i, j]);
+            for k in j + 1..n {
+                sets.push(vec![i, j, k]);
+            }
+        }
+    }
+    let rho = v.model.rho_for(sets.len());
+    let mut answers: Vec<(Vec<usize>, BTreeMap<Vec<String>, Seen>)> = Vec::new();
+    for s in &sets {
+        let values: Vec<String> = s.iter().map(|&j| cand[j].clone()).collect();
+        let q = pb::Query {
+            unit: "migrants".into(),
+            group_by: vec!["month".into()],
+            filters: vec![filter("citizenship", &values)],
+            period_from: from.into(),
+            period_to: to.into(),
+            rho_micro: rho,
+            ..pb::Query::default()
+        };
+        match v.ask(q).await {
+            Asked::Cells(cells) => answers.push((s.clone(), cells)),
+            Asked::Exhausted => break,
+        }
+    }
+    let mut guesses = Vec::new();
+    for m in &months {
+        let key = [m.clone()];
+        let seen: Vec<(&Vec<usize>, Seen)> = answers
+            .iter()
+            .map(|(s, cells)| (s, Victim::seen(cells, &key)))
+            .collect();
+        let estimates: Vec<(f64, Feasible)> = match v.model {
+            Model::RulesV1 { max_deviation } => enumerate(n, &seen, max_deviation as f64),
+            Model::Zcdp { .. } => {
+                if let Some((_, Seen::Suppressed(r))) =
+                    seen.iter().find(|(_, s)| matches!(s, Seen::Suppressed(_)))
+                {
+                    assert_eq!(
+                        *r,
+                        pb::SuppressionReason::NoisyBelowThreshold as i32,
+                        "zCDP: a suppression decided on something other than the noisy value"
+                    );
+                }
+                let obs: Vec<Obs> = seen
+                    .iter()
+                    .filter_map(|(s, x)| observation(v.model, *x, s))
+                    .collect();
+                least_squares(n, &obs)
+                    .into_iter()
+                    .map(|e| (e.value, certify(v.model, e)))
+                    .collect()
+            }
+        };
+        for (j, c) in cand.iter().enumerate() {
+            let t = truth.get(&vec![c.clone(), m.clone()]).copied().unwrap_or(0);
+            guesses.push((t, estimates[j].0, estimates[j].1));
+        }
+    }
+    score("threshold oracle", v, &guesses)
+}
+
+/// Rules mode: every assignment of the `n` cells consistent with the hard facts. Cells whose
+/// own answer bounds them to at most five values are enumerated; facts about sums involving
+/// any other cell are dropped (which can only widen the feasible set: sound). Returns, per
+/// cell, the mean of its feasible values and their range.
+fn enumerate(n: usize, seen: &[(&Vec<usize>, Seen)], d: f64) -> Vec<(f64, Feasible)> {
+    const MIN_COUNT: f64 = 5.0;
+    // What one answer proves about its sum: [lo, hi].
+    let range = |s: Seen| -> Option<(f64, f64)> {
+        match s {
+            Seen::ExactZero => Some((0.0, 0.0)),
+            Seen::Value { value, .. } => Some(((value - d).max(MIN_COUNT), value + d)),
+            Seen::Suppressed(r) if r == pb::SuppressionReason::BelowThreshold as i32 => {
+                Some((1.0, MIN_COUNT - 1.0))
+            }
+            Seen::Suppressed(_) => Some((MIN_COUNT, f64::INFINITY)),
+        }
+    };
+    let mut domain: Vec<Option<(i64, i64)>> = vec![None; n];
+    let mut fallback = vec![0.0f64; n];
+    for (s, x) in seen {
+        if s.len() == 1 {
+            if let Some((lo, hi)) = range(*x) {
+                if hi - lo <= 4.0 {
+                    domain[s[0]] = Some((lo.ceil() as i64, hi.floor() as i64));
+                }
+                fallback[s[0]] = if hi.is_finite() { (lo + hi) / 2.0 } else { lo };
+            }
+        }
+    }
+    let narrow: Vec<usize> = (0..n).filter(|&j| domain[j].is_some()).collect();
+    let facts: Vec<(&Vec<usize>, f64, f64)> = seen
+        .iter()
+        .filter(|(s, _)| s.iter().all(|j| domain[*j].is_some()))
+        .filter_map(|(s, x)| range(*x).map(|(lo, hi)| (*s, lo, hi)))
+        .collect();
+    let mut values = vec![0i64; n];
+    let mut feasible: Vec<Vec<i64>> = Vec::new();
+    fn walk(
+        k: usize,
+        narrow: &[usize],
+        domain: &[Option<(i64, i64)>],
+        values: &mut Vec<i64>,
+        facts: &[(&Vec<usize>, f64, f64)],
+        out: &mut Vec<Vec<i64>>,
+    ) {
+        if k == narrow.len() {
+            let ok = facts.iter().all(|(s, lo, hi)| {
+                let sum = s.iter().map(|j| values[*j]).sum::<i64>() as f64;
+                *lo <= sum && sum <= *hi
+            });
+            if ok {
+                out.push(values.clone());
+            }
+            return;
+        }
+        let j = narrow[k];
+        let (lo, hi) = domain[j].unwrap_or((0, 0));
+        for x in lo..=hi {
+            values[j] = x;
+            walk(k + 1, narrow, domain, values, facts, out);
+        }
+    }
+    walk(0, &narrow, &domain, &mut values, &facts, &mut feasible);
+    (0..n)
+        .map(|j| {
+            if domain[j].is_none() || feasible.is_empty() {
+                return (fallback[j], Feasible::any());
+            }
+            let lo = feasible.iter().map(|v| v[j]).min().unwrap_or(0);
+            let hi = feasible.iter().map(|v| v[j]).max().unwrap_or(0);
+            let mean = feasible.iter().map(|v| v[j] as f64).sum::<f64>() / feasible.len() as f64;
+            (mean, Feasible { lo, hi })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn period_window_differencing_is_held_to_the_bar_and_leaks_in_rules_mode() {
+    let (z, v1, rho) = against_both(period_windows, "").await;
+    judge(&z, &v1, rho);
+}
+
+#[tokio::test]
+async fn the_threshold_oracle_reads_noisy_values_only_and_leaks_in_rules_mode() {
+    // zCDP with a noisy threshold as well, so that the oracle has something to read.
+    let (z, v1, rho) = against_both(threshold_oracle, "threshold_sigmas = 2\n").await;
+    judge(&z, &v1, rho);
+}
+
+#[tokio::test]
+async fn a_query_repeated_a_hundred_times_is_one_release_charged_once() {
+    let v = Victim::start("").await;
+    let q = pb::Query {
+        unit: "migrants".into(),
+        group_by: vec!["citizenship".into(), "month".into()],
+        period_from: "2022-Q2".into(),
+        period_to: "2022-Q2".into(),
+        ..pb::Query::default()
+    };
+    let first = v
+        .client
+        .aggregate(v.signer.sign(&v.signer.envelope(COUNTRY, q.clone())))
+        .await
+        .unwrap();
+    let p = first.privacy.clone().unwrap();
+    assert!(!p.replayed);
+    for _ in 0..99 {
+        let again = v
+            .client
+            .aggregate(v.signer.sign(&v.signer.envelope(COUNTRY, q.clone())))
+            .await
+            .unwrap();
+        assert_eq!(again.cells, first.cells, "the stored release, identical");
+        let ap = again.privacy.unwrap();
+        assert!(ap.replayed);
+        assert_eq!(ap.release_id, p.release_id);
+    }
+    let d = v.client.describe().await.unwrap();
+    let spent = d
+        .budget
+        .iter()
+        .find(|b| b.quarter == "2022-Q2")
+        .unwrap()
+        .rho_spent_micro;
+    assert_eq!(spent, p.rho_micro, "charged once");
+    eprintln!("REPLAY 100 asks of one query: 1 release, rho spent {spent} micro on 2022-Q2");
+    v.stop().await;
 }
