@@ -298,8 +298,8 @@ struct Estimate {
 /// Weighted least squares for `n` unknowns (a tiny ridge keeps unobserved unknowns at 0).
 fn least_squares(n: usize, obs: &[Obs]) -> Vec<Estimate> {
     let mut m = vec![vec![0.0f64; n]; n];
-    for i in 0..n {
-        m[i][i] = 1e-9;
+    for (i, row) in m.iter_mut().enumerate() {
+        row[i] = 1e-9;
     }
     let mut b = vec![0.0f64; n];
     for o in obs {
@@ -347,20 +347,16 @@ fn invert(mut a: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
         a.swap(col, pivot);
         inv.swap(col, pivot);
         let p = a[col][col];
-        for k in 0..n {
-            a[col][k] /= p;
-            inv[col][k] /= p;
-        }
-        for r in 0..n {
-            if r != col {
-                let f = a[r][col];
-                if f != 0.0 {
-                    for k in 0..n {
-                        a[r][k] -= f * a[col][k];
-                        inv[r][k] -= f * inv[col][k];
-                    }
-                }
+        a[col].iter_mut().for_each(|x| *x /= p);
+        inv[col].iter_mut().for_each(|x| *x /= p);
+        let (prow, pinv) = (a[col].clone(), inv[col].clone());
+        for (r, (row, irow)) in a.iter_mut().zip(inv.iter_mut()).enumerate() {
+            let f = row[col];
+            if r == col || f == 0.0 {
+                continue;
             }
+            row.iter_mut().zip(&prow).for_each(|(x, y)| *x -= f * y);
+            irow.iter_mut().zip(&pinv).for_each(|(x, y)| *x -= f * y);
         }
     }
     inv
@@ -920,14 +916,14 @@ async fn threshold_oracle(v: &mut Victim) -> Outcome {
         let estimates: Vec<(f64, Feasible)> = match v.model {
             Model::RulesV1 { max_deviation } => enumerate(n, &seen, max_deviation as f64),
             Model::Zcdp { .. } => {
-                if let Some((_, Seen::Suppressed(r))) =
-                    seen.iter().find(|(_, s)| matches!(s, Seen::Suppressed(_)))
-                {
-                    assert_eq!(
-                        *r,
-                        pb::SuppressionReason::NoisyBelowThreshold as i32,
-                        "zCDP: a suppression decided on something other than the noisy value"
-                    );
+                for (_, x) in &seen {
+                    if let Seen::Suppressed(r) = x {
+                        assert_eq!(
+                            *r,
+                            pb::SuppressionReason::NoisyBelowThreshold as i32,
+                            "zCDP: a suppression decided on something other than the noisy value"
+                        );
+                    }
                 }
                 let obs: Vec<Obs> = seen
                     .iter()
