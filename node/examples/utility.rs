@@ -1,11 +1,18 @@
 //! What disclosure control costs on real data: the IOM Missing Migrants incidents partitioned by
-//! country of incident (one node per country, as a federation of ~150 nodes would hold them),
-//! the default policy, and a set of standard questions. For every node and question it compares
-//! the exact table with the released one and prints:
+//! country of incident (`geo`: one node per country, as a federation of ~150 nodes would hold
+//! them), a set of standard questions, and three ways to release them:
 //!
-//! - the share of cells suppressed (and why), and the share of the total they hold;
-//! - the mean absolute and relative perturbation of released cells;
-//! - at the regional level, the share of regional cells that are partial or suppressed.
+//! - **zCDP, every cell** (the default policy): each node releases every cell of the universe
+//!   with discrete Gaussian noise, negatives included; the coordinator sums them;
+//! - **zCDP, thresholded at the node** (`threshold_sigmas = 2`): each node withholds cells whose
+//!   noisy value is below 2σ, before the merge — which biases regional sums downwards;
+//! - **v1 rules** (`mode = "rules_v1"`): threshold, contributors, dominance, complementary
+//!   suppression and cell-key noise; NOT protected against many queries.
+//!
+//! For every question and mode it prints the share of regional cells (with a true value > 0)
+//! that the regional table shows, the median and mean signed relative error of regional cells
+//! whose true value is ≥ 100, the median regional standard error (zCDP), and the share of one
+//! quarter's budget the question spends (ρ / rho_per_quarter on each quarter it touches).
 //!
 //! `cargo run --release -p vrs-node --example utility [-- CSV]` (default CSV:
 //! `../shared/data/missing-migrants-incidents.csv` beside the repository).
@@ -15,13 +22,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use vrs_core::answer::{CellValue, SuppressionReason};
+use vrs_core::answer::CellValue;
+use vrs_core::period::Month;
 use vrs_core::query::{Query, QueryLimits, RawQuery};
-use vrs_node::disclosure::{self, PerturbationSecret, Policy, PolicyConfig};
+use vrs_node::disclosure::zcdp::rho_of;
+use vrs_node::disclosure::{
+    self, PerturbationSecret, Policy, PolicyConfig, PrivacyConfig, PrivacyPolicy,
+};
 use vrs_node::fx::FxRates;
 use vrs_node::import::mapping::Mapping;
 use vrs_node::import::{ImportOptions, import_file};
 use vrs_node::query::aggregate;
+use vrs_node::release;
 use vrs_node::store::Store;
 
 const QUESTIONS: &[(&str, &str, &str)] = &[
@@ -31,17 +43,48 @@ const QUESTIONS: &[(&str, &str, &str)] = &[
     ("deaths by quarter", "deaths", "quarter"),
     ("migrants by citizenship", "migrants", "citizenship"),
     ("incidents by year × mode", "incidents", "year,mode"),
+    ("deaths by year × mode", "deaths", "year,mode"),
 ];
 
+/// How the nodes release.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    ZcdpAll,
+    ZcdpThresholded,
+    RulesV1,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::ZcdpAll => "zCDP, every cell",
+            Mode::ZcdpThresholded => "zCDP, 2σ at node",
+            Mode::RulesV1 => "v1 rules",
+        }
+    }
+}
+
+/// One regional cell: exact total, released sum, whether any node released a value, and the
+/// variance of the noise in the released sum.
 #[derive(Default)]
-struct Tally {
-    cells: u64,
-    suppressed: BTreeMap<SuppressionReason, u64>,
-    exact_total: i64,
-    suppressed_total: i64,
-    released: u64,
-    abs_noise: u64,
-    rel_noise: f64,
+struct Regional {
+    truth: i64,
+    value: i64,
+    shown: bool,
+    variance: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn split_by_country(csv_path: &Path, out: &Path) -> Result<Vec<(String, PathBuf)>> {
@@ -87,7 +130,6 @@ fn main() -> Result<()> {
     )?;
     let work = tempfile::tempdir()?;
     let files = split_by_country(&csv_path, work.path())?;
-    let policy = Policy::new(PolicyConfig::default())?;
     let fx = FxRates::sample();
     let opts = ImportOptions {
         mapping: Some(mapping),
@@ -104,23 +146,40 @@ fn main() -> Result<()> {
         import_file(&mut store, file, &fx, &opts)?;
         stores.push((country.clone(), store));
     }
+    // The declared coverage: the months the IOM file covers (public), the same on every node.
+    let (first, last) = months_of(&csv_path)?;
+    let today: Month = last.parse()?;
+    let privacy_of = |threshold_sigmas: f64| {
+        PrivacyPolicy::new(&PrivacyConfig {
+            coverage_from: first.clone(),
+            coverage_to: last.clone(),
+            threshold_sigmas,
+            ..PrivacyConfig::default()
+        })
+    };
+    let all = privacy_of(0.0)?;
+    let thresholded = privacy_of(2.0)?;
+    let v1 = Policy::new(PolicyConfig::default())?;
     println!(
-        "Missing Migrants incidents, {} nodes (one per country of incident), default policy: {:?}\n",
+        "Missing Migrants incidents {first}..{last}, {} nodes (one per country of incident); default policy\n\
+         (zCDP: rho_per_quarter {}, default_rho {} per question; v1: min_count 5, contributors 3, dominance 25 %, noise ±2)\n",
         stores.len(),
-        policy.public()
+        rho_of(all.rho_per_quarter_micro()),
+        rho_of(all.default_rho_micro()),
     );
     println!(
-        "{:<26} {:>7} {:>10} {:>10} {:>13} {:>9} {:>9} {:>11} {:>11}",
+        "{:<26} {:<17} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "question",
-        "cells",
-        "suppr. %",
-        "of total %",
-        "thr/contr/dom",
-        "mean |Δ|",
-        "mean Δ/v",
+        "release",
         "regional",
-        "partial %"
+        "shown %",
+        "≥100",
+        "med |err|",
+        "mean err",
+        "med s.e.",
+        "budget"
     );
+    let mut spent: BTreeMap<i64, u64> = BTreeMap::new();
     for (title, unit, by) in QUESTIONS {
         let raw = RawQuery {
             unit: (*unit).into(),
@@ -128,72 +187,145 @@ fn main() -> Result<()> {
             ..RawQuery::default()
         };
         let query = Query::parse(&raw, &QueryLimits::default())?;
-        let mut t = Tally::default();
-        let mut regional: BTreeMap<Vec<String>, (bool, bool)> = BTreeMap::new();
-        for (_, store) in &stores {
-            let exact = aggregate(store, &query)?;
-            let secret = PerturbationSecret::from_bytes(store.perturbation_secret()?);
-            let released = disclosure::release(&exact, &policy, &secret).answer;
-            let exact_by_key: HashMap<&Vec<String>, i64> =
-                exact.cells.iter().map(|c| (&c.key, c.value)).collect();
-            for c in &released.cells {
-                let truth = exact_by_key.get(&c.key).copied().unwrap_or(0);
-                t.cells += 1;
-                t.exact_total += truth;
-                let entry = regional.entry(c.key.clone()).or_default();
-                match c.value {
-                    CellValue::Released(_) | CellValue::Noisy(_) => {
-                        let v = c.value.value().unwrap_or(0);
-                        t.released += 1;
-                        let d = (v - truth).unsigned_abs();
-                        t.abs_noise += d;
-                        if truth > 0 {
-                            t.rel_noise += d as f64 / truth as f64;
+        for mode in [Mode::ZcdpAll, Mode::ZcdpThresholded, Mode::RulesV1] {
+            let mut regional: BTreeMap<Vec<String>, Regional> = BTreeMap::new();
+            let mut charge = 0u64;
+            for (node, (_, store)) in stores.iter().enumerate() {
+                let exact = aggregate(store, &query)?;
+                let cells: Vec<(Vec<String>, Option<i64>, f64)> = if mode == Mode::RulesV1 {
+                    let secret = PerturbationSecret::from_bytes(store.perturbation_secret()?);
+                    disclosure::release(&exact, &v1, &secret)
+                        .answer
+                        .cells
+                        .into_iter()
+                        .map(|c| (c.key, c.value.value(), 0.0))
+                        .collect()
+                } else {
+                    let privacy = if mode == Mode::ZcdpAll {
+                        &all
+                    } else {
+                        &thresholded
+                    };
+                    let plan = release::plan(query.clone(), privacy, today, store.data_version()?)?;
+                    charge = plan.rho_micro;
+                    // Every node has its own ledger and spends the same on its quarters:
+                    // count one node's.
+                    if mode == Mode::ZcdpAll && node == 0 {
+                        for q in &plan.universe.quarters {
+                            *spent.entry(*q).or_default() += plan.rho_micro;
                         }
-                        entry.0 = true;
                     }
-                    CellValue::Suppressed(r) => {
-                        *t.suppressed.entry(r).or_default() += 1;
-                        t.suppressed_total += truth;
-                        entry.1 = true;
+                    let variance = plan.sigma.variance();
+                    let block = release::privacy_block(&plan, privacy, false);
+                    let (answer, _) = release::compute(store, &plan, privacy, block)?;
+                    answer
+                        .cells
+                        .into_iter()
+                        .map(|c| match c.value {
+                            CellValue::Noisy(v) => (c.key, Some(v), variance),
+                            _ => (c.key, None, 0.0),
+                        })
+                        .collect()
+                };
+                for (key, value, variance) in cells {
+                    let r = regional.entry(key).or_default();
+                    if let Some(v) = value {
+                        r.value += v;
+                        r.shown = true;
+                        r.variance += variance;
                     }
                 }
+                // The truth, from the exact table (a cell outside the universe still counts).
+                for c in &exact.cells {
+                    regional.entry(c.key.clone()).or_default().truth += c.value;
+                }
             }
+            let wanted: Vec<&Regional> = regional.values().filter(|r| r.truth > 0).collect();
+            let shown = wanted.iter().filter(|r| r.shown).count();
+            let big: Vec<&&Regional> = wanted.iter().filter(|r| r.truth >= 100).collect();
+            let rel: Vec<f64> = big
+                .iter()
+                .map(|r| (r.value - r.truth) as f64 / r.truth as f64)
+                .collect();
+            let mean_err = rel.iter().sum::<f64>() / rel.len().max(1) as f64;
+            let med_abs = median(rel.iter().map(|x| x.abs()).collect());
+            let se = median(
+                big.iter()
+                    .filter(|r| r.variance > 0.0)
+                    .map(|r| r.variance.sqrt())
+                    .collect(),
+            );
+            let budget = if mode == Mode::RulesV1 {
+                "—".to_string()
+            } else {
+                format!("{:.3}", charge as f64 / all.rho_per_quarter_micro() as f64)
+            };
+            println!(
+                "{:<26} {:<17} {:>8} {:>9.1} {:>9} {:>9.2}% {:>9.2}% {:>9} {:>9}",
+                title,
+                mode.name(),
+                wanted.len(),
+                100.0 * shown as f64 / wanted.len().max(1) as f64,
+                big.len(),
+                100.0 * med_abs,
+                100.0 * mean_err,
+                if se.is_nan() {
+                    "—".to_string()
+                } else {
+                    format!("{se:.1}")
+                },
+                budget,
+            );
         }
-        let suppressed: u64 = t.suppressed.values().sum();
-        let reasons = format!(
-            "{}/{}/{}",
-            t.suppressed
-                .get(&SuppressionReason::BelowThreshold)
-                .unwrap_or(&0),
-            t.suppressed
-                .get(&SuppressionReason::TooFewContributors)
-                .unwrap_or(&0),
-            t.suppressed
-                .get(&SuppressionReason::Dominance)
-                .unwrap_or(&0)
-        );
-        let partial = regional.values().filter(|(_, s)| *s).count();
-        println!(
-            "{:<26} {:>7} {:>10.1} {:>10.1} {:>13} {:>9.2} {:>9.3} {:>11} {:>11.1}",
-            title,
-            t.cells,
-            100.0 * suppressed as f64 / t.cells.max(1) as f64,
-            100.0 * t.suppressed_total as f64 / t.exact_total.max(1) as f64,
-            reasons,
-            t.abs_noise as f64 / t.released.max(1) as f64,
-            t.rel_noise / t.released.max(1) as f64,
-            regional.len(),
-            100.0 * partial as f64 / regional.len().max(1) as f64,
-        );
     }
-    println!("\nsuppr. %: node cells withheld; of total %: share of the exact total they hold;");
-    println!("thr/contr/dom: suppressed below threshold / too few contributors / dominance;");
+    let most = spent.values().copied().max().unwrap_or(0);
     println!(
-        "mean |Δ|, mean Δ/v: perturbation of released cells (absolute, relative to the true value);"
+        "\nThe full report (every question once, default rho) spends, on every node, {:.3} of the budget of each of the\n\
+         {} quarters it touches (rho_per_quarter = {}): the report can be run {:.0} times before a quarter runs out.",
+        most as f64 / all.rho_per_quarter_micro() as f64,
+        spent.len(),
+        rho_of(all.rho_per_quarter_micro()),
+        (all.rho_per_quarter_micro() as f64 / most.max(1) as f64).floor(),
     );
     println!(
-        "regional, partial %: regional cells, and the share a node suppressed (a lower bound)."
+        "regional: regional cells with a true value > 0; shown %: of those, the share the regional table shows"
     );
+    println!("(zCDP every cell: all; thresholded / v1: cells at least one node released);");
+    println!(
+        "≥100: regional cells whose true value is at least 100; med |err|, mean err: their median absolute and"
+    );
+    println!(
+        "mean signed relative error (a negative mean is the downward bias of withholding before the merge);"
+    );
+    println!(
+        "med s.e.: median standard error √Σσ² of those regional values; budget: ρ / rho_per_quarter charged to"
+    );
+    println!("each quarter the question touches.");
     Ok(())
+}
+
+/// First and last `month` of the IOM file.
+fn months_of(csv_path: &Path) -> Result<(String, String)> {
+    let mut reader = csv::Reader::from_path(csv_path)?;
+    let headers = reader.headers()?.clone();
+    let col = headers
+        .iter()
+        .position(|h| h == "month")
+        .context("no month column")?;
+    let mut first: Option<String> = None;
+    let mut last: Option<String> = None;
+    for row in reader.records() {
+        let row = row?;
+        let m = row.get(col).unwrap_or("").to_string();
+        if m.len() != 7 {
+            continue;
+        }
+        if first.as_ref().is_none_or(|f| m < *f) {
+            first = Some(m.clone());
+        }
+        if last.as_ref().is_none_or(|l| m > *l) {
+            last = Some(m);
+        }
+    }
+    Ok((first.context("no months")?, last.context("no months")?))
 }

@@ -8,11 +8,15 @@
 //! - `signing`: every signed-envelope refusal over real mutual TLS; refusals carry no data.
 //! - `security`: revocation without restart, rate limits, daily budgets, manual approval.
 //! - `health`: gRPC health and reflection over mutual TLS.
+//! - `attacks`: issue 11's attacks through signed gRPC against a default zCDP node (held to
+//!   the bar of one release bought with the whole budget) and a `rules_v1` node (which leaks).
 //! - `privacy`: the zCDP release path end to end: universe, noise scale, ledger, replay, budget
 //!   exhaustion, Plan, concurrency against the budget.
 //! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
+#[path = "federation/attacks.rs"]
+mod attacks;
 #[path = "federation/certs.rs"]
 mod certs;
 #[path = "federation/e2e.rs"]
