@@ -4,14 +4,14 @@
 //! quarter, route flows origin × destination, methods by mode, fee bands by route, migrant and
 //! smuggler profiles, deaths by quarter) and each node to describe its public policy, and returns
 //! a [`ReportData`]. [`render`] turns that into HTML with no network access at all: inline CSS,
-//! inline SVG charts ([`chart`]), no scripts, no fonts or images to fetch. Rendering is a pure
+//! inline SVG charts ([`chart`]) over one shared [`model`], no scripts, no fonts or images to fetch. Rendering is a pure
 //! function, so tests feed it hand-made answers.
 //!
 //! What a regional figure is worth is never hidden: partial figures (lower bounds, because some
 //! node suppressed its part) and suppressed figures are marked on every chart and in every table,
 //! with a legend; per-node status (answered, refused with the node's reason, unreachable, timed
 //! out), coverage, the period asked, the generation time and each node's public disclosure
-//! policy come first. Every string on the page is escaped ([`html::escape`]): node messages and
+//! policy come first. Every string on the page is escaped ([`model::escape`]): node messages and
 //! cell keys come from the network.
 //!
 //! The charts are hand-built SVG rather than `plotters`: the report needs per-mark `<title>`s,
@@ -20,18 +20,22 @@
 
 pub mod chart;
 pub mod html;
+pub mod model;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use vrs_core::answer::MARGIN;
 use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit};
 
-use crate::fanout::{FanoutError, Federation, NodeOutcome};
+use vrs_core::codes::Country;
+
+use crate::fanout::{FanoutError, Federation, NodeOutcome, NodeResult};
 use crate::merge::{self, CellStatus, Regional};
 use crate::registry::Registry;
-use chart::{CATEGORICAL, ChartText, Datum, Grid, Layout, SEQUENTIAL};
-use html::{escape, thousands};
+use chart::{CATEGORICAL, ChartText, Layout, SEQUENTIAL};
+use model::{Datum, Grid, escape, thousands};
 
 /// One chart of the report and the question behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,57 +239,91 @@ pub enum ReportError {
     /// The coordinator could not set up its connections or sign.
     #[error(transparent)]
     Fanout(#[from] FanoutError),
+    /// A question's task ended without an answer (it panicked or was cancelled).
+    #[error("a report question was interrupted")]
+    Interrupted,
 }
 
-/// Asks the federation every figure's question and each node for its public policy.
+/// Asks the federation every figure's question and each node for its public policy, all at
+/// once, and returns what came back. Nothing is rendered here: [`render`] works from the data.
 pub async fn build(registry: &Registry, range: &PeriodRange) -> Result<ReportData, ReportError> {
     let limits = QueryLimits::default();
     let queries = Figure::ALL
         .iter()
         .map(|f| Ok((*f, Query::parse(&f.query(range), &limits)?)))
         .collect::<Result<Vec<_>, QueryError>>()?;
-    let fed = Federation::connect(registry)?;
-    let nodes = fed
-        .describe()
-        .await
-        .into_iter()
-        .map(|(country, d)| NodeInfo {
-            country: country.to_string(),
-            description: d
-                .map(|d| {
-                    let p = d.policy.unwrap_or_default();
-                    NodeDescription {
-                        first_period: d.first_period,
-                        last_period: d.last_period,
-                        software_version: d.software_version,
-                        policy: PolicySummary {
-                            min_count: p.min_count,
-                            min_contributors: p.min_contributors,
-                            dominance_p: p.dominance_p,
-                            perturbation: p.perturbation,
-                            perturbation_max_deviation: p.perturbation_max_deviation,
-                            rounding_base: p.rounding_base,
-                        },
-                    }
-                })
-                .map_err(|o: NodeOutcome| format!("{}: {}", o.label(), o.detail())),
-        })
-        .collect();
-    let mut sections = Vec::with_capacity(queries.len());
-    for (figure, query) in queries {
-        let (id, results) = fed.ask(&query).await?;
-        sections.push(Section {
-            figure,
-            regional: merge::merge(&id, query.unit(), query.group_by(), &results),
-        });
-    }
+    let generated_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let fed = Arc::new(Federation::connect(registry)?);
+    let (described, answers) = tokio::join!(fed.describe(), ask_all(&fed, queries));
     Ok(ReportData {
         coordinator: registry.identity(),
-        generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        generated_at,
         range: range.clone(),
-        nodes,
-        sections,
+        nodes: described
+            .into_iter()
+            .map(|(country, d)| node_info(country, d))
+            .collect(),
+        sections: answers?
+            .into_iter()
+            .map(|(figure, query, id, results)| Section {
+                figure,
+                regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+            })
+            .collect(),
     })
+}
+
+/// One figure's question with the query id it was sent under and every node's outcome.
+type Asked = (Figure, Query, String, Vec<NodeResult>);
+
+/// Sends every figure's question concurrently; the answers come back in figure order.
+async fn ask_all(
+    fed: &Arc<Federation>,
+    queries: Vec<(Figure, Query)>,
+) -> Result<Vec<Asked>, ReportError> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (figure, query)) in queries.into_iter().enumerate() {
+        let fed = Arc::clone(fed);
+        set.spawn(async move {
+            let asked = fed.ask(&query).await;
+            (i, asked.map(|(id, results)| (figure, query, id, results)))
+        });
+    }
+    let mut answers = Vec::with_capacity(set.len());
+    while let Some(joined) = set.join_next().await {
+        let (i, asked) = joined.map_err(|_| ReportError::Interrupted)?;
+        answers.push((i, asked?));
+    }
+    answers.sort_by_key(|(i, _)| *i);
+    Ok(answers.into_iter().map(|(_, a)| a).collect())
+}
+
+/// What the report shows of a node's description, or why there is none.
+fn node_info(
+    country: Country,
+    described: Result<vrs_proto::pb::DescribeResponse, NodeOutcome>,
+) -> NodeInfo {
+    NodeInfo {
+        country: country.to_string(),
+        description: described
+            .map(|d| {
+                let p = d.policy.unwrap_or_default();
+                NodeDescription {
+                    first_period: d.first_period,
+                    last_period: d.last_period,
+                    software_version: d.software_version,
+                    policy: PolicySummary {
+                        min_count: p.min_count,
+                        min_contributors: p.min_contributors,
+                        dominance_p: p.dominance_p,
+                        perturbation: p.perturbation,
+                        perturbation_max_deviation: p.perturbation_max_deviation,
+                        rounding_base: p.rounding_base,
+                    },
+                }
+            })
+            .map_err(|o| format!("{}: {}", o.label(), o.detail())),
+    }
 }
 
 /// A one-line summary for a terminal: figures, coverage, marked cells.

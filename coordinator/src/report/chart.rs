@@ -16,128 +16,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::{escape, thousands};
-
-/// What a regional cell says, as a chart draws it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Datum {
-    /// Every node that holds the cell released it: the value is the sum.
-    Exact(u64),
-    /// Some node suppressed the cell: the value is a lower bound.
-    Partial(u64),
-    /// No node released a figure.
-    Suppressed,
-    /// No node reported the cell: zero records.
-    Absent,
-}
-
-impl Datum {
-    /// The value a chart may draw: the exact value or the lower bound; 0 for suppressed and absent.
-    pub fn lower_bound(self) -> u64 {
-        match self {
-            Datum::Exact(v) | Datum::Partial(v) => v,
-            Datum::Suppressed | Datum::Absent => 0,
-        }
-    }
-
-    /// The number as a table or a label shows it (`≥` for a lower bound, `×` for suppressed,
-    /// `–` for none reported).
-    pub fn text(self) -> String {
-        match self {
-            Datum::Exact(v) => thousands(v),
-            Datum::Partial(v) => format!("≥{}", thousands(v)),
-            Datum::Suppressed => "×".into(),
-            Datum::Absent => "–".into(),
-        }
-    }
-
-    /// The words a tooltip or screen reader uses, with the unit counted ("migrants").
-    pub fn spoken(self, unit: &str) -> String {
-        match self {
-            Datum::Exact(v) => format!("{} {unit}", thousands(v)),
-            Datum::Partial(v) => format!(
-                "at least {} {unit} (partial: some node suppressed part of this figure)",
-                thousands(v)
-            ),
-            Datum::Suppressed => "suppressed (no node released this figure)".into(),
-            Datum::Absent => "none reported".into(),
-        }
-    }
-
-    /// The CSS class of its status.
-    pub fn class(self) -> &'static str {
-        match self {
-            Datum::Exact(_) => "exact",
-            Datum::Partial(_) => "partial",
-            Datum::Suppressed => "suppressed",
-            Datum::Absent => "absent",
-        }
-    }
-}
-
-/// The sum of two figures: exact only if both parts are.
-impl std::ops::Add for Datum {
-    type Output = Datum;
-
-    fn add(self, other: Datum) -> Datum {
-        match (self, other) {
-            (Datum::Absent, d) | (d, Datum::Absent) => d,
-            (Datum::Exact(a), Datum::Exact(b)) => Datum::Exact(a.saturating_add(b)),
-            (a, b) => Datum::Partial(a.lower_bound().saturating_add(b.lower_bound())),
-        }
-    }
-}
-
-/// A table of figures: one row per category, one column per series.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grid {
-    /// Row labels, as shown.
-    pub rows: Vec<String>,
-    /// Column labels, as shown.
-    pub cols: Vec<String>,
-    /// `cells[row][col]`.
-    pub cells: Vec<Vec<Datum>>,
-}
-
-impl Grid {
-    /// The figure of a row: the sum over its columns.
-    pub fn row_total(&self, row: usize) -> Datum {
-        self.cells[row]
-            .iter()
-            .fold(Datum::Absent, |acc, d| acc + *d)
-    }
-
-    /// The first `n` rows.
-    pub fn head(&self, n: usize) -> Grid {
-        let n = n.min(self.rows.len());
-        Grid {
-            rows: self.rows[..n].to_vec(),
-            cols: self.cols.clone(),
-            cells: self.cells[..n].to_vec(),
-        }
-    }
-
-    /// Rows and columns swapped.
-    pub fn transposed(&self) -> Grid {
-        let cells = (0..self.cols.len())
-            .map(|c| self.cells.iter().map(|row| row[c]).collect())
-            .collect();
-        Grid {
-            rows: self.cols.clone(),
-            cols: self.rows.clone(),
-            cells,
-        }
-    }
-
-    fn max_cell(&self) -> u64 {
-        self.cells
-            .iter()
-            .flatten()
-            .map(|d| d.lower_bound())
-            .max()
-            .unwrap_or(0)
-    }
-}
+use super::model::{Datum, Grid, escape, thousands};
 
 /// Colour-blind safe categorical colours (Okabe and Ito, 2008), in order of use.
 pub const CATEGORICAL: &[&str] = &[
@@ -833,18 +712,6 @@ mod tests {
         desc: "D",
         unit: "migrants",
     };
-
-    #[test]
-    fn sums_are_exact_only_when_every_part_is() {
-        assert_eq!(Datum::Exact(2) + Datum::Exact(3), Datum::Exact(5));
-        assert_eq!(Datum::Exact(2) + Datum::Absent, Datum::Exact(2));
-        assert_eq!(Datum::Exact(2) + Datum::Suppressed, Datum::Partial(2));
-        assert_eq!(Datum::Suppressed + Datum::Absent, Datum::Suppressed);
-        assert_eq!(Datum::Partial(1) + Datum::Exact(1), Datum::Partial(2));
-        let g = grid();
-        assert_eq!(g.row_total(0), Datum::Partial(17));
-        assert_eq!(g.row_total(1), Datum::Exact(1_203));
-    }
 
     #[test]
     fn nice_scales_cover_the_maximum() {
