@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use vrs_coordinator::budget;
 use vrs_coordinator::fanout::Federation;
 use vrs_coordinator::merge;
 use vrs_coordinator::output;
@@ -53,6 +54,21 @@ enum Command {
         /// their operator's approval). Default: a fresh id.
         #[arg(long)]
         query_id: Option<String>,
+        /// Ask each node what the query would cost (`Plan`) without reading or spending anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// zCDP ρ to spend on every quarter the query touches (default: each node's default).
+        #[arg(long)]
+        rho: Option<f64>,
+    },
+    /// Every node's remaining privacy-loss budget per quarter (from Describe).
+    Budget {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Ask every node what it publishes (dimensions, units, public policy).
     Describe {
@@ -74,6 +90,9 @@ enum Command {
         /// End of the period range: YYYY, YYYY-Qn or YYYY-MM.
         #[arg(long)]
         to: Option<String>,
+        /// zCDP ρ each question spends on every quarter it touches (default: each node's default).
+        #[arg(long)]
+        rho: Option<f64>,
     },
     /// Start a demo federation on 127.0.0.1 (development certificates, synthetic data), ask the
     /// standard regional questions over mutual TLS, print the tables and stop.
@@ -111,6 +130,8 @@ async fn run() -> Result<()> {
             format,
             per_node,
             query_id,
+            dry_run,
+            rho,
         } => {
             let registry = Registry::load(&registry)?;
             let raw = query.to_raw()?;
@@ -119,7 +140,20 @@ async fn run() -> Result<()> {
                 ..QueryLimits::default()
             };
             let query = Query::parse(&raw, &limits).context("invalid query")?;
+            let query = query.with_rho_micro(rho.map(budget::rho_micro).transpose()?.unwrap_or(0));
             let fed = Federation::connect(&registry)?;
+            if dry_run {
+                let (id, plans) = budget::dry_run(&fed, &query, query_id.as_deref()).await?;
+                match format {
+                    Format::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&budget::plan_json(&id, &plans))?
+                    ),
+                    Format::Csv => print!("{}", budget::plan_table(&plans).to_csv()),
+                    Format::Table => print!("{}", budget::plan_text(&id, &plans)),
+                }
+                return Ok(());
+            }
             let (id, results) = match query_id {
                 Some(id) => {
                     let results = fed.ask_with_id(&query, &id).await;
@@ -141,25 +175,19 @@ async fn run() -> Result<()> {
             let registry = Registry::load(&registry)?;
             let fed = Federation::connect(&registry)?;
             for (country, r) in fed.describe().await {
-                match r {
-                    Ok(d) => {
-                        let policy = d.policy.unwrap_or_default();
-                        println!(
-                            "{country}: schema v{}, data {}..{}, units [{}], {} dimensions, min_count {}, min_contributors {}, perturbation {}",
-                            d.schema_version,
-                            d.first_period,
-                            d.last_period,
-                            d.units.join(", "),
-                            d.dimensions.len(),
-                            policy.min_count,
-                            policy.min_contributors,
-                            if policy.perturbation { "on" } else { "off" },
-                        );
-                    }
-                    Err(outcome) => {
-                        println!("{country}: {} ({})", outcome.label(), outcome.detail())
-                    }
-                }
+                println!("{}", budget::description_line(country, &r));
+            }
+        }
+        Command::Budget { registry, format } => {
+            let described =
+                budget::budgets(&Federation::connect(&Registry::load(&registry)?)?).await;
+            match format {
+                Format::Table => print!("{}", budget::budget_text(&described)),
+                Format::Csv => print!("{}", budget::budget_csv(&described)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&budget::budget_json(&described))?
+                ),
             }
         }
         Command::Report {
@@ -167,10 +195,12 @@ async fn run() -> Result<()> {
             out,
             from,
             to,
+            rho,
         } => {
             let registry = Registry::load(&registry)?;
             let range = report::PeriodRange { from, to };
-            let data = report::build(&registry, &range).await?;
+            let rho_micro = rho.map(budget::rho_micro).transpose()?.unwrap_or(0);
+            let data = report::build_with_rho(&registry, &range, rho_micro).await?;
             std::fs::write(&out, report::render(&data))
                 .with_context(|| format!("write {}", out.display()))?;
             println!("{}: {}", out.display(), report::summary(&data));

@@ -31,7 +31,7 @@ use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit}
 
 use vrs_core::codes::Country;
 
-use crate::fanout::{FanoutError, Federation, NodeOutcome, NodeResult};
+use crate::fanout::{Description, FanoutError, Federation, NodeOutcome, NodeResult};
 use crate::merge::{self, CellStatus, Regional};
 use crate::registry::Registry;
 use chart::{CATEGORICAL, ChartText, Layout, SEQUENTIAL};
@@ -207,7 +207,7 @@ pub struct NodeInfo {
 }
 
 /// One figure with the merged regional answer behind it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Section {
     /// Which figure.
     pub figure: Figure,
@@ -216,7 +216,7 @@ pub struct Section {
 }
 
 /// Everything the report shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportData {
     /// The coordinator's identity.
     pub coordinator: String,
@@ -247,10 +247,23 @@ pub enum ReportError {
 /// Asks the federation every figure's question and each node for its public policy, all at
 /// once, and returns what came back. Nothing is rendered here: [`render`] works from the data.
 pub async fn build(registry: &Registry, range: &PeriodRange) -> Result<ReportData, ReportError> {
+    build_with_rho(registry, range, 0).await
+}
+
+/// Like [`build`], every question asking zCDP nodes to spend `rho_micro` on each quarter it
+/// touches (0: each node's default).
+pub async fn build_with_rho(
+    registry: &Registry,
+    range: &PeriodRange,
+    rho_micro: u64,
+) -> Result<ReportData, ReportError> {
     let limits = QueryLimits::default();
     let queries = Figure::ALL
         .iter()
-        .map(|f| Ok((*f, Query::parse(&f.query(range), &limits)?)))
+        .map(|f| {
+            let query = Query::parse(&f.query(range), &limits)?;
+            Ok((*f, query.with_rho_micro(rho_micro)))
+        })
         .collect::<Result<Vec<_>, QueryError>>()?;
     let generated_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let fed = Arc::new(Federation::connect(registry)?);
@@ -299,15 +312,12 @@ async fn ask_all(
 }
 
 /// What the report shows of a node's description, or why there is none.
-fn node_info(
-    country: Country,
-    described: Result<vrs_proto::pb::DescribeResponse, NodeOutcome>,
-) -> NodeInfo {
+fn node_info(country: Country, described: Result<Description, NodeOutcome>) -> NodeInfo {
     NodeInfo {
         country: country.to_string(),
         description: described
             .map(|d| {
-                let p = d.policy.unwrap_or_default();
+                let p = d.rules;
                 NodeDescription {
                     first_period: d.first_period,
                     last_period: d.last_period,
@@ -334,7 +344,7 @@ pub fn summary(report: &ReportData) -> String {
             .iter()
             .flat_map(|s| &s.regional.cells)
             .fold((0, 0), |(p, s), c| match c.status {
-                CellStatus::Exact => (p, s),
+                CellStatus::Exact | CellStatus::Noisy => (p, s),
                 CellStatus::Partial => (p + 1, s),
                 CellStatus::Suppressed => (p, s + 1),
             });
@@ -421,9 +431,10 @@ fn label(dim: Dimension, code: &str) -> String {
     }
 }
 
-fn datum(status: CellStatus, value: u64) -> Datum {
+fn datum(status: CellStatus, value: i64) -> Datum {
+    let value = u64::try_from(value).unwrap_or(0);
     match status {
-        CellStatus::Exact => Datum::Exact(value),
+        CellStatus::Exact | CellStatus::Noisy => Datum::Exact(value),
         CellStatus::Partial => Datum::Partial(value),
         CellStatus::Suppressed => Datum::Suppressed,
     }
@@ -1039,6 +1050,8 @@ mod tests {
             status: status.into(),
             detail: detail.into(),
             elapsed_ms: 12,
+            mode: None,
+            privacy: None,
         }
     }
 
@@ -1056,8 +1069,9 @@ mod tests {
             value: if status == CellStatus::Suppressed {
                 0
             } else {
-                value
+                i64::try_from(value).unwrap()
             },
+            se: 0.0,
             status,
             nodes,
         }
