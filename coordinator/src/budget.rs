@@ -8,15 +8,25 @@
 //! the number of cells. [`budgets`] collects every node's remaining budget per quarter from
 //! `Describe`; [`budget_table`], [`budget_csv`] and [`budget_json`] print it.
 //!
+//! [`fit_universe`] keeps a question under the nodes' `max_cells`: a `route` (or origin ×
+//! destination) universe is every pair of published countries (≈63,000 cells), so route
+//! questions ask for destinations in the federation ([`federation_destinations`]) and, when a
+//! node's plan still says `UNIVERSE_TOO_LARGE`, origins in the federation too. [`spend`] adds up
+//! what a set of answers charged each node per quarter ([`spend_text`]: how many quarters'
+//! budgets a report spends).
+//!
 //! ρ is shown as ρ (`0.050`); the wire and the ledgers count integer micro-ρ ([`MICRO_RHO`]).
+
+use std::collections::BTreeMap;
 
 use serde_json::json;
 use vrs_core::answer::{MICRO_RHO, QuarterBudget};
 use vrs_core::codes::Country;
-use vrs_core::query::Query;
+use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery};
 use vrs_core::table::Table;
 
 use crate::fanout::{Description, FanoutError, Federation, NodeOutcome, PlanResult};
+use crate::merge::Regional;
 use crate::output::rho_text;
 
 /// Why a ρ asked on the command line is not usable.
@@ -49,6 +59,155 @@ pub async fn dry_run(
         Some(id) => Ok((id.to_string(), fed.plan_with_id(query, id).await)),
         None => fed.plan(query).await,
     }
+}
+
+/// Whether a question's universe crosses origins with destinations (`route`, or both sides).
+fn crosses_countries(raw: &RawQuery) -> bool {
+    let by = |d: Dimension| raw.group_by.iter().any(|g| g == d.code());
+    by(Dimension::Route) || (by(Dimension::Origin) && by(Dimension::Destination))
+}
+
+/// Adds `dimension ∈ countries` to `raw` unless it already filters that dimension.
+fn add_country_filter(raw: &mut RawQuery, dimension: Dimension, countries: &[Country]) {
+    if raw.filters.iter().any(|(d, _)| d == dimension.code()) {
+        return;
+    }
+    raw.filters.push((
+        dimension.code().to_string(),
+        countries.iter().map(|c| c.to_string()).collect(),
+    ));
+}
+
+/// A question whose universe crosses origins with destinations, asked for destinations in
+/// the federation only (the nodes' own countries); other questions unchanged.
+pub fn federation_destinations(raw: &RawQuery, countries: &[Country]) -> RawQuery {
+    let mut raw = raw.clone();
+    if crosses_countries(&raw) {
+        add_country_filter(&mut raw, Dimension::Destination, countries);
+    }
+    raw
+}
+
+/// `raw` narrowed until no node's plan refuses it as `UNIVERSE_TOO_LARGE`: first destinations
+/// in the federation, then origins in the federation too. Planning reads and spends nothing.
+/// A question that still does not fit is returned narrowed; the nodes will say why they refuse.
+pub async fn fit_universe(
+    fed: &Federation,
+    raw: &RawQuery,
+    limits: &QueryLimits,
+) -> Result<Query, FitError> {
+    let countries = fed.countries();
+    let first = federation_destinations(raw, &countries);
+    let query = Query::parse(&first, limits)?;
+    if !crosses_countries(&first) {
+        return Ok(query);
+    }
+    let (_, plans) = fed.plan(&query).await?;
+    let too_large = plans.iter().any(
+        |p| matches!(&p.outcome, Ok(plan) if plan.refusal.as_deref() == Some("UNIVERSE_TOO_LARGE")),
+    );
+    if !too_large {
+        return Ok(query);
+    }
+    let mut narrow = first;
+    add_country_filter(&mut narrow, Dimension::Origin, &countries);
+    Ok(Query::parse(&narrow, limits)?.with_rho_micro(query.rho_micro()))
+}
+
+/// Why a question could not be fitted.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    /// The question is not valid.
+    #[error("invalid question")]
+    Query(#[from] QueryError),
+    /// Planning failed to start.
+    #[error(transparent)]
+    Fanout(#[from] FanoutError),
+}
+
+/// What a set of answers charged one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpend {
+    /// The node.
+    pub country: String,
+    /// Quarters charged at all.
+    pub quarters: usize,
+    /// ρ charged to the most-charged quarter, in micro-ρ.
+    pub max_quarter_micro: u64,
+    /// ρ charged over all quarters, in micro-ρ ("quarter-ρ").
+    pub total_micro: u64,
+    /// The lifetime budget of one quarter (spent + left), in micro-ρ; 0 when unknown.
+    pub quarter_budget_micro: u64,
+}
+
+impl NodeSpend {
+    /// How many whole quarters' budgets the answers spent (total / one quarter's budget).
+    pub fn quarter_budgets(&self) -> f64 {
+        if self.quarter_budget_micro == 0 {
+            return 0.0;
+        }
+        self.total_micro as f64 / self.quarter_budget_micro as f64
+    }
+}
+
+/// Adds up, per zCDP node, what `answers` charged to each quarter (replays charge nothing).
+pub fn spend<'a>(answers: impl IntoIterator<Item = &'a Regional>) -> Vec<NodeSpend> {
+    let mut per: BTreeMap<String, (BTreeMap<String, u64>, u64)> = BTreeMap::new();
+    for r in answers {
+        for n in &r.nodes {
+            let Some(p) = &n.privacy else { continue };
+            let entry = per.entry(n.country.clone()).or_default();
+            for q in &p.quarters {
+                *entry.0.entry(q.quarter.clone()).or_default() += p.rho_charged_micro;
+                entry.1 = entry
+                    .1
+                    .max(q.rho_spent_micro.saturating_add(q.rho_left_micro));
+            }
+        }
+    }
+    per.into_iter()
+        .map(|(country, (quarters, budget))| NodeSpend {
+            country,
+            quarters: quarters.len(),
+            max_quarter_micro: quarters.values().copied().max().unwrap_or(0),
+            total_micro: quarters.values().sum(),
+            quarter_budget_micro: budget,
+        })
+        .collect()
+}
+
+/// A heading naming `what` was asked, then one line per node: the ρ charged to its most-charged
+/// quarter (and its share of that quarter's budget), and how many quarters' budgets were spent
+/// in all (Σ ρ over quarters ÷ one quarter's budget).
+pub fn spend_text(what: &str, spends: &[NodeSpend]) -> String {
+    if spends.is_empty() {
+        return format!(
+            "Privacy-loss budget spent by {what}: none (no zCDP node charged anything).\n"
+        );
+    }
+    let mut out = format!(
+        "Privacy-loss budget spent by {what}, per zCDP node (replayed releases are free):\n"
+    );
+    for s in spends {
+        let share = if s.quarter_budget_micro == 0 {
+            String::new()
+        } else {
+            format!(
+                " ({:.0}% of a quarter's budget of {})",
+                100.0 * s.max_quarter_micro as f64 / s.quarter_budget_micro as f64,
+                rho_text(s.quarter_budget_micro)
+            )
+        };
+        out.push_str(&format!(
+            "  {}: ρ {} on the most-charged of {} quarters{share}; {:.2} quarters' budgets in all (Σ ρ over quarters {})\n",
+            s.country,
+            rho_text(s.max_quarter_micro),
+            s.quarters,
+            s.quarter_budgets(),
+            rho_text(s.total_micro),
+        ));
+    }
+    out
 }
 
 /// Quarters as a short range: `2023-Q1..2024-Q4 (8)`, or the one quarter.

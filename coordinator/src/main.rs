@@ -204,6 +204,13 @@ async fn run() -> Result<()> {
             std::fs::write(&out, report::render(&data))
                 .with_context(|| format!("write {}", out.display()))?;
             println!("{}: {}", out.display(), report::summary(&data));
+            print!(
+                "{}",
+                budget::spend_text(
+                    "the report",
+                    &budget::spend(data.sections.iter().map(|s| &s.regional))
+                )
+            );
         }
         #[cfg(feature = "demo")]
         Command::Demo { dir, report } => {

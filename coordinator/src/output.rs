@@ -57,6 +57,11 @@ fn answered(r: &Regional) -> Vec<String> {
 
 /// The regional cells as a table; with `per_node`, one extra column per answering node.
 pub fn table(r: &Regional, per_node: bool) -> Table {
+    table_of(r, per_node, |_| true)
+}
+
+/// The table of the cells `keep` selects.
+fn table_of(r: &Regional, per_node: bool, keep: impl Fn(&RegionalCell) -> bool) -> Table {
     let countries = answered(r);
     let mut header: Vec<String> = r.dimensions.iter().map(|d| d.code().to_string()).collect();
     let first_value = header.len();
@@ -69,7 +74,7 @@ pub fn table(r: &Regional, per_node: bool) -> Table {
     for i in first_value..n {
         t = t.align_right(i);
     }
-    for c in &r.cells {
+    for c in r.cells.iter().filter(|c| keep(c)) {
         let mut row = c.key.clone();
         row.push(value_text(c));
         if per_node {
@@ -129,10 +134,30 @@ pub fn node_table(r: &Regional) -> Table {
 
 /// The text a terminal shows: node status, the regional table and a legend.
 pub fn text(r: &Regional, per_node: bool) -> String {
+    text_of(r, per_node, false)
+}
+
+/// Like [`text`], leaving out the rows of noisy figures not distinguishable from 0 (a zCDP
+/// universe lists every cell, most of them empty) and saying how many were left out.
+pub fn text_distinguishable(r: &Regional, per_node: bool) -> String {
+    text_of(r, per_node, true)
+}
+
+fn text_of(r: &Regional, per_node: bool, only_distinguishable: bool) -> String {
+    let hidden = |c: &RegionalCell| {
+        only_distinguishable && matches!(c.shown(), Shown::NotDistinguishable { .. })
+    };
     let mut out = String::new();
     out.push_str(&node_table(r).to_aligned());
     out.push('\n');
-    out.push_str(&table(r, per_node).to_aligned());
+    out.push_str(&table_of(r, per_node, |c| !hidden(c)).to_aligned());
+    let left_out = r.cells.iter().filter(|c| hidden(c)).count();
+    if left_out > 0 {
+        out.push_str(&format!(
+            "({left_out} of {} cells not distinguishable from 0 are not shown.)\n",
+            r.cells.len()
+        ));
+    }
     let shown: Vec<Shown> = r.cells.iter().map(RegionalCell::shown).collect();
     if shown.iter().any(|s| matches!(s, Shown::Estimate { .. })) {
         out.push_str("\nN ± H: noisy (zCDP) estimate; H = 1.96·SE, the half-width of its 95% interval (SE = √Σσ² over the nodes).\n");

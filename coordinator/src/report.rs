@@ -31,8 +31,9 @@ use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit}
 
 use vrs_core::codes::Country;
 
+use crate::budget;
 use crate::fanout::{Description, FanoutError, Federation, NodeOutcome, NodeResult};
-use crate::merge::{self, CellStatus, Regional};
+use crate::merge::{self, CellStatus, Regional, Shown};
 use crate::registry::Registry;
 use chart::{CATEGORICAL, ChartText, Layout, SEQUENTIAL};
 use model::{Datum, Grid, escape, thousands};
@@ -239,6 +240,9 @@ pub enum ReportError {
     /// The coordinator could not set up its connections or sign.
     #[error(transparent)]
     Fanout(#[from] FanoutError),
+    /// A question could not be fitted under the nodes' cell cap.
+    #[error(transparent)]
+    Fit(#[from] budget::FitError),
     /// A question's task ended without an answer (it panicked or was cancelled).
     #[error("a report question was interrupted")]
     Interrupted,
@@ -251,23 +255,62 @@ pub async fn build(registry: &Registry, range: &PeriodRange) -> Result<ReportDat
 }
 
 /// Like [`build`], every question asking zCDP nodes to spend `rho_micro` on each quarter it
-/// touches (0: each node's default).
+/// touches (0: each node's default). Questions that cross origins with destinations are kept
+/// under the nodes' cell cap ([`budget::fit_universe`]).
 pub async fn build_with_rho(
     registry: &Registry,
     range: &PeriodRange,
     rho_micro: u64,
 ) -> Result<ReportData, ReportError> {
     let limits = QueryLimits::default();
-    let queries = Figure::ALL
+    let questions = Figure::ALL
         .iter()
         .map(|f| {
-            let query = Query::parse(&f.query(range), &limits)?;
-            Ok((*f, query.with_rho_micro(rho_micro)))
+            let mut raw = f.query(range);
+            raw.rho_micro = rho_micro;
+            // Checked here, so that a bad period is an error before anything is sent.
+            Query::parse(&raw, &limits)?;
+            Ok((*f, raw))
         })
         .collect::<Result<Vec<_>, QueryError>>()?;
     let generated_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let fed = Arc::new(Federation::connect(registry)?);
-    let (described, answers) = tokio::join!(fed.describe(), ask_all(&fed, queries));
+    // Route figures (trend, fees) ask for the busiest routes of the flow matrix only: a route
+    // universe is every origin × destination pair (tens of thousands of cells, every one noised
+    // and sent), and choosing routes from released noisy figures is post-processing.
+    let (first, second): (Vec<_>, Vec<_>) = questions
+        .into_iter()
+        .partition(|(f, _)| !matches!(f, Figure::Trend | Figure::Fees));
+    let (described, answers) = tokio::join!(fed.describe(), ask_all(&fed, first));
+    let mut sections: Vec<Section> = answers?
+        .into_iter()
+        .map(|(figure, query, id, results)| Section {
+            figure,
+            regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+        })
+        .collect();
+    let routes = sections
+        .iter()
+        .find(|s| s.figure == Figure::Flows)
+        .map(|s| busiest_routes(&s.regional, ROUTES_ASKED))
+        .unwrap_or_default();
+    let second = second
+        .into_iter()
+        .map(|(f, mut raw)| {
+            if !routes.is_empty() {
+                raw.filters
+                    .push((Dimension::Route.code().to_string(), routes.clone()));
+            }
+            (f, raw)
+        })
+        .collect();
+    for (figure, query, id, results) in ask_all(&fed, second).await? {
+        sections.push(Section {
+            figure,
+            regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+        });
+    }
+    sections.sort_by_key(|s| Figure::ALL.iter().position(|f| *f == s.figure));
     Ok(ReportData {
         coordinator: registry.identity(),
         generated_at,
@@ -276,30 +319,65 @@ pub async fn build_with_rho(
             .into_iter()
             .map(|(country, d)| node_info(country, d))
             .collect(),
-        sections: answers?
-            .into_iter()
-            .map(|(figure, query, id, results)| Section {
-                figure,
-                regional: merge::merge(&id, query.unit(), query.group_by(), &results),
-            })
-            .collect(),
+        sections,
     })
+}
+
+/// Routes the route figures ask for (a filter holds at most 50 values).
+const ROUTES_ASKED: usize = 40;
+
+/// The `limit` busiest `ORIG>DEST` routes of an origin × destination answer: cells whose figure
+/// is shown as a number (distinguishable from 0), largest first.
+pub fn busiest_routes(flows: &Regional, limit: usize) -> Vec<String> {
+    let (Some(o), Some(d)) = (
+        flows
+            .dimensions
+            .iter()
+            .position(|x| *x == Dimension::Origin),
+        flows
+            .dimensions
+            .iter()
+            .position(|x| *x == Dimension::Destination),
+    ) else {
+        return Vec::new();
+    };
+    let mut routes: Vec<(u64, String)> = flows
+        .cells
+        .iter()
+        .filter(|c| !c.key.iter().any(|k| k == MARGIN))
+        .filter_map(|c| {
+            let v = match c.shown() {
+                Shown::Count(v) | Shown::AtLeast(v) | Shown::Estimate { value: v, .. } => v,
+                Shown::NotDistinguishable { .. } | Shown::Suppressed => return None,
+            };
+            let route = format!("{}>{}", c.key.get(o)?, c.key.get(d)?);
+            (v > 0).then_some((v, route))
+        })
+        .collect();
+    routes.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    routes.truncate(limit);
+    routes.into_iter().map(|(_, r)| r).collect()
 }
 
 /// One figure's question with the query id it was sent under and every node's outcome.
 type Asked = (Figure, Query, String, Vec<NodeResult>);
 
-/// Sends every figure's question concurrently; the answers come back in figure order.
+/// Fits and sends every figure's question concurrently; the answers come back in figure order.
 async fn ask_all(
     fed: &Arc<Federation>,
-    queries: Vec<(Figure, Query)>,
+    questions: Vec<(Figure, RawQuery)>,
 ) -> Result<Vec<Asked>, ReportError> {
     let mut set = tokio::task::JoinSet::new();
-    for (i, (figure, query)) in queries.into_iter().enumerate() {
+    for (i, (figure, raw)) in questions.into_iter().enumerate() {
         let fed = Arc::clone(fed);
         set.spawn(async move {
-            let asked = fed.ask(&query).await;
-            (i, asked.map(|(id, results)| (figure, query, id, results)))
+            let asked = async {
+                let query = budget::fit_universe(&fed, &raw, &QueryLimits::default()).await?;
+                let (id, results) = fed.ask(&query).await?;
+                Ok::<_, ReportError>((figure, query, id, results))
+            }
+            .await;
+            (i, asked)
         });
     }
     let mut answers = Vec::with_capacity(set.len());

@@ -271,9 +271,21 @@ fn regional_json_matches_the_schema() {
         assert!(statuses.contains(&s), "fixture lacks a {s:?} cell");
     }
     let shown: Vec<_> = r.cells.iter().map(|c| c.shown()).collect();
-    assert!(shown.iter().any(|s| matches!(s, merge::Shown::NotDistinguishable { .. })));
-    assert!(shown.iter().any(|s| matches!(s, merge::Shown::Estimate { partial: true, .. })));
-    assert!(shown.iter().any(|s| matches!(s, merge::Shown::Estimate { partial: false, .. })));
+    assert!(
+        shown
+            .iter()
+            .any(|s| matches!(s, merge::Shown::NotDistinguishable { .. }))
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| matches!(s, merge::Shown::Estimate { partial: true, .. }))
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| matches!(s, merge::Shown::Estimate { partial: false, .. }))
+    );
     let doc = output::json(&r);
     assert_valid(&regional_schema(), &doc, "output::json");
     check_regional_semantics(&doc);
@@ -411,15 +423,20 @@ fn wrong_regional_documents_fail_validation() {
     assert_refused(&v, &doc, "a noisy cell shown as exact", |d| {
         find_cell(d, "noisy")["status"] = json!("exact");
     });
-    assert_refused(&v, &doc, "a value on a figure not distinguishable from 0", |d| {
-        let c = d["cells"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|c| c["distinguishable"] == json!(false))
-            .unwrap();
-        c["value"] = json!(0);
-    });
+    assert_refused(
+        &v,
+        &doc,
+        "a value on a figure not distinguishable from 0",
+        |d| {
+            let c = d["cells"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|c| c["distinguishable"] == json!(false))
+                .unwrap();
+            c["value"] = json!(0);
+        },
+    );
     assert_refused(&v, &doc, "a negative interval end", |d| {
         find_cell(d, "noisy")["ci95_low"] = json!(-4.0);
     });
