@@ -34,6 +34,7 @@ use vrs_core::codes::Country;
 use crate::budget;
 use crate::fanout::{Description, FanoutError, Federation, NodeOutcome, NodeResult};
 use crate::merge::{self, CellStatus, Regional, Shown};
+use crate::output::rho_text;
 use crate::registry::Registry;
 use chart::{CATEGORICAL, ChartText, Layout, SEQUENTIAL};
 use model::{Datum, Grid, escape, thousands};
@@ -196,6 +197,10 @@ pub struct NodeDescription {
     pub software_version: String,
     /// Its public policy.
     pub policy: PolicySummary,
+    /// Its protection mode code: `zcdp` or `rules_v1`.
+    pub mode: String,
+    /// zCDP: the lifetime budget of each reference quarter, in micro-ρ (0 in rules mode).
+    pub rho_per_quarter_micro: u64,
 }
 
 /// One node of the registry.
@@ -397,6 +402,11 @@ fn node_info(country: Country, described: Result<Description, NodeOutcome>) -> N
             .map(|d| {
                 let p = d.rules;
                 NodeDescription {
+                    mode: d.mode.code().to_string(),
+                    rho_per_quarter_micro: d
+                        .privacy
+                        .as_ref()
+                        .map_or(0, |z| z.rho_per_quarter_micro),
                     first_period: d.first_period,
                     last_period: d.last_period,
                     software_version: d.software_version,
@@ -509,7 +519,10 @@ fn label(dim: Dimension, code: &str) -> String {
     }
 }
 
-fn datum(status: CellStatus, value: i64) -> Datum {
+fn datum(status: CellStatus, value: i64, se: f64) -> Datum {
+    if status == CellStatus::Noisy {
+        return Datum::Noisy { value, se };
+    }
     let value = u64::try_from(value).unwrap_or(0);
     match status {
         CellStatus::Exact | CellStatus::Noisy => Datum::Exact(value),
@@ -584,7 +597,7 @@ fn pivot(
         }
         let rk = c.key[ri].clone();
         let ck = ci.map_or_else(String::new, |i| c.key[i].clone());
-        let d = datum(c.status, c.value);
+        let d = datum(c.status, c.value, c.se);
         let e = cells.entry((rk, ck)).or_insert(Datum::Absent);
         *e = *e + d;
     }
@@ -679,9 +692,10 @@ pub fn render(report: &ReportData) -> String {
     kpis(&mut out, report);
     node_status(&mut out, report);
     policies(&mut out, report);
+    privacy(&mut out, report);
     out.push_str(r#"<section id="reading" aria-labelledby="reading-h"><h2 id="reading-h">How to read the figures</h2>"#);
     out.push_str(html::status_legend());
-    out.push_str(r#"<p class="note">Nodes release only aggregate figures that pass their own disclosure control; released values may be perturbed and rounded slightly. A regional figure is the sum of what the nodes released. No record-level data reaches the coordinator or this report.</p></section>"#);
+    out.push_str(r#"<p class="note">Nodes release only aggregate figures that pass their own disclosure control; in zCDP mode every figure carries random noise (so small or negative node values occur, and regional figures come with 95% error bars), in rules mode released values may be perturbed and rounded slightly. A regional figure is the sum of what the nodes released; display rules are applied after that sum, so a figure not distinguishable from 0 reads &lt;U. No record-level data reaches the coordinator or this report.</p></section>"#);
     for s in &report.sections {
         section(&mut out, report, s);
     }
@@ -921,6 +935,48 @@ fn policies(out: &mut String, report: &ReportData) {
     out.push_str("</tbody></table></div></section>\n");
 }
 
+/// Each node's protection mode and what this report's questions cost it: ρ charged to its
+/// most-charged quarter, quarters' budgets spent in all, and the least budget left afterwards.
+fn privacy(out: &mut String, report: &ReportData) {
+    let spends = budget::spend(report.sections.iter().map(|s| &s.regional));
+    out.push_str(
+        r#"<section id="privacy" aria-labelledby="privacy-h"><h2 id="privacy-h">Protection and privacy-loss budget</h2>
+<p class="lede">Nodes in zCDP mode add calibrated random noise to every figure and keep a finite privacy-loss budget (ρ) for every quarter of records; every new question spends some of it, asking the same question again is free, and a node refuses a question that would overspend. Nodes in rules_v1 mode use the older rules, which are not protected against many different questions.</p>
+<div class="table-scroll" tabindex="0"><table class="status"><caption>Protection mode and budget spent by this report, per node</caption><thead><tr><th scope="col">Node</th><th scope="col">Mode</th><th scope="col">Budget per quarter (ρ)</th><th scope="col">ρ charged by this report (most-charged quarter)</th><th scope="col">Quarters’ budgets spent</th><th scope="col">Least budget left (ρ)</th></tr></thead><tbody>"#,
+    );
+    for n in &report.nodes {
+        let (mode, per_quarter) = match &n.description {
+            Ok(d) if d.rho_per_quarter_micro > 0 => {
+                (d.mode.clone(), rho_text(d.rho_per_quarter_micro))
+            }
+            Ok(d) => (d.mode.clone(), "–".into()),
+            Err(_) => ("unknown".into(), "–".into()),
+        };
+        let spend = spends.iter().find(|s| s.country == n.country);
+        let left = report
+            .sections
+            .iter()
+            .flat_map(|s| &s.regional.nodes)
+            .filter(|x| x.country == n.country)
+            .filter_map(|x| x.privacy.as_ref().and_then(|p| p.min_left_micro()))
+            .min();
+        let _ = write!(
+            out,
+            r#"<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            escape(&n.country),
+            escape(&mode),
+            per_quarter,
+            spend.map_or_else(|| "–".into(), |s| rho_text(s.max_quarter_micro)),
+            spend.map_or_else(
+                || "–".into(),
+                |s| format!("{:.2} of {} quarters", s.quarter_budgets(), s.quarters)
+            ),
+            left.map_or_else(|| "–".into(), rho_text),
+        );
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
 /// The grid behind a figure (every row; the chart may draw fewer).
 fn grid_of(s: &Section) -> Grid {
     let r = &s.regional;
@@ -939,7 +995,17 @@ fn grid_of(s: &Section) -> Grid {
     };
     let row = (dims[0], order(dims[0]));
     let col = dims.get(1).map(|d| (*d, order(*d)));
-    pivot(r, row, col, &sentence_case(unit))
+    let grid = pivot(r, row, col, &sentence_case(unit));
+    // A zCDP universe lists every country or route, nearly all of them empty: rows of long
+    // category lists with no figure distinguishable from 0 are left out of charts and tables.
+    if matches!(
+        dims[0],
+        Dimension::Route | Dimension::Origin | Dimension::Destination | Dimension::Citizenship
+    ) {
+        grid.retain_rows(|cells| cells.iter().any(|d| d.is_figure()))
+    } else {
+        grid
+    }
 }
 
 fn sentence_case(s: &str) -> String {
@@ -1240,6 +1306,8 @@ mod tests {
                             perturbation_max_deviation: 2,
                             rounding_base: 1,
                         },
+                        mode: "rules_v1".into(),
+                        rho_per_quarter_micro: 0,
                     }),
                 },
                 NodeInfo {
@@ -1297,6 +1365,48 @@ mod tests {
         assert!(html.contains("Minimum count"));
         assert!(html.contains("2025-01-02 03:04 UTC"));
         assert!(html.contains("from 2024"));
+    }
+
+    /// Every cell of every figure noisy (zCDP): one clearly above 0, the others not
+    /// distinguishable from it.
+    fn noisy_report() -> ReportData {
+        let mut data = report(vec![
+            node("THA", "answered", "5 cells"),
+            node("MYS", "answered", "4 cells"),
+        ]);
+        for s in &mut data.sections {
+            for (i, c) in s.regional.cells.iter_mut().enumerate() {
+                c.status = CellStatus::Noisy;
+                c.value = if i == 0 { 500 } else { -3 };
+                c.se = 4.0;
+                c.nodes = BTreeMap::from([(
+                    "THA".to_string(),
+                    Contribution::Noisy {
+                        value: c.value,
+                        sigma: 4.0,
+                    },
+                )]);
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn noisy_figures_get_error_bars_and_intervals_never_negative_counts() {
+        let html = render(&noisy_report());
+        for f in [Figure::Trend, Figure::Methods, Figure::Deaths, Figure::Migrants] {
+            let start = html.find(&format!(r#"id="fig-{}""#, f.id())).unwrap();
+            let end = html[start..].find("</section>").unwrap() + start;
+            let part = &html[start..end];
+            assert!(part.contains("mark noisy"), "{f:?}");
+            assert!(part.contains(r#"<g class="errorbar">"#), "{f:?}: no error bar");
+            assert!(part.contains(r#"<td class="noisy">"#), "{f:?}");
+            assert!(part.contains("500 ± 8"), "{f:?}: no ± interval");
+            assert!(part.contains("&lt;8"), "{f:?}: no not-distinguishable figure");
+            assert!(!part.contains(">-3<"), "{f:?}: a negative count");
+        }
+        assert!(html.contains("Protection and privacy-loss budget"));
+        assert!(html.contains("95% interval"));
     }
 
     #[test]
