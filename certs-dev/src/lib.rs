@@ -116,6 +116,12 @@ pub enum ExtraKind {
     Expired,
     /// Currently valid, but signed by a fresh CA unrelated to the development CA (same CA name).
     OtherCa,
+    /// Currently valid, but issued by an intermediate CA that the development CA issued: a chain
+    /// one longer than the CA's `pathlen:0` allows. The PEM holds the leaf, then the intermediate.
+    ViaIntermediate,
+    /// Signed by the development CA and valid, with a second DNS name (`other.vrs.test`) after
+    /// `san`: an ambiguous identity.
+    TwoDnsNames,
 }
 
 /// The files a coordinator needs: its TLS identity and its query-signing key pair.
@@ -317,6 +323,35 @@ impl DevPki {
                 let key = KeyPair::generate()?;
                 let cert = leaf_params(san, &usages, self.validity_days, false)?
                     .signed_by(&key, &other)?;
+                (cert.pem(), key.serialize_pem())
+            }
+            ExtraKind::ViaIntermediate => {
+                let mut params = ca_params(self.validity_days);
+                let mut dn = DistinguishedName::new();
+                dn.push(DnType::OrganizationName, "VRS Federation (development)");
+                dn.push(
+                    DnType::CommonName,
+                    "VRS Federation intermediate (not allowed)",
+                );
+                params.distinguished_name = dn;
+                let inter_key = KeyPair::generate()?;
+                let inter_cert = params.clone().signed_by(&inter_key, &self.ca)?;
+                let intermediate = Issuer::new(params, inter_key);
+                let key = KeyPair::generate()?;
+                let cert = leaf_params(san, &usages, self.validity_days, false)?
+                    .signed_by(&key, &intermediate)?;
+                (
+                    format!("{}{}", cert.pem(), inter_cert.pem()),
+                    key.serialize_pem(),
+                )
+            }
+            ExtraKind::TwoDnsNames => {
+                let key = KeyPair::generate()?;
+                let mut params = leaf_params(san, &usages, self.validity_days, false)?;
+                params
+                    .subject_alt_names
+                    .push(rcgen::SanType::DnsName("other.vrs.test".try_into()?));
+                let cert = params.signed_by(&key, &self.ca)?;
                 (cert.pem(), key.serialize_pem())
             }
         };

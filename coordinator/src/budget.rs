@@ -25,7 +25,7 @@ use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery};
 use vrs_core::table::Table;
 
-use crate::fanout::{Description, FanoutError, Federation, NodeOutcome, PlanResult};
+use crate::fanout::{NodeDescription, FanoutError, Federation, NodeOutcome, PlanResult};
 use crate::merge::Regional;
 use crate::output::rho_text;
 
@@ -346,14 +346,14 @@ fn quarter_json(q: &QuarterBudget) -> serde_json::Value {
 }
 
 /// Every node's description (its budget per quarter), or why it gave none.
-pub async fn budgets(fed: &Federation) -> Vec<(Country, Result<Description, NodeOutcome>)> {
+pub async fn budgets(fed: &Federation) -> Vec<(Country, Result<NodeDescription, NodeOutcome>)> {
     fed.describe().await
 }
 
 /// One row per node and quarter: spent by all callers, left of the node's budget, left of this
 /// coordinator's share. A rules-mode node has one row saying so; a node that did not describe
 /// itself has one row with its outcome.
-pub fn budget_table(described: &[(Country, Result<Description, NodeOutcome>)]) -> Table {
+pub fn budget_table(described: &[(Country, Result<NodeDescription, NodeOutcome>)]) -> Table {
     let mut t = Table::new([
         "node",
         "mode",
@@ -410,14 +410,14 @@ pub fn budget_table(described: &[(Country, Result<Description, NodeOutcome>)]) -
 }
 
 /// The budget table as text, with a legend.
-pub fn budget_text(described: &[(Country, Result<Description, NodeOutcome>)]) -> String {
+pub fn budget_text(described: &[(Country, Result<NodeDescription, NodeOutcome>)]) -> String {
     let mut out = budget_table(described).to_aligned();
     out.push_str("\nρ per reference quarter (zCDP): spent by all callers, left of the node's budget, left of this coordinator's share, of the lifetime budget per quarter.\n");
     out
 }
 
 /// The budget table as CSV (ρ in micro-ρ, integers).
-pub fn budget_csv(described: &[(Country, Result<Description, NodeOutcome>)]) -> String {
+pub fn budget_csv(described: &[(Country, Result<NodeDescription, NodeOutcome>)]) -> String {
     let mut t = Table::new([
         "node",
         "mode",
@@ -476,7 +476,7 @@ pub fn budget_csv(described: &[(Country, Result<Description, NodeOutcome>)]) -> 
 }
 
 /// The budgets as JSON (`vrs.budget.v1`).
-pub fn budget_json(described: &[(Country, Result<Description, NodeOutcome>)]) -> serde_json::Value {
+pub fn budget_json(described: &[(Country, Result<NodeDescription, NodeOutcome>)]) -> serde_json::Value {
     let nodes: Vec<serde_json::Value> = described
         .iter()
         .map(|(country, d)| match d {
@@ -495,7 +495,7 @@ pub fn budget_json(described: &[(Country, Result<Description, NodeOutcome>)]) ->
 }
 
 /// One line per node for `vrs-coordinator describe`.
-pub fn description_line(country: Country, d: &Result<Description, NodeOutcome>) -> String {
+pub fn description_line(country: Country, d: &Result<NodeDescription, NodeOutcome>) -> String {
     match d {
         Err(o) => format!("{country}: {} ({})", o.label(), o.detail()),
         Ok(d) => {
@@ -519,9 +519,9 @@ pub fn description_line(country: Country, d: &Result<Description, NodeOutcome>) 
                 )),
                 None => line.push_str(&format!(
                     ", min_count {}, min_contributors {}, perturbation {} (NOT protected against many queries)",
-                    d.rules.min_count,
-                    d.rules.min_contributors,
-                    if d.rules.perturbation { "on" } else { "off" },
+                    d.policy.min_count,
+                    d.policy.min_contributors,
+                    if d.policy.perturbation { "on" } else { "off" },
                 )),
             }
             line

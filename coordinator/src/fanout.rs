@@ -6,7 +6,7 @@
 //! pending approval, refused with the node's stable reason, unreachable, or timed out. A slow or
 //! failing node never holds the others back. [`Federation::plan`] sends the same signed envelopes
 //! to `Plan` (what each node would charge, nothing spent, the query id not consumed), and
-//! [`Federation::describe`] converts each node's `Describe` into a [`Description`].
+//! [`Federation::describe`] converts each node's `Describe` into a [`NodeDescription`].
 //!
 //! This is the one place where wire types become domain types. A response that contradicts
 //! itself (another country, another query id, a cell key listed twice, noise scales that differ
@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -24,6 +24,7 @@ use tonic::transport::Channel;
 use vrs_core::answer::{
     Answer, Cell, CellValue, ProtectionMode, QuarterBudget, ReleasePrivacy, SuppressionReason,
 };
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query};
 use vrs_core::signing::{SigningError, SigningKey};
@@ -115,6 +116,8 @@ pub struct Federation {
     issuer: String,
     deadline: Duration,
     rng: SystemRandom,
+    /// Stamps envelopes (`issued_at_ms`).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -158,7 +161,14 @@ impl Federation {
             issuer: registry.identity(),
             deadline: registry.deadline(),
             rng: SystemRandom::new(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Stamps envelopes with `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Federation {
+        self.clock = clock;
+        self
     }
 
     /// The countries asked, in registry order.
@@ -248,24 +258,8 @@ impl Federation {
         F: Fn(Country, FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut,
         Fut: std::future::Future<Output = T> + Send + 'static,
     {
-        let raw = query.to_raw();
-        let pb_query = pb::Query {
-            unit: raw.unit,
-            group_by: raw.group_by,
-            filters: raw
-                .filters
-                .into_iter()
-                .map(|(dimension, values)| pb::Filter { dimension, values })
-                .collect(),
-            period_from: raw.period_from,
-            period_to: raw.period_to,
-            margins: raw.margins,
-            rho_micro: raw.rho_micro,
-        };
-        let issued_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let pb_query = pb::Query::from(query.to_raw());
+        let issued_at_ms = self.clock.now_ms();
         let mut set = JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let envelope = pb::QueryEnvelope {
@@ -313,7 +307,7 @@ impl Federation {
     }
 
     /// Asks every node to describe itself (country, dimensions, public policy, budget).
-    pub async fn describe(&self) -> Vec<(Country, Result<Description, NodeOutcome>)> {
+    pub async fn describe(&self) -> Vec<(Country, Result<NodeDescription, NodeOutcome>)> {
         let mut set = JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let mut client = node.client.clone();
@@ -331,7 +325,7 @@ impl Federation {
                 (i, r)
             });
         }
-        let mut out: Vec<(Country, Result<Description, NodeOutcome>)> = self
+        let mut out: Vec<(Country, Result<NodeDescription, NodeOutcome>)> = self
             .nodes
             .iter()
             .map(|n| {
@@ -376,7 +370,7 @@ pub struct PlanResult {
 
 /// The disclosure rules of a node (rules mode; published in both modes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RulesPolicy {
+pub struct PolicySummary {
     /// Smallest count released.
     pub min_count: u32,
     /// Fewest distinct contributing incidents.
@@ -418,7 +412,7 @@ pub struct PrivacyParameters {
 
 /// What a node publishes about itself (`Describe`), in domain form.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Description {
+pub struct NodeDescription {
     /// Its store schema version.
     pub schema_version: u32,
     /// Its software version.
@@ -434,7 +428,7 @@ pub struct Description {
     /// Its protection mode.
     pub mode: ProtectionMode,
     /// Its disclosure rules.
-    pub rules: RulesPolicy,
+    pub policy: PolicySummary,
     /// Its privacy-loss budget and noise parameters (zCDP mode).
     pub privacy: Option<PrivacyParameters>,
     /// Budget of every quarter of its coverage (zCDP mode; empty in rules mode).
@@ -619,7 +613,7 @@ fn plan_of_response(
 fn description_of_response(
     country: Country,
     d: pb::DescribeResponse,
-) -> Result<Description, NodeOutcome> {
+) -> Result<NodeDescription, NodeOutcome> {
     if d.country != country.as_str() {
         return Err(bad("response names another country"));
     }
@@ -648,7 +642,7 @@ fn description_of_response(
         }
         (ProtectionMode::RulesV1, _) => None,
     };
-    Ok(Description {
+    Ok(NodeDescription {
         schema_version: d.schema_version,
         software_version: clip(&d.software_version),
         units: d.units,
@@ -660,7 +654,7 @@ fn description_of_response(
         first_period: d.first_period,
         last_period: d.last_period,
         mode,
-        rules: RulesPolicy {
+        policy: PolicySummary {
             min_count: p.min_count,
             min_contributors: p.min_contributors,
             dominance_p: p.dominance_p,

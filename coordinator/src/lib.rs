@@ -12,15 +12,14 @@
 //!   every node's remaining budget per quarter.
 //! - [`report`]: the regional trend report: one self-contained HTML file with inline SVG charts,
 //!   partial and suppressed figures marked on every chart and table.
-//! - [`demo`]: the one-command tour: development certificates, several nodes with synthetic data
-//!   on 127.0.0.1, the standard regional questions over real mTLS.
+//! - [`cli`]: the `vrs-coordinator` subcommands, one function each (the binary only parses flags).
 //!
-//! The coordinator links no node store: it only ever sees what nodes release.
+//! The coordinator links no node store: it only ever sees what nodes release. The demo, which
+//! runs nodes in-process, is its own crate (`vrs-demo`, in `coordinator/demo`).
 #![forbid(unsafe_code)]
 
 pub mod budget;
-#[cfg(feature = "demo")]
-pub mod demo;
+pub mod cli;
 pub mod fanout;
 pub mod merge;
 pub mod output;

@@ -29,10 +29,12 @@ use std::sync::Arc;
 use vrs_core::answer::MARGIN;
 use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit};
 
+use vrs_core::clock::Clock;
 use vrs_core::codes::Country;
 
 use crate::budget;
-use crate::fanout::{Description, FanoutError, Federation, NodeOutcome, NodeResult};
+use crate::fanout::{FanoutError, Federation, NodeOutcome, NodeResult};
+pub use crate::fanout::{NodeDescription, PolicySummary};
 use crate::merge::{self, CellStatus, Regional, Shown};
 use crate::output::rho_text;
 use crate::registry::Registry;
@@ -169,42 +171,8 @@ pub struct PeriodRange {
     pub to: Option<String>,
 }
 
-/// A node's public disclosure policy, as it describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PolicySummary {
-    /// Smallest count released.
-    pub min_count: u32,
-    /// Fewest distinct contributing incidents.
-    pub min_contributors: u32,
-    /// Dominance rule p (%), 0 when off.
-    pub dominance_p: u32,
-    /// Whether cell-key perturbation is on.
-    pub perturbation: bool,
-    /// Largest perturbation, in units.
-    pub perturbation_max_deviation: u32,
-    /// Released values are multiples of this (1: no rounding).
-    pub rounding_base: u32,
-}
-
-/// What a node says about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeDescription {
-    /// First period of data held.
-    pub first_period: String,
-    /// Last period of data held.
-    pub last_period: String,
-    /// The node's software version.
-    pub software_version: String,
-    /// Its public policy.
-    pub policy: PolicySummary,
-    /// Its protection mode code: `zcdp` or `rules_v1`.
-    pub mode: String,
-    /// zCDP: the lifetime budget of each reference quarter, in micro-ρ (0 in rules mode).
-    pub rho_per_quarter_micro: u64,
-}
-
 /// One node of the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeInfo {
     /// Its country.
     pub country: String,
@@ -254,9 +222,14 @@ pub enum ReportError {
 }
 
 /// Asks the federation every figure's question and each node for its public policy, all at
-/// once, and returns what came back. Nothing is rendered here: [`render`] works from the data.
-pub async fn build(registry: &Registry, range: &PeriodRange) -> Result<ReportData, ReportError> {
-    build_with_rho(registry, range, 0).await
+/// once, and returns what came back, stamped with `clock`'s time (which also signs the
+/// envelopes). Nothing is rendered here: [`render`] works from the data.
+pub async fn build(
+    registry: &Registry,
+    range: &PeriodRange,
+    clock: Arc<dyn Clock>,
+) -> Result<ReportData, ReportError> {
+    build_with_rho(registry, range, 0, clock).await
 }
 
 /// Like [`build`], every question asking zCDP nodes to spend `rho_micro` on each quarter it
@@ -266,6 +239,7 @@ pub async fn build_with_rho(
     registry: &Registry,
     range: &PeriodRange,
     rho_micro: u64,
+    clock: Arc<dyn Clock>,
 ) -> Result<ReportData, ReportError> {
     let limits = QueryLimits::default();
     let questions = Figure::ALL
@@ -278,8 +252,11 @@ pub async fn build_with_rho(
             Ok((*f, raw))
         })
         .collect::<Result<Vec<_>, QueryError>>()?;
-    let generated_at = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
-    let fed = Arc::new(Federation::connect(registry)?);
+    let generated_at = chrono::DateTime::from_timestamp_millis(clock.now_ms())
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    let fed = Arc::new(Federation::connect(registry)?.with_clock(clock));
     // Route figures (trend, fees) ask for the busiest routes of the flow matrix only: a route
     // universe is every origin × destination pair (tens of thousands of cells, every one noised
     // and sent), and choosing routes from released noisy figures is post-processing.
@@ -395,32 +372,10 @@ async fn ask_all(
 }
 
 /// What the report shows of a node's description, or why there is none.
-fn node_info(country: Country, described: Result<Description, NodeOutcome>) -> NodeInfo {
+fn node_info(country: Country, described: Result<NodeDescription, NodeOutcome>) -> NodeInfo {
     NodeInfo {
         country: country.to_string(),
-        description: described
-            .map(|d| {
-                let p = d.rules;
-                NodeDescription {
-                    mode: d.mode.code().to_string(),
-                    rho_per_quarter_micro: d
-                        .privacy
-                        .as_ref()
-                        .map_or(0, |z| z.rho_per_quarter_micro),
-                    first_period: d.first_period,
-                    last_period: d.last_period,
-                    software_version: d.software_version,
-                    policy: PolicySummary {
-                        min_count: p.min_count,
-                        min_contributors: p.min_contributors,
-                        dominance_p: p.dominance_p,
-                        perturbation: p.perturbation,
-                        perturbation_max_deviation: p.perturbation_max_deviation,
-                        rounding_base: p.rounding_base,
-                    },
-                }
-            })
-            .map_err(|o| format!("{}: {}", o.label(), o.detail())),
+        description: described.map_err(|o| format!("{}: {}", o.label(), o.detail())),
     }
 }
 
@@ -946,10 +901,12 @@ fn privacy(out: &mut String, report: &ReportData) {
     );
     for n in &report.nodes {
         let (mode, per_quarter) = match &n.description {
-            Ok(d) if d.rho_per_quarter_micro > 0 => {
-                (d.mode.clone(), rho_text(d.rho_per_quarter_micro))
-            }
-            Ok(d) => (d.mode.clone(), "–".into()),
+            Ok(d) => (
+                d.mode.code().to_string(),
+                d.privacy
+                    .as_ref()
+                    .map_or_else(|| "–".into(), |p| rho_text(p.rho_per_quarter_micro)),
+            ),
             Err(_) => ("unknown".into(), "–".into()),
         };
         let spend = spends.iter().find(|s| s.country == n.country);
@@ -1295,6 +1252,9 @@ mod tests {
                 NodeInfo {
                     country: "THA".into(),
                     description: Ok(NodeDescription {
+                        schema_version: 3,
+                        units: vec!["migrants".into()],
+                        dimensions: Vec::new(),
                         first_period: "2021-01".into(),
                         last_period: "2024-12".into(),
                         software_version: "0.1.0".into(),
@@ -1305,9 +1265,11 @@ mod tests {
                             perturbation: true,
                             perturbation_max_deviation: 2,
                             rounding_base: 1,
+                            max_dimensions: 3,
                         },
-                        mode: "rules_v1".into(),
-                        rho_per_quarter_micro: 0,
+                        mode: vrs_core::answer::ProtectionMode::RulesV1,
+                        privacy: None,
+                        budget: Vec::new(),
                     }),
                 },
                 NodeInfo {
@@ -1394,15 +1356,26 @@ mod tests {
     #[test]
     fn noisy_figures_get_error_bars_and_intervals_never_negative_counts() {
         let html = render(&noisy_report());
-        for f in [Figure::Trend, Figure::Methods, Figure::Deaths, Figure::Migrants] {
+        for f in [
+            Figure::Trend,
+            Figure::Methods,
+            Figure::Deaths,
+            Figure::Migrants,
+        ] {
             let start = html.find(&format!(r#"id="fig-{}""#, f.id())).unwrap();
             let end = html[start..].find("</section>").unwrap() + start;
             let part = &html[start..end];
             assert!(part.contains("mark noisy"), "{f:?}");
-            assert!(part.contains(r#"<g class="errorbar">"#), "{f:?}: no error bar");
+            assert!(
+                part.contains(r#"<g class="errorbar">"#),
+                "{f:?}: no error bar"
+            );
             assert!(part.contains(r#"<td class="noisy">"#), "{f:?}");
             assert!(part.contains("500 ± 8"), "{f:?}: no ± interval");
-            assert!(part.contains("&lt;8"), "{f:?}: no not-distinguishable figure");
+            assert!(
+                part.contains("&lt;8"),
+                "{f:?}: no not-distinguishable figure"
+            );
             assert!(!part.contains(">-3<"), "{f:?}: a negative count");
         }
         assert!(html.contains("Protection and privacy-loss budget"));

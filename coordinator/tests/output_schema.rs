@@ -187,7 +187,6 @@ fn rich_regional() -> Regional {
     merge::merge("interop-0123456789abcdef", Unit::Migrants, &DIMS, &results)
 }
 
-#[cfg(feature = "demo")]
 fn rich_node_answer() -> Value {
     use SuppressionReason::*;
     let answer = Answer {
@@ -326,8 +325,6 @@ fn regional_json_of_edge_cases_matches_the_schema() {
     check_regional_semantics(&doc);
 }
 
-// `vrs_node` is linked only with the `demo` feature (on by default).
-#[cfg(feature = "demo")]
 #[test]
 fn node_answer_json_matches_the_schema() {
     let v = node_answer_schema();
@@ -470,7 +467,6 @@ fn wrong_regional_documents_fail_validation() {
     });
 }
 
-#[cfg(feature = "demo")]
 #[test]
 fn wrong_node_answers_fail_validation() {
     let v = node_answer_schema();

@@ -5,13 +5,16 @@
 //! - [`period`]: months, quarters and years, and how query bounds are written.
 //! - [`query`]: the query model: units, dimensions, filters; [`query::Query::parse`] is the one
 //!   door from untrusted input to a checked query.
-//! - [`cli`]: the query flags both binaries share.
+//! - [`cli`]: the command-line skeleton both binaries share: global flags, query flags, `main`.
+//! - [`clock`]: the injectable wall clock ([`clock::SystemClock`], [`clock::ManualClock`]).
 //! - [`table`]: aligned text and CSV rendering of result tables.
+//! - [`terminal`]: peer-provided text made safe for an operator's terminal.
 //! - [`signing`]: Ed25519 query signatures over a domain-separated message.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
 //! - [`tls`]: mutual TLS 1.3 (rustls + ring): config loading, certificate identities, the server's
 //!   handshake stream and the client's connector. The one part of this crate that does I/O.
 //! - [`telemetry`]: tracing set-up (human or JSON on stderr, `RUST_LOG` filter).
+//! - `wire` (private): `RawQuery` → `pb::Query`, the one conversion to the wire both sides use.
 //!
 //! Data flows one way: raw strings (command line or wire) → [`query::Query`] → node (SQL, disclosure
 //! control) → [`answer::Answer`] → coordinator (merge). Only [`tls`] and key loading in [`signing`]
@@ -20,6 +23,7 @@
 
 pub mod answer;
 pub mod cli;
+pub mod clock;
 pub mod codes;
 mod iso;
 pub mod period;
@@ -27,4 +31,6 @@ pub mod query;
 pub mod signing;
 pub mod table;
 pub mod telemetry;
+pub mod terminal;
 pub mod tls;
+mod wire;

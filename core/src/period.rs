@@ -39,6 +39,12 @@ pub struct Month {
 }
 
 impl Month {
+    /// January of the first year a month can name.
+    pub const FIRST: Month = Month {
+        year: MIN_YEAR,
+        month: 1,
+    };
+
     /// A month, if the year is in range and the month is 1–12.
     pub fn new(year: u16, month: u8) -> Option<Month> {
         ((MIN_YEAR..=MAX_YEAR).contains(&year) && (1..=12).contains(&month))

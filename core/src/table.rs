@@ -39,11 +39,21 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// Aligned text, columns separated by two spaces, with a rule under the header.
+    /// Aligned text, columns separated by two spaces, with a rule under the header. Meant for a
+    /// terminal: control characters in any cell (a node's message, say) are shown as escapes
+    /// ([`crate::terminal::sanitize`]), so they neither act on the terminal nor break alignment.
     pub fn to_aligned(&self) -> String {
-        let n = self.header.len();
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
+        let safe = |cells: &[String]| -> Vec<String> {
+            cells
+                .iter()
+                .map(|c| crate::terminal::sanitize(c).into_owned())
+                .collect()
+        };
+        let header = safe(&self.header);
+        let rows: Vec<Vec<String>> = self.rows.iter().map(|r| safe(r)).collect();
+        let n = header.len();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in &rows {
             for (i, c) in row.iter().enumerate().take(n) {
                 widths[i] = widths[i].max(c.chars().count());
             }
@@ -63,11 +73,11 @@ impl Table {
             out.push_str(parts.join("  ").trim_end());
             out.push('\n');
         };
-        line(&self.header, &mut out);
+        line(&header, &mut out);
         let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
         out.push_str(&rule.join("  "));
         out.push('\n');
-        for row in &self.rows {
+        for row in &rows {
             line(row, &mut out);
         }
         out

@@ -46,6 +46,58 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// Where log lines go and which are kept: chosen once, before the subscriber is installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// Human or JSON lines.
+    pub format: LogFormat,
+    /// The filter used when `RUST_LOG` is unset (e.g. `"info"`).
+    pub filter: String,
+}
+
+/// A log setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoggingError {
+    /// The configuration's `[log] format` is neither `human` nor `json`.
+    #[error("[log] format: {0}")]
+    Format(#[from] LogFormatError),
+    /// The configuration's `[log] level` is not a tracing filter.
+    #[error("[log] level {0:?} is not a valid filter (e.g. \"info\" or \"vrs_node=debug,warn\")")]
+    Level(String),
+}
+
+impl Logging {
+    /// The settings from a command-line flag, else from a configuration's `[log]` section
+    /// (`format`, `level` as written), else `human` with `default_filter`. A configuration value
+    /// that does not parse is an error, never silently replaced by a default; the flag wins over
+    /// the configuration's format, the configuration's level still applies.
+    pub fn resolve(
+        flag: Option<LogFormat>,
+        config: Option<(&str, &str)>,
+        default_filter: &str,
+    ) -> Result<Logging, LoggingError> {
+        let (format, filter) = match config {
+            Some((format, level)) => {
+                let format: LogFormat = format.parse()?;
+                if EnvFilter::try_new(level).is_err() {
+                    return Err(LoggingError::Level(level.chars().take(80).collect()));
+                }
+                (format, level)
+            }
+            None => (LogFormat::Human, default_filter),
+        };
+        Ok(Logging {
+            format: flag.unwrap_or(format),
+            filter: filter.to_string(),
+        })
+    }
+
+    /// Installs the global subscriber with these settings ([`init`]).
+    pub fn install(&self) {
+        init(self.format, &self.filter);
+    }
+}
+
 /// Installs the global tracing subscriber, writing to stderr in `format`.
 ///
 /// The filter comes from `RUST_LOG` when it is set and valid, otherwise from `default_filter`
@@ -76,6 +128,28 @@ mod tests {
         assert!("JSON".parse::<LogFormat>().is_err());
         let from_config: LogFormat = serde_json::from_str("\"json\"").unwrap();
         assert_eq!(from_config, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_flag_wins_and_a_wrong_config_value_is_an_error() {
+        let from_config = Logging::resolve(None, Some(("json", "debug")), "info").unwrap();
+        assert_eq!(from_config.format, LogFormat::Json);
+        assert_eq!(from_config.filter, "debug");
+        let flag = Logging::resolve(Some(LogFormat::Human), Some(("json", "warn")), "info");
+        assert_eq!(flag.unwrap().format, LogFormat::Human);
+        let none = Logging::resolve(None, None, "warn").unwrap();
+        assert_eq!(
+            (none.format, none.filter.as_str()),
+            (LogFormat::Human, "warn")
+        );
+        assert!(matches!(
+            Logging::resolve(Some(LogFormat::Human), Some(("jsn", "info")), "info"),
+            Err(LoggingError::Format(_))
+        ));
+        assert!(matches!(
+            Logging::resolve(None, Some(("human", "info,[=")), "info"),
+            Err(LoggingError::Level(_))
+        ));
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! Mutual TLS 1.3 for both sides of the federation, with rustls and the `ring` provider.
 //!
-//! - Identity is the first DNS subject alternative name of a certificate:
+//! - Identity is the one DNS subject alternative name of a certificate:
 //!   [`node_identity`] (`node.tha.vrs.test`) and [`coordinator_identity`]
-//!   (`coordinator.bali-rc.vrs.test`). It is never read from a request body.
+//!   (`coordinator.bali-rc.vrs.test`). It is never read from a request body. A certificate with
+//!   more than one DNS name is refused: its identity would be ambiguous.
+//! - Chains are exactly leaf → federation CA, on both sides: webpki builds paths through
+//!   intermediates and does not apply a trust anchor's own `pathlen:0`, so both verifiers here
+//!   wrap webpki's and also require the leaf to be signed by a CA certificate itself
+//!   ([`check_federation_leaf`]).
 //! - A node loads [`server_config`] (TLS 1.3 only, client certificate required and verified against
 //!   the federation CA, ALPN `h2`) and serves gRPC over [`incoming`], a stream of finished
 //!   handshakes for tonic's `serve_with_incoming_shutdown`. Handlers read the caller with
@@ -18,10 +23,11 @@
 //! [`install_crypto_provider`] ran; binaries still call it first thing so that any other rustls
 //! user in the process finds a default.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,13 +35,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -49,8 +58,13 @@ use x509_parser::extensions::GeneralName;
 const SUFFIX: &str = "vrs.test";
 /// ALPN protocol of gRPC.
 const ALPN_H2: &[u8] = b"h2";
-/// Most handshakes [`incoming`] runs at once; further connections wait in the kernel's backlog.
-const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Most handshakes [`incoming`] runs at once; a connection beyond that evicts the oldest pending
+/// handshake (issue 12: idle connections must not lock legitimate callers out).
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Most handshakes one source IP address may have pending; a new connection from a source at its
+/// limit evicts that source's oldest pending handshake. A caller's real handshake takes
+/// milliseconds, so a flood of idle connections only ever evicts itself.
+pub const MAX_PENDING_PER_SOURCE: usize = 64;
 /// Pause after an accept error that is not about one connection (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -101,6 +115,9 @@ pub enum TlsError {
     /// The client-certificate verifier could not be built from the CA.
     #[error("cannot build the client-certificate verifier")]
     ClientVerifier(#[source] rustls::server::VerifierBuilderError),
+    /// The server-certificate verifier could not be built from the CA.
+    #[error("cannot build the server-certificate verifier")]
+    ServerVerifier(#[source] rustls::server::VerifierBuilderError),
     /// The crypto provider does not support TLS 1.3.
     #[error("the ring crypto provider cannot do TLS 1.3")]
     Provider(#[source] rustls::Error),
@@ -121,6 +138,9 @@ pub enum TlsError {
     /// A certificate has no DNS subject alternative name, so no identity.
     #[error("certificate has no DNS subject alternative name")]
     NoDnsName,
+    /// A certificate has more than one DNS subject alternative name: an ambiguous identity.
+    #[error("certificate has {0} DNS subject alternative names; an identity needs exactly one")]
+    ManyDnsNames(usize),
     /// The expected server identity is not a valid DNS name or IP address.
     #[error("{0:?} is not a valid server name")]
     InvalidServerName(String),
@@ -182,11 +202,16 @@ pub fn coordinator_identity(name: &str) -> String {
 /// ALPN `h2`.
 pub fn server_config(paths: &TlsPaths) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = ring_provider();
-    let roots = Arc::new(load_roots(&paths.ca)?);
+    let cas = load_certs(&paths.ca)?;
+    let roots = Arc::new(roots_of(&paths.ca, &cas)?);
     let (chain, key) = load_identity(paths)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+    let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(TlsError::ClientVerifier)?;
+    let verifier = Arc::new(FederationClientVerifier {
+        webpki,
+        cas: cas.into(),
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Provider)?
@@ -200,12 +225,22 @@ pub fn server_config(paths: &TlsPaths) -> Result<Arc<rustls::ServerConfig>, TlsE
 /// The client side: TLS 1.3 only, presents the certificate in `paths.cert`, verifies the server
 /// against the CA in `paths.ca`, ALPN `h2`.
 pub fn client_config(paths: &TlsPaths) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let roots = load_roots(&paths.ca)?;
+    let provider = ring_provider();
+    let cas = load_certs(&paths.ca)?;
+    let roots = Arc::new(roots_of(&paths.ca, &cas)?);
     let (chain, key) = load_identity(paths)?;
-    let mut config = rustls::ClientConfig::builder_with_provider(ring_provider())
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(TlsError::ServerVerifier)?;
+    let verifier = Arc::new(FederationServerVerifier {
+        webpki,
+        cas: cas.into(),
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsError::Provider)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(chain, key)
         .map_err(|source| key_pair_error(paths, source))?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
@@ -215,8 +250,10 @@ pub fn client_config(paths: &TlsPaths) -> Result<Arc<rustls::ClientConfig>, TlsE
 /// Accepts TCP connections from `listener` and yields those that complete a TLS handshake under
 /// `config`, for tonic's `Server::builder()…serve_with_incoming_shutdown(incoming, signal)`.
 ///
-/// Handshakes run concurrently on spawned tasks (at most 1024 at once), each bounded by
-/// `handshake_timeout`, so a slow or hostile client never holds up the others. A failed or
+/// Handshakes run concurrently on spawned tasks, each bounded by `handshake_timeout`, so a slow
+/// or hostile client never holds up the others. At most [`MAX_PENDING_PER_SOURCE`] are pending per
+/// source IP and [`MAX_PENDING_HANDSHAKES`] in all; a new connection beyond either evicts the
+/// oldest pending one (of its source, or of all), so idle connections cannot lock callers out. A failed or
 /// timed-out handshake is logged at debug level and dropped; accept errors are logged and retried.
 /// The stream never ends and never yields an error; dropping it (tonic does on shutdown) closes
 /// the listener and aborts handshakes in flight.
@@ -234,8 +271,16 @@ pub fn incoming(
         acceptor: TlsAcceptor::from(config),
         handshake_timeout,
         handshakes: JoinSet::new(),
+        pending: VecDeque::new(),
         backoff: None,
     }
+}
+
+/// A handshake in flight, oldest first in [`TlsIncoming::pending`].
+#[derive(Debug)]
+struct Pending {
+    source: IpAddr,
+    task: AbortHandle,
 }
 
 /// The stream returned by [`incoming`].
@@ -244,6 +289,8 @@ pub struct TlsIncoming {
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
     handshakes: JoinSet<Option<TlsStream<TcpStream>>>,
+    /// Handshakes not yet finished, oldest first.
+    pending: VecDeque<Pending>,
     backoff: Option<Pin<Box<Sleep>>>,
 }
 
@@ -252,7 +299,7 @@ impl fmt::Debug for TlsIncoming {
         f.debug_struct("TlsIncoming")
             .field("local_addr", &self.listener.local_addr().ok())
             .field("handshake_timeout", &self.handshake_timeout)
-            .field("pending_handshakes", &self.handshakes.len())
+            .field("pending_handshakes", &self.pending.len())
             .finish_non_exhaustive()
     }
 }
@@ -263,14 +310,35 @@ impl TlsIncoming {
         self.listener.local_addr()
     }
 
+    /// Makes room for one more handshake from `source`: evicts that source's oldest pending
+    /// handshake if it is at [`MAX_PENDING_PER_SOURCE`], else the oldest of all at
+    /// [`MAX_PENDING_HANDSHAKES`].
+    fn make_room(&mut self, source: IpAddr) {
+        let from_source = self.pending.iter().filter(|p| p.source == source).count();
+        let evict = if from_source >= MAX_PENDING_PER_SOURCE {
+            self.pending.iter().position(|p| p.source == source)
+        } else if self.pending.len() >= MAX_PENDING_HANDSHAKES {
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(i) = evict
+            && let Some(old) = self.pending.remove(i)
+        {
+            debug!(source = %old.source, "pending TLS handshake evicted");
+            old.task.abort();
+        }
+    }
+
     /// Starts the handshake of one accepted connection on its own task.
     fn spawn_handshake(&mut self, tcp: TcpStream, peer: SocketAddr) {
+        self.make_room(peer.ip());
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
         let acceptor = self.acceptor.clone();
         let limit = self.handshake_timeout;
-        self.handshakes.spawn(async move {
+        let task = self.handshakes.spawn(async move {
             match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => Some(tls),
                 Ok(Err(error)) => {
@@ -283,6 +351,17 @@ impl TlsIncoming {
                 }
             }
         });
+        self.pending.push_back(Pending {
+            source: peer.ip(),
+            task,
+        });
+    }
+
+    /// A handshake task ended (finished, failed or evicted).
+    fn finished(&mut self, id: tokio::task::Id) {
+        if let Some(i) = self.pending.iter().position(|p| p.task.id() == id) {
+            self.pending.remove(i);
+        }
     }
 }
 
@@ -300,10 +379,6 @@ impl Stream for TlsIncoming {
                 }
                 this.backoff = None;
             }
-            if this.handshakes.len() >= MAX_PENDING_HANDSHAKES {
-                // A finishing handshake wakes us through `poll_join_next` below.
-                break;
-            }
             match this.listener.poll_accept(cx) {
                 Poll::Ready(Ok((tcp, peer))) => this.spawn_handshake(tcp, peer),
                 Poll::Ready(Err(error)) if is_connection_error(&error) => {
@@ -319,10 +394,19 @@ impl Stream for TlsIncoming {
 
         // Hand over the first finished handshake, skipping failed ones.
         loop {
-            match this.handshakes.poll_join_next(cx) {
-                Poll::Ready(Some(Ok(Some(tls)))) => return Poll::Ready(Some(Ok(tls))),
-                Poll::Ready(Some(Ok(None))) => {}
-                Poll::Ready(Some(Err(error))) => debug!(%error, "TLS handshake task failed"),
+            match this.handshakes.poll_join_next_with_id(cx) {
+                Poll::Ready(Some(Ok((id, done)))) => {
+                    this.finished(id);
+                    if let Some(tls) = done {
+                        return Poll::Ready(Some(Ok(tls)));
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    this.finished(error.id());
+                    if !error.is_cancelled() {
+                        debug!(%error, "TLS handshake task failed");
+                    }
+                }
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
@@ -347,22 +431,191 @@ pub fn peer_identity<T>(req: &tonic::Request<T>) -> Option<String> {
     cert_identity(leaf).ok()
 }
 
-/// The identity of a DER certificate: its first DNS subject alternative name.
+/// The identity of a DER certificate: its one DNS subject alternative name (none, or more than
+/// one, is an error).
 pub fn cert_identity(der: &[u8]) -> Result<String, TlsError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|error| TlsError::Certificate(error.to_string()))?;
+    let mut names = dns_names(&cert)?;
+    match names.len() {
+        0 => Err(TlsError::NoDnsName),
+        1 => Ok(names.remove(0)),
+        n => Err(TlsError::ManyDnsNames(n)),
+    }
+}
+
+fn dns_names(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<Vec<String>, TlsError> {
     let san = cert
         .subject_alternative_name()
         .map_err(|error| TlsError::Certificate(error.to_string()))?
         .ok_or(TlsError::NoDnsName)?;
-    san.value
+    Ok(san
+        .value
         .general_names
         .iter()
-        .find_map(|name| match name {
+        .filter_map(|name| match name {
             GeneralName::DNSName(dns) => Some((*dns).to_owned()),
             _ => None,
         })
-        .ok_or(TlsError::NoDnsName)
+        .collect())
+}
+
+/// Why a chain that webpki accepted is still not a federation chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The leaf is not signed by a federation CA certificate itself (e.g. by an intermediate).
+    #[error("the certificate is not issued directly by the federation CA")]
+    NotDirectlyIssued,
+    /// The peer sent a certificate besides its leaf that is not a federation CA certificate.
+    #[error("the chain holds a certificate other than the leaf and the federation CA")]
+    ExtraCertificate,
+    /// The leaf's identity is missing, ambiguous or unparseable.
+    #[error("the certificate has no single DNS identity")]
+    Identity,
+}
+
+/// The federation's own rules on a chain webpki has already verified: the leaf carries exactly
+/// one DNS name and is signed by one of `cas` itself (so the chain is leaf → CA, whatever
+/// intermediates the peer sent), and any other certificate sent is one of `cas`.
+pub fn check_federation_leaf(
+    leaf: &[u8],
+    intermediates: &[CertificateDer<'_>],
+    cas: &[CertificateDer<'static>],
+) -> Result<(), ChainError> {
+    if intermediates
+        .iter()
+        .any(|sent| !cas.iter().any(|ca| ca.as_ref() == sent.as_ref()))
+    {
+        return Err(ChainError::ExtraCertificate);
+    }
+    cert_identity(leaf).map_err(|_| ChainError::Identity)?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(leaf).map_err(|_| ChainError::Identity)?;
+    let direct = cas.iter().any(|ca| {
+        x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| {
+            leaf.issuer().as_raw() == ca.subject().as_raw()
+                && leaf.verify_signature(Some(ca.public_key())).is_ok()
+        })
+    });
+    if !direct {
+        return Err(ChainError::NotDirectlyIssued);
+    }
+    Ok(())
+}
+
+fn chain_refused(error: ChainError) -> rustls::Error {
+    debug!(%error, "certificate chain refused");
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(error),
+    )))
+}
+
+/// The node's client-certificate verifier: webpki's, then [`check_federation_leaf`].
+#[derive(Debug)]
+struct FederationClientVerifier {
+    webpki: Arc<dyn ClientCertVerifier>,
+    cas: Arc<[CertificateDer<'static>]>,
+}
+
+impl ClientCertVerifier for FederationClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.webpki.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.webpki.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.webpki.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .webpki
+            .verify_client_cert(end_entity, intermediates, now)?;
+        check_federation_leaf(end_entity, intermediates, &self.cas).map_err(chain_refused)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The coordinator's server-certificate verifier: webpki's (chain and name), then
+/// [`check_federation_leaf`].
+#[derive(Debug)]
+struct FederationServerVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    cas: Arc<[CertificateDer<'static>]>,
+}
+
+impl ServerCertVerifier for FederationServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        check_federation_leaf(end_entity, intermediates, &self.cas).map_err(chain_refused)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// Dials `addr` (`host:port`) over TLS with `config` and returns a gRPC channel, once the server
@@ -517,13 +770,15 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         })
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+fn roots_of(path: &Path, cas: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(path)? {
-        roots.add(cert).map_err(|source| TlsError::InvalidCa {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    for cert in cas {
+        roots
+            .add(cert.clone())
+            .map_err(|source| TlsError::InvalidCa {
+                path: path.to_path_buf(),
+                source,
+            })?;
     }
     Ok(roots)
 }

@@ -380,3 +380,64 @@ fn loading_errors_name_the_file() {
     assert!(matches!(err, TlsError::KeyPair { .. }), "{err}");
     assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
 }
+
+/// Issue 12, item 7: the CA's `pathlen:0` holds on both sides (webpki does not apply a trust
+/// anchor's constraints), and a certificate with two DNS names is no identity.
+#[tokio::test]
+async fn the_server_refuses_clients_via_an_intermediate_or_with_two_dns_names() {
+    let pki = Pki::new();
+    let server = TestServer::start(&pki.node(), TIMEOUT).await;
+    let coordinator = tls::coordinator_identity("bali-rc");
+    for (kind, name) in [
+        (ExtraKind::ViaIntermediate, "via-intermediate"),
+        (ExtraKind::TwoDnsNames, "two-names"),
+    ] {
+        let config = tls::client_config(&pki.extra(&coordinator, kind, name)).unwrap();
+        assert!(refused(&server, config).await, "{kind:?} was accepted");
+        good_call(&server, &pki).await;
+    }
+    // Neither reached the service.
+    assert_eq!(
+        server.callers.lock().unwrap().len(),
+        2,
+        "{:?}",
+        server.callers
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_client_refuses_servers_via_an_intermediate_or_with_two_dns_names() {
+    let pki = Pki::new();
+    let config = tls::client_config(&pki.coordinator()).unwrap();
+    for (kind, name) in [
+        (ExtraKind::ViaIntermediate, "node-via-intermediate"),
+        (ExtraKind::TwoDnsNames, "node-two-names"),
+    ] {
+        let paths = pki.extra(&tls::node_identity("THA"), kind, name);
+        let server = TestServer::start(&paths, TIMEOUT).await;
+        let err = tls::connect(
+            &server.addr(),
+            &tls::node_identity("THA"),
+            config.clone(),
+            TIMEOUT,
+        )
+        .await
+        .expect_err(&format!("a node certificate {kind:?} was accepted"));
+        assert!(matches!(err, TlsError::Connect { .. }), "{kind:?}: {err}");
+        assert!(server.callers.lock().unwrap().is_empty());
+        server.stop().await;
+    }
+}
+
+#[test]
+fn an_identity_needs_exactly_one_dns_name() {
+    let pki = Pki::new();
+    let paths = pki.extra("node.tha.vrs.test", ExtraKind::TwoDnsNames, "two");
+    let pem = std::fs::read(&paths.cert).unwrap();
+    let der = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(tls::cert_identity(&der).is_err());
+}

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome       TEXT NOT NULL,
     answer_digest TEXT NOT NULL,
     prev_hash     TEXT NOT NULL,
-    hash          TEXT NOT NULL
+    hash          TEXT NOT NULL,
+    privacy       TEXT NOT NULL DEFAULT ''
 );
 -- The daily budget counts a caller's answered queries since midnight: this index holds all three
 -- columns, so the count reads index entries only, never the entries' envelopes. (Logs written
@@ -193,17 +194,31 @@ impl AuditLog {
     /// Opens (creating if needed) the audit log in a node directory.
     pub fn open(dir: &Path) -> Result<AuditLog, AuditError> {
         let conn = Connection::open(dir.join(AUDIT_FILE))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        let has_privacy: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'privacy'")?
-            .exists([])?;
-        if !has_privacy {
-            conn.execute_batch("ALTER TABLE audit ADD COLUMN privacy TEXT NOT NULL DEFAULT ''")?;
+        // One writer at a time sets the schema up (several services or tools may open the
+        // file together); logs written before the ledger get its column.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let set_up = (|| -> Result<(), rusqlite::Error> {
+            conn.execute_batch(SCHEMA)?;
+            let has_privacy: bool = conn
+                .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'privacy'")?
+                .exists([])?;
+            if !has_privacy {
+                conn.execute_batch(
+                    "ALTER TABLE audit ADD COLUMN privacy TEXT NOT NULL DEFAULT ''",
+                )?;
+            }
+            conn.execute_batch(crate::ledger::SCHEMA)
+        })();
+        match set_up {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
         }
-        conn.execute_batch(crate::ledger::SCHEMA)?;
         Ok(AuditLog { conn })
     }
 
@@ -253,7 +268,6 @@ pub(crate) fn append_in(
 }
 
 impl AuditLog {
-
     /// Every entry, in order (for `audit show` / `export`).
     pub fn entries(&self, since_seq: i64, limit: i64) -> Result<Vec<Entry>, AuditError> {
         let mut stmt = self.conn.prepare(

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use vrs_core::clock::Clock;
 use vrs_core::signing::PublicKey;
 
 use crate::audit::AuditLog;
@@ -91,7 +92,7 @@ impl Report {
 /// Days before expiry at which a certificate is reported.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
-fn check_certificate(report: &mut Report, config: &NodeConfig) {
+fn check_certificate(report: &mut Report, config: &NodeConfig, clock: &dyn Clock) {
     let Some(tls) = &config.file.tls else {
         report.add(
             Level::Warn,
@@ -159,7 +160,7 @@ fn check_certificate(report: &mut Report, config: &NodeConfig) {
         ),
         Err(e) => report.add(Level::Fail, "certificate identity", e.to_string()),
     }
-    let now = chrono::Utc::now().timestamp();
+    let now = clock.now_secs();
     for (name, c) in [("certificate", &cert), ("CA", &ca)] {
         let not_after = c.validity().not_after.timestamp();
         let not_before = c.validity().not_before.timestamp();
@@ -188,8 +189,9 @@ fn check_certificate(report: &mut Report, config: &NodeConfig) {
     }
 }
 
-/// Runs every check for the node whose `node.toml` is at `config_path` (or in that directory).
-pub fn run(config_path: &Path) -> Report {
+/// Runs every check for the node whose `node.toml` is at `config_path` (or in that directory);
+/// certificate validity is judged at `clock`'s time.
+pub fn run(config_path: &Path, clock: &dyn Clock) -> Report {
     let mut report = Report::default();
     let config = match NodeConfig::load(config_path) {
         Ok(c) => {
@@ -198,6 +200,24 @@ pub fn run(config_path: &Path) -> Report {
                 "configuration",
                 format!("parsed; policy: {:?}", c.policy.public()),
             );
+            if c.privacy.is_zcdp() {
+                report.add(
+                    Level::Ok,
+                    "protection",
+                    format!(
+                        "zCDP: a lifetime budget of rho {} per quarter of records (default rho {} per query), every figure noised; coverage from {}",
+                        crate::disclosure::zcdp::rho_of(c.privacy.rho_per_quarter_micro()),
+                        crate::disclosure::zcdp::rho_of(c.privacy.default_rho_micro()),
+                        c.privacy.coverage_from()
+                    ),
+                );
+            } else {
+                report.add(
+                    Level::Warn,
+                    "protection",
+                    "rules_v1 mode: NOT protected against a caller who asks many different questions (suppressed cells can be rebuilt exactly by averaging and least squares); set [privacy] mode = \"zcdp\" unless your federation accepts this",
+                );
+            }
             c
         }
         Err(e) => {
@@ -244,7 +264,7 @@ pub fn run(config_path: &Path) -> Report {
             );
         }
     }
-    check_certificate(&mut report, &config);
+    check_certificate(&mut report, &config, clock);
     let revocation = config.revocation_file();
     if revocation.exists() {
         match std::fs::read_to_string(&revocation)

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use vrs_core::codes::Country;
 use vrs_core::tls::TlsPaths;
 
-use crate::disclosure::{Policy, PolicyConfig, PolicyError, PrivacyConfig, PrivacyError, PrivacyPolicy};
+use crate::disclosure::{
+    Policy, PolicyConfig, PolicyError, PrivacyConfig, PrivacyError, PrivacyPolicy,
+};
 use crate::fx::{FxError, FxRates};
 
 /// File name of the configuration inside a node directory.
@@ -353,8 +355,46 @@ handshake_timeout_secs = 10
 # identity = "coordinator.bali-rc.vrs.test"
 # signing_keys = ["<hex public key>"]
 
+[privacy]
+# Protection mode: "zcdp" (default) releases every figure with calibrated noise charged to a
+# finite privacy-loss budget per quarter of records (docs/PRIVACY.md). "rules_v1" is the older
+# threshold + suppression + bounded-noise mode: NOT protected against a caller who asks many
+# different questions (docs/THREAT_MODEL.md); use it only if your federation accepts that.
+mode = "zcdp"
+# Lifetime budget (zCDP rho) of every reference quarter of records, shared by all callers.
+# At most 2.0; lower it to protect more and answer less.
+rho_per_quarter = 1.0
+# rho one query spends on each quarter it reads when it asks for none; least and most it may ask.
+default_rho = 0.05
+min_rho = 0.001
+max_rho = 0.25
+# Suppress noisy values below this many standard deviations; 0 releases every cell (keeps
+# regional sums unbiased: the coordinator applies display rules after merging).
+threshold_sigmas = 0.0
+# Largest number of cells one answer may have (margins included).
+max_cells = 20000
+# The months your records cover, as you declare them (never read off the data). Records
+# outside are never counted. An empty coverage_to means "up to the current month".
+coverage_from = "2010-01"
+coverage_to = ""
+
+[privacy.bounds]
+# At most this many values of a multi-valued table count per incident (more are dropped,
+# smallest values kept): what one incident or person can add to an answer is bounded.
+transit = 3
+method = 3
+migrant_group = 4
+smuggler = 4
+fee = 3
+
+# Optional: give each coordinator its own share of every quarter's budget.
+# [privacy.callers]
+# "coordinator.bali-rc.vrs.test" = 0.5
+
 [policy]
-# Disclosure control. Floors: min_count >= 3, min_contributors >= 2.
+# Structural limits and what is published apply in both modes; thresholds, dominance and
+# cell-key noise below apply in rules_v1 mode only.
+# Floors: min_count >= 3, min_contributors >= 2.
 # A cell whose count is below min_count is suppressed.
 min_count = 5
 # A cell with fewer distinct contributing incidents is suppressed.
@@ -413,6 +453,9 @@ mod tests {
         assert_eq!(c.file.node.country.as_str(), "THA");
         assert_eq!(c.data_dir(), PathBuf::from("/srv/vrs"));
         assert!(c.file.callers.is_empty());
+        // Every [privacy] key is written out, with the compiled-in defaults.
+        assert_eq!(c.file.privacy, crate::disclosure::PrivacyConfig::default());
+        assert!(c.privacy.is_zcdp());
     }
 
     #[test]
@@ -437,6 +480,15 @@ mod tests {
     #[test]
     fn the_shipped_sample_parses() {
         let text = include_str!("../../docs/samples/node.toml");
-        NodeConfig::parse(text, Path::new("node.toml"), Path::new("/srv/vrs")).unwrap();
+        let c = NodeConfig::parse(text, Path::new("node.toml"), Path::new("/srv/vrs")).unwrap();
+        assert_eq!(
+            c.privacy.caller_share_micro("coordinator.bali-rc.vrs.test"),
+            500_000
+        );
+        assert_eq!(c.privacy.caller_share_micro("someone.else"), 1_000_000);
+        assert_eq!(
+            c.privacy.coverage_to().map(|m| m.to_string()).as_deref(),
+            Some("2025-12")
+        );
     }
 }

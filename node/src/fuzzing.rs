@@ -520,19 +520,7 @@ pub fn query_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 issued_at_ms: 1_735_689_600_000,
                 audience: NODE_COUNTRY.to_string(),
                 issuer: "coordinator.example".to_string(),
-                query: Some(pb::Query {
-                    unit: raw.unit,
-                    group_by: raw.group_by,
-                    filters: raw
-                        .filters
-                        .into_iter()
-                        .map(|(dimension, values)| pb::Filter { dimension, values })
-                        .collect(),
-                    period_from: raw.period_from,
-                    period_to: raw.period_to,
-                    margins: raw.margins,
-                    rho_micro: raw.rho_micro,
-                }),
+                query: Some(pb::Query::from(raw)),
             };
             (*name, env.encode_to_vec())
         })

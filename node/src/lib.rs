@@ -9,21 +9,28 @@
 //! - [`disclosure`]: the pure disclosure pipeline: exact cells + policy + secret → released cells.
 //! - [`universe`]: a query's data-independent cell universe and the reference quarters it reads.
 //! - [`audit`]: the append-only, hash-chained audit log; replay memory; queries held for approval.
+//! - [`release`]: one zCDP release: plan (ρ, universe, σ, id) before reading, then compute.
+//! - [`budget`]: `vrs-node budget`: spent and left per quarter and per caller.
 //! - [`ledger`]: the privacy-loss ledger in the audit file: reserve, commit, stored releases.
 //! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
 //! - [`check`]: `vrs-node check`: configuration, certificates, store and audit chain.
+//! - [`cli`]: the `vrs-node` subcommands, one function each (the binary only parses flags).
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
 //! - [`synth`]: a seeded generator of realistic synthetic records, by reporting country and route.
-//! - `fuzzing` (hidden): entry points of the fuzz targets (`node/fuzz`) and their replay test.
+//! - `fuzzing` (hidden, only with the `fuzzing` feature): entry points of the fuzz targets
+//!   (`node/fuzz`) and their corpus-replay test; never in the `vrs-node` binary.
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod budget;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod disclosure;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod fx;
@@ -31,6 +38,7 @@ pub mod import;
 pub mod ledger;
 pub mod query;
 pub mod record;
+pub mod release;
 pub mod render;
 pub mod revocation;
 pub mod server;

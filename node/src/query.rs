@@ -326,7 +326,10 @@ fn compile(query: &Query, dims: &[Dimension], restriction: &Restriction) -> Comp
                 table = t.table(),
                 k = bound_of(&b, *t),
             ),
-            None => format!("SELECT DISTINCT incident_id, {cols} FROM {table}", table = t.table()),
+            None => format!(
+                "SELECT DISTINCT incident_id, {cols} FROM {table}",
+                table = t.table()
+            ),
         };
         from.push_str(&format!(
             " JOIN ({projection}) {alias} ON {alias}.incident_id = i.id",
@@ -348,7 +351,10 @@ fn compile(query: &Query, dims: &[Dimension], restriction: &Restriction) -> Comp
     }
     if let Some((first, last)) = restriction.months {
         wheres.push("i.month BETWEEN ? AND ?".into());
-        params.extend([Value::Integer(first.to_int()), Value::Integer(last.to_int())]);
+        params.extend([
+            Value::Integer(first.to_int()),
+            Value::Integer(last.to_int()),
+        ]);
     }
     // Filters on multi-valued tables become one EXISTS per table, so that all conditions on one
     // table hold for the same row of it, and nothing is multiplied.

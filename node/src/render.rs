@@ -84,3 +84,52 @@ pub fn json(country: Country, unit: Unit, answer: &Answer) -> serde_json::Value 
         "cells": cells,
     })
 }
+
+/// The operator's zCDP preview as text: what the query would cost, then one possible release
+/// (and, with `explain`, each cell's exact value and the noise drawn — local only).
+pub fn preview_text(unit: Unit, p: &crate::release::Preview, explain: bool) -> String {
+    use crate::disclosure::zcdp::rho_of;
+    let mut out = String::new();
+    let quarters: Vec<String> = p
+        .plan
+        .universe
+        .quarters
+        .iter()
+        .map(|q| crate::universe::quarter_label_of(*q))
+        .collect();
+    out.push_str(&format!(
+        "PREVIEW, not a release: a query from a coordinator would spend rho {} on each of {} quarter(s) ({}); sigma {:.3} (95% of values within ±{:.1}); {} cells; privacy unit: {}.\n",
+        rho_of(p.plan.rho_micro),
+        quarters.len(),
+        quarters.join(", "),
+        p.plan.sigma.as_f64(),
+        1.96 * p.plan.sigma.as_f64(),
+        p.plan.universe.keys.len(),
+        crate::disclosure::zcdp::privacy_unit(unit),
+    ));
+    if let Some(short) = p
+        .quarters
+        .iter()
+        .find(|q| q.rho_left_micro < p.plan.rho_micro)
+    {
+        out.push_str(&format!(
+            "It would be REFUSED: quarter {} has rho {} left.\n",
+            short.quarter,
+            rho_of(short.rho_left_micro)
+        ));
+    }
+    out.push('\n');
+    out.push_str(&table(unit, &p.answer).to_aligned());
+    if explain {
+        out.push_str("\nexact values and the noise drawn for this preview (never sent):\n");
+        for n in &p.noisy {
+            out.push_str(&format!(
+                "{}: exact {}, noise {:+}\n",
+                n.key.join(" / "),
+                n.exact,
+                n.noise
+            ));
+        }
+    }
+    out
+}

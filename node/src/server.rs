@@ -26,6 +26,9 @@ pub enum ServeError {
     /// The service could not be set up.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// The revocation list is configured but missing, or cannot be read or parsed.
+    #[error(transparent)]
+    Revocation(#[from] crate::revocation::RevocationError),
     /// Reflection could not be built.
     #[error("reflection service: {0}")]
     Reflection(String),
@@ -42,6 +45,9 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let tls_section = config.file.tls.as_ref().ok_or(ServeError::NoTls)?;
     let server_config = tls::server_config(tls_section)?;
+    // Refuse to start on a revocation list that cannot be trusted (fail closed). The service
+    // watches the same file from here on.
+    crate::revocation::RevocationList::for_config(config)?;
     let service = NodeService::new(config)?;
     let server = &config.file.server;
     // The service refuses requests above `max_request_bytes` itself, with a stable reason and an

@@ -24,13 +24,14 @@ use tracing::Instrument;
 
 use crate::audit::{AuditError, AuditLog, NewEntry};
 use crate::config::{ApprovalMode, BudgetSection, NodeConfig};
-use crate::disclosure::zcdp::{self, Noise, Sigma};
+use crate::disclosure::zcdp;
 use crate::disclosure::{self, PerturbationSecret, Policy, PrivacyPolicy, PublicPolicy};
 use crate::ledger::{Charge, Limits, Reservation};
-use crate::query::{PlanError, Restriction, aggregate, aggregate_restricted};
-use crate::universe::{self, Universe, UniverseError};
+use crate::query::{PlanError, aggregate};
+use crate::release::{self, ReleaseError, ReleasePlan};
 use crate::revocation::RevocationList;
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
+use crate::universe::{self, UniverseError};
 
 /// How far a query's timestamp may be from the node's clock.
 pub const DEFAULT_CLOCK_WINDOW: Duration = Duration::from_secs(300);
@@ -104,7 +105,9 @@ pub enum ServiceError {
         max: u64,
     },
     /// A touched quarter's privacy-loss budget cannot pay for the query.
-    #[error("privacy budget of quarter {quarter} has {left_micro} micro-rho left; the query needs {asked_micro}")]
+    #[error(
+        "privacy budget of quarter {quarter} has {left_micro} micro-rho left; the query needs {asked_micro}"
+    )]
     BudgetExhausted {
         /// `YYYY-Qn`.
         quarter: String,
@@ -167,9 +170,8 @@ impl ServiceError {
             | ServiceError::RateLimited
             | ServiceError::BudgetSpent
             | ServiceError::BudgetExhausted { .. } => Code::ResourceExhausted,
-            ServiceError::RhoOutOfRange { .. } | ServiceError::Universe(UniverseError::TooLarge { .. }) => {
-                Code::InvalidArgument
-            }
+            ServiceError::RhoOutOfRange { .. }
+            | ServiceError::Universe(UniverseError::TooLarge { .. }) => Code::InvalidArgument,
             ServiceError::Universe(UniverseError::OutsideCoverage) => Code::OutOfRange,
             ServiceError::Revoked | ServiceError::Denied => Code::PermissionDenied,
             ServiceError::QueryMismatch => Code::InvalidArgument,
@@ -188,6 +190,20 @@ impl ServiceError {
             status.metadata_mut().insert("vrs-reason", v);
         }
         status
+    }
+}
+
+impl From<ReleaseError> for ServiceError {
+    fn from(e: ReleaseError) -> Self {
+        match e {
+            ReleaseError::RhoOutOfRange { min, max } => ServiceError::RhoOutOfRange { min, max },
+            ReleaseError::Universe(u) => ServiceError::Universe(u),
+            ReleaseError::Plan(p) => p.into(),
+            ReleaseError::Noise(n) => {
+                tracing::error!(error = %n, "noise");
+                ServiceError::Internal
+            }
+        }
     }
 }
 
@@ -277,6 +293,9 @@ pub struct NodeService {
     revoked: RevocationList,
     limiter: RateLimiter,
     daily_budget: u64,
+    /// Queries past the daily-budget check whose audit entry is not written yet, per caller:
+    /// counted with the answered ones, so concurrent queries cannot all pass one last slot.
+    in_flight: Arc<Mutex<HashMap<String, u64>>>,
     approval: ApprovalMode,
     permits: Arc<tokio::sync::Semaphore>,
     clock_window: Duration,
@@ -351,17 +370,6 @@ enum Handled {
     Pending,
 }
 
-/// What a zCDP release of a query will be, decided before any record is read.
-#[derive(Debug, Clone)]
-struct ReleasePlan {
-    query: Query,
-    universe: Universe,
-    rho_micro: u64,
-    l2_sq: u64,
-    sigma: Sigma,
-    release_id: String,
-}
-
 /// The raw request, kept for the audit entry a blocking release writes itself.
 #[derive(Debug, Clone)]
 struct Evidence {
@@ -410,6 +418,7 @@ impl NodeService {
             revoked: RevocationList::new(&config.revocation_file()),
             limiter: RateLimiter::new(&config.file.budget),
             daily_budget: config.file.budget.daily_queries,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
             approval: config.file.approval.mode,
             permits: Arc::new(tokio::sync::Semaphore::new(
                 server.max_concurrent_requests.max(1),
@@ -481,8 +490,8 @@ impl NodeService {
         if env.issuer != caller {
             return Err(ServiceError::IssuerMismatch);
         }
-        let window = i64::try_from(self.clock_window.as_millis()).unwrap_or(i64::MAX);
-        if (env.issued_at_ms.saturating_sub(now_ms())).abs() > window {
+        let window = u64::try_from(self.clock_window.as_millis()).unwrap_or(u64::MAX);
+        if !is_fresh(env.issued_at_ms, now_ms(), window) {
             return Err(ServiceError::StaleQuery);
         }
         let q = env.query.ok_or(ServiceError::MalformedEnvelope)?;
@@ -503,6 +512,7 @@ impl NodeService {
         query: &Query,
         query_bytes: &[u8],
         remember: bool,
+        slot: &mut Option<DailySlot>,
     ) -> Result<Gate, ServiceError> {
         let now = now_ms();
         let mut audit = self.audit()?;
@@ -555,9 +565,18 @@ impl NodeService {
             },
         }
         let day_start = now - now.rem_euclid(86_400_000);
-        if audit.answered_since(caller, day_start).map_err(internal)? >= self.daily_budget {
+        let answered = audit.answered_since(caller, day_start).map_err(internal)?;
+        // Still under the audit lock: the count and the reservation of a slot are one step.
+        let mut in_flight = self.in_flight.lock().map_err(|_| ServiceError::Internal)?;
+        let pending = in_flight.get(caller).copied().unwrap_or(0);
+        if answered.saturating_add(pending) >= self.daily_budget {
             return Err(ServiceError::BudgetSpent);
         }
+        *in_flight.entry(caller.to_string()).or_insert(0) += 1;
+        *slot = Some(DailySlot {
+            caller: caller.to_string(),
+            in_flight: self.in_flight.clone(),
+        });
         Ok(gate)
     }
 
@@ -583,23 +602,6 @@ impl NodeService {
     /// Decides what a zCDP release of `query` will be, before any record is read: its ρ, its
     /// universe (and so the quarters charged), its sensitivity and noise scale, and its id.
     fn plan_release(&self, query: Query) -> Result<ReleasePlan, ServiceError> {
-        let rho_micro = self
-            .privacy
-            .resolve_rho(query.rho_micro())
-            .map_err(|(min, max)| ServiceError::RhoOutOfRange { min, max })?;
-        let query = query.with_rho_micro(rho_micro);
-        let universe = universe::build(
-            &query,
-            &self.privacy,
-            current_month(self.privacy.coverage_from()),
-        )?;
-        let l2_sq = zcdp::l2_sensitivity_squared(
-            query.unit(),
-            query.group_by(),
-            query.margins(),
-            self.privacy.bounds(),
-        );
-        let sigma = Sigma::for_release(l2_sq, rho_micro);
         let data_version = {
             let store = self.pool.take().map_err(|e| {
                 tracing::error!(error = %e, "cannot open store");
@@ -612,15 +614,12 @@ impl NodeService {
                 ServiceError::Internal
             })?
         };
-        let release_id = release_id(&query, &universe, data_version, &self.privacy);
-        Ok(ReleasePlan {
+        Ok(release::plan(
             query,
-            universe,
-            rho_micro,
-            l2_sq,
-            sigma,
-            release_id,
-        })
+            &self.privacy,
+            universe::current_month(now_ms(), self.privacy.coverage_from()),
+            data_version,
+        )?)
     }
 
     /// The privacy block of an answer for `plan`.
@@ -631,23 +630,11 @@ impl NodeService {
         replayed: bool,
         audit: &AuditLog,
     ) -> Result<ReleasePrivacy, ServiceError> {
-        let threshold = if self.privacy.threshold_sigmas() > 0.0 {
-            self.privacy.threshold_sigmas() * plan.sigma.as_f64()
-        } else {
-            0.0
-        };
-        Ok(ReleasePrivacy {
-            release_id: plan.release_id.clone(),
-            replayed,
-            rho_micro: plan.rho_micro,
-            l2_sensitivity_squared: plan.l2_sq,
-            privacy_unit: zcdp::privacy_unit(plan.query.unit()).to_string(),
-            sigma: plan.sigma.as_f64(),
-            threshold,
-            quarters: audit
-                .budgets(&plan.universe.quarters, caller, self.limits(caller))
-                .map_err(internal)?,
-        })
+        let mut block = release::privacy_block(plan, &self.privacy, replayed);
+        block.quarters = audit
+            .budgets(&plan.universe.quarters, caller, self.limits(caller))
+            .map_err(internal)?;
+        Ok(block)
     }
 
     /// The zCDP path after the gate: a stored release is returned as it was, free; otherwise
@@ -659,6 +646,7 @@ impl NodeService {
         plan: ReleasePlan,
         evidence: Evidence,
         id_known: bool,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Handled, ServiceError> {
         let now = now_ms();
         let caller = evidence.caller.clone();
@@ -712,24 +700,26 @@ impl NodeService {
                 audited: false,
             });
         }
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.cancel_reservation(&evidence.query_id);
-                return Err(ServiceError::Busy);
-            }
-        };
         let privacy = {
             let audit = self.audit()?;
             self.release_privacy(&plan, &caller, false, &audit)?
         };
         let pool = self.pool.clone();
         let audit = self.audit.clone();
-        let threshold_sigmas = self.privacy.threshold_sigmas();
-        let bounds = *self.privacy.bounds();
+        let policy = self.privacy.clone();
         let task = tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
             let _permit = permit;
-            let released = compute_release(&pool, &plan, bounds, threshold_sigmas, privacy);
+            let released = pool
+                .take()
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot open store");
+                    ServiceError::Internal
+                })
+                .and_then(|store| {
+                    let r = release::compute(&store, &plan, &policy, privacy);
+                    pool.give_back(store);
+                    Ok(r?.0)
+                });
             let mut log = audit.lock().map_err(|_| ServiceError::Internal)?;
             let answer = match released {
                 Ok(a) => a,
@@ -772,22 +762,16 @@ impl NodeService {
         })
     }
 
-    fn cancel_reservation(&self, query_id: &str) {
-        if let Err(e) = self.audit().and_then(|mut a| a.cancel(query_id).map_err(internal)) {
-            tracing::error!(reason = e.reason(), "cannot cancel a reservation");
-        }
-    }
-
-    async fn answer(&self, query: Query) -> Result<Answer, ServiceError> {
-        let _permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ServiceError::Busy)?;
+    async fn answer(
+        &self,
+        query: Query,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<Answer, ServiceError> {
         let pool = self.pool.clone();
         let policy = self.policy.clone();
         let secret = self.secret.clone();
         tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
+            let _permit = permit;
             let store = pool.take().map_err(|e| {
                 tracing::error!(error = %e, "cannot open store");
                 ServiceError::Internal
@@ -806,15 +790,24 @@ impl NodeService {
         peer: &Peer,
         req: &pb::AggregateRequest,
         query_id: &mut String,
+        slot: &mut Option<DailySlot>,
     ) -> Result<Handled, ServiceError> {
         let caller = self.caller(peer)?;
+        // A node that is busy says so before anything is spent: no rate token, no query id,
+        // no budget (issue 12, item 11). The permit is held until the answer is computed.
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ServiceError::Busy)?;
         let (admitted, query_bytes) = self.admit(&caller, req, query_id)?;
         if !self.privacy.is_zcdp() {
-            let approved = match self.gate(&caller, query_id, &admitted.query, &query_bytes, true)? {
-                Gate::Hold => return Ok(Handled::Pending),
-                Gate::Go { approved, .. } => approved,
-            };
-            let answer = self.answer(admitted.query).await?;
+            let approved =
+                match self.gate(&caller, query_id, &admitted.query, &query_bytes, true, slot)? {
+                    Gate::Hold => return Ok(Handled::Pending),
+                    Gate::Go { approved, .. } => approved,
+                };
+            let answer = self.answer(admitted.query, permit).await?;
             if approved {
                 self.mark_answered(query_id);
             }
@@ -826,7 +819,7 @@ impl NodeService {
         // zCDP: everything that can refuse the query is decided before the gate records its id.
         let plan = self.plan_release(admitted.query)?;
         let (id_known, approved) =
-            match self.gate(&caller, query_id, &plan.query, &query_bytes, false)? {
+            match self.gate(&caller, query_id, &plan.query, &query_bytes, false, slot)? {
                 Gate::Hold => return Ok(Handled::Pending),
                 Gate::Go { id_known, approved } => (id_known, approved),
             };
@@ -837,7 +830,7 @@ impl NodeService {
             signature: req.signature.clone(),
             key_id: req.key_id.clone(),
         };
-        let handled = self.answer_zcdp(plan, evidence, id_known).await?;
+        let handled = self.answer_zcdp(plan, evidence, id_known, permit).await?;
         if approved {
             self.mark_answered(query_id);
         }
@@ -871,7 +864,10 @@ impl NodeService {
             }
         };
         let audit = self.audit()?;
-        let replayed = audit.released(&plan.release_id).map_err(internal)?.is_some();
+        let replayed = audit
+            .released(&plan.release_id)
+            .map_err(internal)?
+            .is_some();
         let privacy = self.release_privacy(&plan, &caller, replayed, &audit)?;
         let short = privacy
             .quarters
@@ -887,6 +883,28 @@ impl NodeService {
     }
 }
 
+/// Whether a query issued at `issued_ms` is within `window_ms` of `now_ms`, for every pair of
+/// `i64` (no overflow: the distance is computed without sign, as `u64`).
+pub fn is_fresh(issued_ms: i64, now_ms: i64, window_ms: u64) -> bool {
+    issued_ms.abs_diff(now_ms) <= window_ms
+}
+
+/// One query counted against its caller's daily budget until its audit entry is written.
+struct DailySlot {
+    caller: String,
+    in_flight: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Drop for DailySlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.in_flight.lock()
+            && let Some(n) = m.get_mut(&self.caller)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 /// What [`NodeService::gate`] decided.
 enum Gate {
     /// Held for the operator's approval.
@@ -899,81 +917,6 @@ enum Gate {
 fn internal(e: AuditError) -> ServiceError {
     tracing::error!(error = %e, "audit log");
     ServiceError::Internal
-}
-
-/// The current month (UTC), for a coverage that runs to "now" (`fallback` if the clock is
-/// outside the years a month can name).
-fn current_month(fallback: vrs_core::period::Month) -> vrs_core::period::Month {
-    let days = now_ms().div_euclid(86_400_000);
-    let date = chrono::DateTime::from_timestamp(days * 86_400, 0).map(|d| d.date_naive());
-    use chrono::Datelike;
-    date.and_then(|d| {
-        vrs_core::period::Month::new(u16::try_from(d.year()).ok()?, u8::try_from(d.month()).ok()?)
-    })
-    .unwrap_or(fallback)
-}
-
-/// Hex SHA-256 identifying a release: the canonical query (with its resolved ρ), the months
-/// and quarters it reads, the store's data version and what in the policy shapes the release.
-fn release_id(query: &Query, universe: &Universe, data_version: u64, privacy: &PrivacyPolicy) -> String {
-    let canonical = serde_json::to_vec(&query.to_raw()).unwrap_or_default();
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [
-        b"vrs.release.v1".as_slice(),
-        &canonical,
-        universe.months.0.to_string().as_bytes(),
-        universe.months.1.to_string().as_bytes(),
-        &data_version.to_be_bytes(),
-        privacy.fingerprint().as_bytes(),
-    ] {
-        ctx.update(&(part.len() as u64).to_be_bytes());
-        ctx.update(part);
-    }
-    hex::encode(ctx.finish())
-}
-
-/// Exact aggregation under the release's restriction, then noise over the whole universe.
-fn compute_release(
-    pool: &ReadPool,
-    plan: &ReleasePlan,
-    bounds: disclosure::Bounds,
-    threshold_sigmas: f64,
-    privacy: ReleasePrivacy,
-) -> Result<Answer, ServiceError> {
-    let store = pool.take().map_err(|e| {
-        tracing::error!(error = %e, "cannot open store");
-        ServiceError::Internal
-    })?;
-    let restriction = Restriction {
-        bounds: Some(bounds),
-        months: Some(plan.universe.months),
-    };
-    let result = aggregate_restricted(&store, &plan.query, &restriction);
-    pool.give_back(store);
-    let table = result?;
-    let exact: foldhash::HashMap<Vec<String>, i64> =
-        table.cells.into_iter().map(|c| (c.key, c.value)).collect();
-    let noise = Noise::new(plan.sigma).map_err(|e| {
-        tracing::error!(error = %e, "noise sampler");
-        ServiceError::Internal
-    })?;
-    let mut rng = zcdp::os_rng().map_err(|_| ServiceError::Internal)?;
-    let released = zcdp::release_universe(
-        &plan.universe.keys,
-        &exact,
-        &noise,
-        threshold_sigmas,
-        &mut rng,
-    )
-    .map_err(|e| {
-        tracing::error!(error = %e, "noise");
-        ServiceError::Internal
-    })?;
-    Ok(Answer {
-        dimensions: plan.query.group_by().to_vec(),
-        cells: released.cells,
-        privacy: Some(privacy),
-    })
 }
 
 /// What a release charged, as the compact JSON the audit entry's hash covers.
@@ -1150,7 +1093,10 @@ fn describe(
         ServiceError::Internal
     };
     let (range, budget) = if privacy.is_zcdp() {
-        let (from, to) = universe::coverage(privacy, current_month(privacy.coverage_from()));
+        let (from, to) = universe::coverage(
+            privacy,
+            universe::current_month(now_ms(), privacy.coverage_from()),
+        );
         let mut quarters: Vec<i64> = Vec::new();
         let mut m = Some(from);
         while let Some(cur) = m.filter(|c| *c <= to) {
@@ -1236,7 +1182,8 @@ impl pb::federation_server::Federation for NodeService {
                 ServiceError::Internal
             })?;
             let audit = self.audit();
-            let out = audit.and_then(|a| describe(&store, &self.policy, &self.privacy, &a, &caller));
+            let out =
+                audit.and_then(|a| describe(&store, &self.policy, &self.privacy, &a, &caller));
             self.pool.give_back(store);
             out
         })();
@@ -1289,8 +1236,10 @@ impl pb::federation_server::Federation for NodeService {
             query_id = tracing::field::Empty
         );
         let mut query_id = String::new();
+        // Held until this query's audit entry is written (the end of this function).
+        let mut _slot: Option<DailySlot> = None;
         let handled = self
-            .handle(&peer, &body, &mut query_id)
+            .handle(&peer, &body, &mut query_id, &mut _slot)
             .instrument(span.clone())
             .await;
         let _entered = span.enter();
@@ -1377,7 +1326,11 @@ impl pb::federation_server::Federation for NodeService {
                                 pb::cell::Outcome::Suppressed(to_pb_reason(r) as i32)
                             }
                         }),
-                        sigma: if matches!(c.value, CellValue::Noisy(_)) { sigma } else { 0.0 },
+                        sigma: if matches!(c.value, CellValue::Noisy(_)) {
+                            sigma
+                        } else {
+                            0.0
+                        },
                     })
                     .collect();
                 Ok(Response::new(pb::AggregateResponse {
@@ -1397,5 +1350,31 @@ impl pb::federation_server::Federation for NodeService {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_fresh;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Freshness against exact 128-bit arithmetic, over the whole range of both integers.
+        #[test]
+        fn freshness_never_overflows(issued in any::<i64>(), now in any::<i64>(), window in 0u64..=u64::MAX / 2) {
+            let exact = (i128::from(issued) - i128::from(now)).unsigned_abs() <= u128::from(window);
+            prop_assert_eq!(is_fresh(issued, now, window), exact);
+        }
+    }
+
+    #[test]
+    fn the_edges_of_the_window() {
+        let now = 1_700_000_000_000;
+        assert!(is_fresh(now - 300_000, now, 300_000));
+        assert!(!is_fresh(now - 300_001, now, 300_000));
+        assert!(!is_fresh(i64::MIN, now, 300_000));
+        assert!(!is_fresh(i64::MIN + now, now, 300_000));
+        assert!(!is_fresh(i64::MAX, now, 300_000));
+        assert!(!is_fresh(now, i64::MIN, u64::MAX / 2));
     }
 }

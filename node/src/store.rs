@@ -10,9 +10,11 @@
 //! whole or not at all; a row already present (same `source_id`) is skipped, never changed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement, params};
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::{Country, FeeBand, Method};
 use vrs_core::period::Month;
 
@@ -275,6 +277,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     country: Country,
+    /// Stamps import runs (`import_run.started_at`).
+    clock: Arc<dyn Clock>,
 }
 
 /// The path of the store file in a node directory.
@@ -317,10 +321,7 @@ impl Store {
         if path.exists() {
             return Err(StoreError::Exists(path));
         }
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        create_private(dir, &path).map_err(|(path, source)| StoreError::Io { path, source })?;
         let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         configure(&conn)?;
@@ -334,6 +335,7 @@ impl Store {
             params![country.as_str(), hex::encode(secret)],
         )?;
         Ok(Store {
+            clock: Arc::new(SystemClock),
             conn,
             path,
             country,
@@ -354,6 +356,7 @@ impl Store {
         migrate(&mut conn)?;
         let country = read_country(&conn)?;
         Ok(Store {
+            clock: Arc::new(SystemClock),
             conn,
             path,
             country,
@@ -396,6 +399,7 @@ impl Store {
         }
         let country = read_country(&conn)?;
         Ok(Store {
+            clock: Arc::new(SystemClock),
             conn,
             path,
             country,
@@ -491,6 +495,11 @@ impl Store {
         Ok(problems)
     }
 
+    /// Uses `clock` from now on to stamp import runs (the system clock by default).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
     /// Starts importing one file: everything inserted through the returned transaction is
     /// committed together by [`ImportTx::commit`], or not at all.
     pub fn begin_import<'a>(
@@ -514,7 +523,10 @@ impl Store {
             restore_pragmas(conn);
             return Err(e.into());
         }
-        match start_import(conn, file_name, file_sha256) {
+        let started_at = chrono::DateTime::from_timestamp_millis(self.clock.now_ms())
+            .unwrap_or_default()
+            .to_rfc3339();
+        match start_import(conn, file_name, file_sha256, &started_at) {
             Ok((import_id, deferred, stmts)) => Ok(ImportTx {
                 conn,
                 open: true,
@@ -547,6 +559,7 @@ fn start_import<'a>(
     conn: &'a Connection,
     file_name: &str,
     file_sha256: &str,
+    started_at: &str,
 ) -> Result<(i64, Vec<IndexDef>, Statements<'a>), StoreError> {
     // Into an empty store, secondary indexes are dropped and built again from sorted data at
     // commit, in the same transaction: a reader or a crash sees them all, or as they were.
@@ -564,7 +577,7 @@ fn start_import<'a>(
     conn.execute(
         "INSERT INTO import_run(started_at, file_name, file_sha256, imported, rejected, duplicates)
          VALUES (?1, ?2, ?3, 0, 0, 0)",
-        params![chrono::Utc::now().to_rfc3339(), file_name, file_sha256],
+        params![started_at, file_name, file_sha256],
     )?;
     let import_id = conn.last_insert_rowid();
     Ok((import_id, deferred, Statements::prepare(conn)?))
@@ -1060,6 +1073,26 @@ impl Drop for ImportTx<'_> {
     }
 }
 
+/// Makes the node directory (0700, tightened if it already exists) and an empty store file
+/// (0600) before SQLite opens it: the store holds the records and the perturbation secret, and
+/// SQLite gives its `-wal` and `-shm` files the store file's mode.
+fn create_private(dir: &Path, store: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| (dir.to_path_buf(), e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(store)
+        .map(drop)
+        .map_err(|e| (store.to_path_buf(), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1086,6 +1119,32 @@ mod tests {
             Store::open(&dir.path().join("nope")),
             Err(StoreError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn an_import_run_is_stamped_with_the_store_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::create(dir.path(), "THA".parse().unwrap()).unwrap();
+        let clock = vrs_core::clock::ManualClock::new(1_735_689_600_000);
+        s.set_clock(Arc::new(clock.clone()));
+        let fx = FxRates::sample();
+        let tx = s.begin_import("a.csv", "00", &fx).unwrap();
+        tx.commit(ImportCounts::default()).unwrap();
+        clock.advance(std::time::Duration::from_secs(3600));
+        let tx = s.begin_import("b.csv", "01", &fx).unwrap();
+        tx.commit(ImportCounts::default()).unwrap();
+        let stamps: Vec<String> = s
+            .conn()
+            .prepare("SELECT started_at FROM import_run ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            stamps,
+            ["2025-01-01T00:00:00+00:00", "2025-01-01T01:00:00+00:00"]
+        );
     }
 
     #[test]

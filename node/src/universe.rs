@@ -23,7 +23,9 @@ pub enum UniverseError {
     #[error("the requested periods are outside the node's declared coverage")]
     OutsideCoverage,
     /// The universe has more cells than the policy allows.
-    #[error("the answer would have {cells} cells; the node releases at most {max} (filter or group by less)")]
+    #[error(
+        "the answer would have {cells} cells; the node releases at most {max} (filter or group by less)"
+    )]
     TooLarge {
         /// Cells the universe would have.
         cells: u64,
@@ -138,7 +140,8 @@ pub fn build(
                         None => Dimension::Origin.closed_values().unwrap_or_default(),
                     }
                 };
-                let (origins, destinations) = (side(Dimension::Origin), side(Dimension::Destination));
+                let (origins, destinations) =
+                    (side(Dimension::Origin), side(Dimension::Destination));
                 let mut out = Vec::with_capacity(origins.len() * destinations.len());
                 for o in &origins {
                     for t in &destinations {
@@ -205,6 +208,16 @@ pub fn build(
     })
 }
 
+/// The current month (UTC), for a coverage that runs to "now" (`fallback` if the clock is
+/// outside the years a month can name).
+pub fn current_month(now_ms: i64, fallback: Month) -> Month {
+    let days = now_ms.div_euclid(86_400_000);
+    let date = chrono::DateTime::from_timestamp(days * 86_400, 0).map(|d| d.date_naive());
+    use chrono::Datelike;
+    date.and_then(|d| Month::new(u16::try_from(d.year()).ok()?, u8::try_from(d.month()).ok()?))
+        .unwrap_or(fallback)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +264,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             u.keys,
-            vec![vec!["2024-01".to_string()], vec!["2024-02".into()], vec!["2024-03".into()]]
+            vec![
+                vec!["2024-01".to_string()],
+                vec!["2024-02".into()],
+                vec!["2024-03".into()]
+            ]
         );
         assert_eq!(u.quarters, vec![20241]);
         assert_eq!(
@@ -274,7 +291,10 @@ mod tests {
             today,
         )
         .unwrap();
-        assert_eq!(u.keys, vec![vec!["MMR".to_string()], vec!["THA".to_string()]]);
+        assert_eq!(
+            u.keys,
+            vec![vec!["MMR".to_string()], vec!["THA".to_string()]]
+        );
     }
 
     #[test]
@@ -289,7 +309,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let u = build(
-            &q(&["route"], &[("origin", &["MMR"]), ("destination", &["THA", "MYS"])], "", "", false),
+            &q(
+                &["route"],
+                &[("origin", &["MMR"]), ("destination", &["THA", "MYS"])],
+                "",
+                "",
+                false,
+            ),
             &p,
             today,
         )

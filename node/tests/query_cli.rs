@@ -22,6 +22,14 @@ fn run(args: &[&str]) -> String {
 fn node_with_known_cells(dir: &Path) {
     let d = dir.to_str().unwrap();
     run(&["init", "--dir", d, "--country", "THA"]);
+    // These tests read the rules mode's suppression; the zCDP preview has its own test below.
+    let config = dir.join("node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("mode = \"zcdp\"", "mode = \"rules_v1\""),
+    )
+    .unwrap();
     let mut csv = String::from(
         "source_id,period,date,agency,country,place_type,mode,dead,missing,route,route_modes,methods,fees,migrants,smugglers,note\n",
     );
@@ -138,4 +146,69 @@ fn migrate_says_the_store_is_up_to_date_and_a_missing_store_is_an_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("vrs-node init"), "{err}");
+}
+
+#[test]
+fn in_zcdp_mode_the_query_previews_a_release_and_its_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    node_with_known_cells(dir.path());
+    let config = dir.path().join("node.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace("mode = \"rules_v1\"", "mode = \"zcdp\"")
+        .replace("coverage_from = \"2010-01\"", "coverage_from = \"2024-01\"")
+        .replace("coverage_to = \"\"", "coverage_to = \"2024-12\"");
+    std::fs::write(&config, text).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let base = ["query", "--dir", d, "--unit", "migrants", "--by", "mode"];
+    let out = run(&base);
+    assert!(out.starts_with("PREVIEW, not a release"), "{out}");
+    assert!(out.contains("rho 0.05 on each of 4 quarter(s)"), "{out}");
+    let modes = vrs_core::query::Dimension::Mode.closed_values().unwrap();
+    for m in &modes {
+        assert!(
+            out.lines().any(|l| l.starts_with(m.as_str())),
+            "{m} missing: {out}"
+        );
+    }
+    assert!(
+        !out.contains("exact"),
+        "exact values only with --explain: {out}"
+    );
+    let explained = run(&[&base[..], &["--explain"]].concat());
+    assert!(explained.contains("sea: exact 37"), "{explained}");
+    // Nothing was charged: a preview is not a release.
+    let budget = run(&["budget", "--config", d, "--format", "json"]);
+    let lines: serde_json::Value = serde_json::from_str(&budget).unwrap();
+    assert!(
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["spent_micro"] == 0),
+        "{budget}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_log_format_it_does_not_know_instead_of_ignoring_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    run(&["init", "--dir", d, "--country", "THA"]);
+    let config = dir.path().join("node.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(toml.contains("format = \"human\""));
+    std::fs::write(
+        &config,
+        toml.replace("format = \"human\"", "format = \"jsn\""),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", d])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[log] format") && err.contains("jsn"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Browser check of the HTML report (docs/REPORT.md).
 #
-# Builds the debug vrs-coordinator, runs `vrs-coordinator demo --dir <tmp>` (which writes
+# Builds the debug vrs-demo, runs `vrs-demo --dir <tmp>` (which writes
 # <tmp>/report.html), opens the report in headless Chromium over file:// and checks, after
 # layout, that every chart rendered with data marks and finite geometry, that every chart has an
 # accessible table, that partial and suppressed figures are marked, that nothing was fetched and
@@ -41,15 +41,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-echo "== building vrs-coordinator (debug)"
-cargo build --locked --quiet -p vrs-coordinator --bin vrs-coordinator
-bin="${CARGO_TARGET_DIR:-target}/debug/vrs-coordinator"
+echo "== building vrs-demo (debug)"
+cargo build --locked --quiet -p vrs-demo --bin vrs-demo
+bin="${CARGO_TARGET_DIR:-target}/debug/vrs-demo"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "== demo federation on 127.0.0.1"
-if ! "$bin" demo --dir "$work/demo" >"$work/demo.log" 2>&1; then
+if ! "$bin" --dir "$work/demo" >"$work/demo.log" 2>&1; then
   cat "$work/demo.log"
   fail "demo ran"
   finish

@@ -54,7 +54,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 # Must match vrs_core::signing::CONTEXT.
 SIGNING_CONTEXT = b"vrs.federation.v2.query\0"
-FEDERATION_SERVICE = "vrs.federation.v1.Federation"
+FEDERATION_SERVICE = "vrs.federation.v2.Federation"
 FEDERATION_FILE = "vrs/federation/v1/federation.proto"
 COORDINATOR = "bali-rc"
 OPEN_DIMENSIONS = {"route"}

@@ -5,8 +5,8 @@
 #
 # 1. a virtualenv in target/interop-venv with the pinned requirements (wheels only; re-made when
 #    requirements.txt changes);
-# 2. the debug binaries (`cargo build --locked -p vrs-node -p vrs-coordinator`);
-# 3. `vrs-coordinator demo --dir WORK/fed` for certificates, node stores and node.toml files (the
+# 2. the debug binaries (`cargo build --locked -p vrs-node -p vrs-demo`);
+# 3. `vrs-demo --dir WORK/fed` for certificates, node stores and node.toml files (the
 #    demo stops its own nodes when it exits);
 # 4. `vrs-node serve --config WORK/fed/node-tha/node.toml`: it listens on 127.0.0.1:0 and prints
 #    `listening on ADDR` on stdout, which is how this script learns the port;
@@ -75,15 +75,15 @@ else
 fi
 
 # 2. binaries
-step "cargo build --locked -p vrs-node -p vrs-coordinator"
-cargo build --locked --quiet -p vrs-node -p vrs-coordinator
+step "cargo build --locked -p vrs-node -p vrs-demo"
+cargo build --locked --quiet -p vrs-node -p vrs-demo
 BIN="$TARGET/debug"
 
 # 3. federation files
 step "demo federation in $WORK/fed"
-if ! timeout 300 "$BIN/vrs-coordinator" demo --dir "$WORK/fed" >"$WORK/demo.log" 2>&1; then
+if ! timeout 300 "$BIN/vrs-demo" --dir "$WORK/fed" >"$WORK/demo.log" 2>&1; then
   tail -n 30 "$WORK/demo.log" >&2
-  echo "interop: vrs-coordinator demo failed" >&2
+  echo "interop: vrs-demo failed" >&2
   exit 1
 fi
 CONFIG="$WORK/fed/node-${COUNTRY,,}/node.toml"

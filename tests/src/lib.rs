@@ -1,7 +1,7 @@
 //! Integration-test harness: real nodes and a coordinator on 127.0.0.1 over real mutual TLS.
 //!
 //! - [`TestFederation`] starts country nodes through the demo's
-//!   [`LocalFederation`](vrs_coordinator::demo::LocalFederation) (development CA, synthetic stores,
+//!   [`LocalFederation`](vrs_demo::LocalFederation) (development CA, synthetic stores,
 //!   `vrs_node::server::serve` on `127.0.0.1:0`), waits until each answers `Describe`, and hands
 //!   out the registry, a [`Federation`] (the coordinator's fan-out), extra certificates, and
 //!   registries of its own making. `stop()` shuts every node down; dropping it does too.
@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -30,11 +30,12 @@ use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use vrs_certs_dev::{DevPki, ExtraKind};
-use vrs_coordinator::demo::{COORDINATOR, LocalFederation, NodeSpec};
 use vrs_coordinator::fanout::Federation;
 use vrs_coordinator::registry::Registry;
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::signing::SigningKey;
 use vrs_core::tls::{self, TlsError, TlsPaths};
+use vrs_demo::{COORDINATOR, LocalFederation, NodeSpec};
 use vrs_proto::pb;
 use vrs_proto::pb::federation_client::FederationClient;
 use vrs_proto::pb::federation_server::FederationServer;
@@ -69,6 +70,24 @@ pub fn coordinator_identity() -> String {
 pub fn spec(country: &str, incidents: u64, seed: u64, policy: &str) -> NodeSpec {
     let mut spec = NodeSpec::new(country, incidents, seed).expect("a valid country code");
     spec.policy = policy.to_owned();
+    spec
+}
+
+/// `[privacy]` text that puts a node in the older rules mode (not protected against many
+/// queries), for tests of that mode.
+pub const RULES_V1: &str = "mode = \"rules_v1\"\n";
+
+/// Like [`spec`], with `privacy` appended to `[privacy]` (the synthetic data's coverage is
+/// declared unless `privacy` declares its own).
+pub fn spec_with(
+    country: &str,
+    incidents: u64,
+    seed: u64,
+    policy: &str,
+    privacy: &str,
+) -> NodeSpec {
+    let mut spec = spec(country, incidents, seed, policy);
+    spec.privacy = privacy.to_owned();
     spec
 }
 
@@ -414,6 +433,12 @@ impl NodeClient {
         bounded(client.aggregate(request)).await
     }
 
+    /// `Plan` with a request as given.
+    pub async fn plan(&self, request: pb::AggregateRequest) -> Result<pb::PlanResponse, Status> {
+        let mut client = FederationClient::new(self.channel.clone());
+        bounded(client.plan(request)).await
+    }
+
     /// `grpc.health.v1.Health/Check` for `service` ("" for the whole server).
     pub async fn health(&self, service: &str) -> Result<ServingStatus, Status> {
         let mut client = HealthClient::new(self.channel.clone());
@@ -465,14 +490,6 @@ pub fn reason(status: &Status) -> Option<String> {
 
 // ---------------------------------------------------------------------------------------------
 // Signed queries
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since.as_millis()).expect("milliseconds fit in i64")
-}
 
 /// A fresh random query id (32 hex characters), like the coordinator's.
 pub fn fresh_query_id() -> String {
@@ -544,7 +561,7 @@ impl Signer {
     pub fn envelope(&self, audience: &str, query: pb::Query) -> pb::QueryEnvelope {
         pb::QueryEnvelope {
             query_id: fresh_query_id(),
-            issued_at_ms: now_ms(),
+            issued_at_ms: SystemClock.now_ms(),
             audience: audience.to_owned(),
             issuer: self.issuer.clone(),
             query: Some(query),
@@ -612,6 +629,8 @@ pub struct SlowNode {
 #[derive(Debug)]
 struct Slow {
     delay: Duration,
+    /// The message of its `UNAVAILABLE` status.
+    message: String,
 }
 
 #[tonic::async_trait]
@@ -621,7 +640,7 @@ impl pb::federation_server::Federation for Slow {
         _: Request<pb::DescribeRequest>,
     ) -> Result<Response<pb::DescribeResponse>, Status> {
         tokio::time::sleep(self.delay).await;
-        Err(Status::unavailable("slow test node"))
+        Err(Status::unavailable(self.message.clone()))
     }
 
     async fn aggregate(
@@ -629,7 +648,7 @@ impl pb::federation_server::Federation for Slow {
         _: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
         tokio::time::sleep(self.delay).await;
-        Err(Status::unavailable("slow test node"))
+        Err(Status::unavailable(self.message.clone()))
     }
 
     async fn plan(
@@ -644,6 +663,11 @@ impl pb::federation_server::Federation for Slow {
 impl SlowNode {
     /// Serves on `127.0.0.1:0` over `vrs_core::tls::incoming` with `paths`.
     pub async fn start(paths: &TlsPaths, delay: Duration) -> SlowNode {
+        SlowNode::with_message(paths, delay, "slow test node").await
+    }
+
+    /// Like [`SlowNode::start`], refusing with `message` (a hostile node's text, say).
+    pub async fn with_message(paths: &TlsPaths, delay: Duration, message: &str) -> SlowNode {
         tls::install_crypto_provider();
         let config = tls::server_config(paths).expect("a server config");
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -654,7 +678,10 @@ impl SlowNode {
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(FederationServer::new(Slow { delay }))
+                .add_service(FederationServer::new(Slow {
+                    delay,
+                    message: message.to_owned(),
+                }))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = signal.await;
                 }),

@@ -8,6 +8,9 @@
 //! - `signing`: every signed-envelope refusal over real mutual TLS; refusals carry no data.
 //! - `security`: revocation without restart, rate limits, daily budgets, manual approval.
 //! - `health`: gRPC health and reflection over mutual TLS.
+//! - `privacy`: the zCDP release path end to end: universe, noise scale, ledger, replay, budget
+//!   exhaustion, Plan, concurrency against the budget.
+//! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
 
 #[path = "federation/certs.rs"]
 mod certs;
@@ -15,8 +18,12 @@ mod certs;
 mod e2e;
 #[path = "federation/failures.rs"]
 mod failures;
+#[path = "federation/hardening.rs"]
+mod hardening;
 #[path = "federation/health.rs"]
 mod health;
+#[path = "federation/privacy.rs"]
+mod privacy;
 #[path = "federation/reference.rs"]
 mod reference;
 #[path = "federation/security.rs"]

@@ -106,7 +106,7 @@ pub use policy::{
     PerturbationConfig, Policy, PolicyConfig, PolicyError, PublicPolicy,
 };
 pub use secret::{PerturbationSecret, SECRET_LEN, SecretError};
-pub use zcdp::{Bounds, BoundedTable, ModeConfig, PrivacyConfig, PrivacyError, PrivacyPolicy};
+pub use zcdp::{BoundedTable, Bounds, ModeConfig, PrivacyConfig, PrivacyError, PrivacyPolicy};
 
 use audit::{Bound, Structure};
 use perturb::Perturber;

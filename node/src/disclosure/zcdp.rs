@@ -277,18 +277,24 @@ pub struct PrivacyPolicy {
 }
 
 impl Default for PrivacyPolicy {
+    /// The checked form of [`PrivacyConfig::default`] (equal to it: tested).
     fn default() -> Self {
-        // The defaults are within every floor and ceiling (tested).
-        match PrivacyPolicy::new(&PrivacyConfig::default()) {
-            Ok(p) => p,
-            Err(_) => unreachable_default(),
+        let c = PrivacyConfig::default();
+        PrivacyPolicy {
+            mode: c.mode,
+            rho_per_quarter_micro: MICRO_RHO,
+            default_rho_micro: MICRO_RHO / 20,
+            min_rho_micro: MICRO_RHO / 1000,
+            max_rho_micro: MICRO_RHO / 4,
+            threshold_sigmas: c.threshold_sigmas,
+            max_cells: c.max_cells,
+            coverage_from: vrs_core::period::Month::new(2010, 1)
+                .unwrap_or(vrs_core::period::Month::FIRST),
+            coverage_to: None,
+            bounds: c.bounds,
+            callers: BTreeMap::new(),
         }
     }
-}
-
-#[allow(clippy::panic)] // Only reachable if the compiled-in defaults break their own floors (tested).
-fn unreachable_default() -> PrivacyPolicy {
-    panic!("the default [privacy] section is invalid")
 }
 
 impl PrivacyPolicy {
@@ -354,11 +360,16 @@ impl PrivacyPolicy {
             None
         } else {
             let to: vrs_core::period::Month =
-                c.coverage_to.trim().parse().map_err(
-                    |e: vrs_core::period::PeriodError| PrivacyError::Coverage(e.to_string()),
-                )?;
+                c.coverage_to
+                    .trim()
+                    .parse()
+                    .map_err(|e: vrs_core::period::PeriodError| {
+                        PrivacyError::Coverage(e.to_string())
+                    })?;
             if to < from {
-                return Err(PrivacyError::Coverage("coverage_to is before coverage_from".into()));
+                return Err(PrivacyError::Coverage(
+                    "coverage_to is before coverage_from".into(),
+                ));
             }
             Some(to)
         };
@@ -492,9 +503,7 @@ pub fn joined_table(d: Dimension, unit: Unit) -> Option<BoundedTable> {
     Some(match d {
         Dimension::Transit => BoundedTable::Transit,
         Dimension::Method => BoundedTable::Method,
-        Dimension::Citizenship | Dimension::Sex | Dimension::AgeGroup => {
-            BoundedTable::MigrantGroup
-        }
+        Dimension::Citizenship | Dimension::Sex | Dimension::AgeGroup => BoundedTable::MigrantGroup,
         Dimension::SmugglerRole | Dimension::SmugglerStage => BoundedTable::Smuggler,
         _ => BoundedTable::Fee,
     })
@@ -657,7 +666,8 @@ pub fn normal_upper_tail(z: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     0.5 * poly * (-x * x).exp()
 }
 
@@ -750,6 +760,7 @@ mod tests {
     #[test]
     fn defaults_are_within_floors_and_ceilings() {
         let p = PrivacyPolicy::new(&PrivacyConfig::default()).unwrap();
+        assert_eq!(p, PrivacyPolicy::default());
         assert_eq!(p.rho_per_quarter_micro(), 1_000_000);
         assert_eq!(p.default_rho_micro(), 50_000);
         assert!(p.is_zcdp());
@@ -766,7 +777,10 @@ mod tests {
         assert_eq!(bad(&|c| c.max_rho = 0.6), "PRIVACY_ABOVE_CEILING");
         assert_eq!(bad(&|c| c.min_rho = 0.00001), "PRIVACY_BELOW_FLOOR");
         assert_eq!(bad(&|c| c.default_rho = 0.5), "PRIVACY_INCONSISTENT");
-        assert_eq!(bad(&|c| c.rho_per_quarter = f64::NAN), "PRIVACY_NOT_POSITIVE");
+        assert_eq!(
+            bad(&|c| c.rho_per_quarter = f64::NAN),
+            "PRIVACY_NOT_POSITIVE"
+        );
         assert_eq!(bad(&|c| c.rho_per_quarter = -1.0), "PRIVACY_NOT_POSITIVE");
         assert_eq!(bad(&|c| c.bounds.method = 0), "PRIVACY_ABOVE_CEILING");
         assert_eq!(bad(&|c| c.bounds.fee = 17), "PRIVACY_ABOVE_CEILING");
@@ -776,7 +790,10 @@ mod tests {
             }),
             "PRIVACY_ABOVE_CEILING"
         );
-        assert_eq!(bad(&|c| c.coverage_from = "2024-13".into()), "PRIVACY_COVERAGE");
+        assert_eq!(
+            bad(&|c| c.coverage_from = "2024-13".into()),
+            "PRIVACY_COVERAGE"
+        );
         assert_eq!(
             bad(&|c| {
                 c.coverage_from = "2024-05".into();
@@ -816,7 +833,10 @@ mod tests {
             16
         );
         // Fees: up to 3 fee rows of one incident, possibly in one cell.
-        assert_eq!(l2_sensitivity_squared(Unit::Fees, &[D::FeeBand], false, &b), 9);
+        assert_eq!(
+            l2_sensitivity_squared(Unit::Fees, &[D::FeeBand], false, &b),
+            9
+        );
         // Deaths by citizenship: the dead of an incident fall in each of its (≤4) groups' cells.
         assert_eq!(
             l2_sensitivity_squared(Unit::Deaths, &[D::Citizenship], false, &b),
@@ -828,11 +848,25 @@ mod tests {
 
     #[test]
     fn sigma_is_never_below_the_calibrated_scale() {
-        for (l2, rho) in [(1u64, 50_000u64), (4, 50_000), (9, 1_000), (1, 1_000_000), (16, 333)] {
+        for (l2, rho) in [
+            (1u64, 50_000u64),
+            (4, 50_000),
+            (9, 1_000),
+            (1, 1_000_000),
+            (16, 333),
+        ] {
             let s = Sigma::for_release(l2, rho);
             let exact = (l2 as f64 / (2.0 * rho as f64 / 1e6)).sqrt();
-            assert!(s.as_f64() >= exact - 1e-9, "{l2} {rho}: {} < {exact}", s.as_f64());
-            assert!(s.as_f64() <= exact + 2e-6, "{l2} {rho}: {} ≫ {exact}", s.as_f64());
+            assert!(
+                s.as_f64() >= exact - 1e-9,
+                "{l2} {rho}: {} < {exact}",
+                s.as_f64()
+            );
+            assert!(
+                s.as_f64() <= exact + 2e-6,
+                "{l2} {rho}: {} ≫ {exact}",
+                s.as_f64()
+            );
         }
         assert!((Sigma::for_release(1, 50_000).as_f64() - 10f64.sqrt()).abs() < 2e-6);
     }
@@ -859,23 +893,43 @@ mod tests {
         // The exact pmf ∝ exp(−x²/2σ²) over the integers.
         let weight = |x: i64| (-(x as f64).powi(2) / (2.0 * s * s)).exp();
         let norm: f64 = (-200..=200).map(weight).sum();
-        let var_exact: f64 = (-200..=200).map(|x| (x as f64).powi(2) * weight(x)).sum::<f64>() / norm;
+        let var_exact: f64 = (-200..=200)
+            .map(|x| (x as f64).powi(2) * weight(x))
+            .sum::<f64>()
+            / norm;
         let mean = draws.iter().sum::<i64>() as f64 / n as f64;
-        let var = draws.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        let var = draws
+            .iter()
+            .map(|x| (*x as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
         let se_mean = (var_exact / n as f64).sqrt();
         assert!(mean.abs() < 5.0 * se_mean, "mean {mean}");
         // Var of the sample variance ≈ 2σ⁴/n for a near-normal law.
         let se_var = (2.0 * var_exact * var_exact / n as f64).sqrt();
-        assert!((var - var_exact).abs() < 5.0 * se_var, "var {var} vs {var_exact}");
+        assert!(
+            (var - var_exact).abs() < 5.0 * se_var,
+            "var {var} vs {var_exact}"
+        );
         for (k, tail) in [(0i64, None), (3, Some(())), (6, Some(())), (10, Some(()))] {
             let p = if tail.is_none() {
                 weight(0) / norm
             } else {
-                (-200..=200).filter(|x: &i64| x.abs() >= k).map(weight).sum::<f64>() / norm
+                (-200..=200)
+                    .filter(|x: &i64| x.abs() >= k)
+                    .map(weight)
+                    .sum::<f64>()
+                    / norm
             };
             let seen = draws
                 .iter()
-                .filter(|x| if tail.is_none() { **x == 0 } else { x.abs() >= k })
+                .filter(|x| {
+                    if tail.is_none() {
+                        **x == 0
+                    } else {
+                        x.abs() >= k
+                    }
+                })
                 .count() as f64
                 / n as f64;
             let se = (p * (1.0 - p) / n as f64).sqrt().max(1.0 / n as f64);
@@ -884,7 +938,10 @@ mod tests {
         // Symmetry.
         let pos = draws.iter().filter(|x| **x > 0).count() as f64;
         let neg = draws.iter().filter(|x| **x < 0).count() as f64;
-        assert!((pos - neg).abs() < 5.0 * (n as f64).sqrt(), "{pos} vs {neg}");
+        assert!(
+            (pos - neg).abs() < 5.0 * (n as f64).sqrt(),
+            "{pos} vs {neg}"
+        );
     }
 
     #[test]
@@ -896,8 +953,16 @@ mod tests {
         let noise = Noise::new(Sigma::for_release(1, 50_000)).unwrap();
         let mut rng = os_rng().unwrap();
         let r = release_universe(&universe, &exact, &noise, 0.0, &mut rng).unwrap();
-        assert_eq!(r.cells.len(), 50, "every cell of the universe, none outside it");
-        assert!(r.cells.iter().all(|c| matches!(c.value, CellValue::Noisy(_))));
+        assert_eq!(
+            r.cells.len(),
+            50,
+            "every cell of the universe, none outside it"
+        );
+        assert!(
+            r.cells
+                .iter()
+                .all(|c| matches!(c.value, CellValue::Noisy(_)))
+        );
         let big = r.cells.iter().find(|c| c.key[0] == "v07").unwrap();
         assert!(big.value.value().unwrap() > 950);
         let t = release_universe(&universe, &exact, &noise, 2.0, &mut rng).unwrap();

@@ -749,6 +749,32 @@ impl Value {
     }
 }
 
+/// The `citizenship`, `sex` and `age_group` of a migrant or smuggler rule, compiled (in that
+/// order) at `at`.
+fn profile(
+    [citizenship, sex, age_group]: [&Option<ValueSpec>; 3],
+    at: &str,
+    r: &mut Resolver<'_>,
+) -> Result<[Option<Value>; 3], MappingError> {
+    Ok([
+        opt_value(
+            citizenship,
+            &format!("{at}.citizenship"),
+            Kind::Country,
+            Split::May,
+            r,
+        )?,
+        opt_value(sex, &format!("{at}.sex"), Kind::Sex, Split::May, r)?,
+        opt_value(
+            age_group,
+            &format!("{at}.age_group"),
+            Kind::AgeGroup,
+            Split::May,
+            r,
+        )?,
+    ])
+}
+
 fn opt_value(
     spec: &Option<ValueSpec>,
     at: &str,
@@ -932,10 +958,12 @@ impl Rules {
             .enumerate()
             .map(|(i, s)| {
                 let at = format!("migrants[{i}]");
+                let [citizenship, sex, age_group] =
+                    profile([&s.citizenship, &s.sex, &s.age_group], &at, r)?;
                 let rule = MigrantRule {
-                    citizenship: opt_value(&s.citizenship, &format!("{at}.citizenship"), Kind::Country, Split::May, r)?,
-                    sex: opt_value(&s.sex, &format!("{at}.sex"), Kind::Sex, Split::May, r)?,
-                    age_group: opt_value(&s.age_group, &format!("{at}.age_group"), Kind::AgeGroup, Split::May, r)?,
+                    citizenship,
+                    sex,
+                    age_group,
                     unaccompanied: opt_value(&s.unaccompanied, &format!("{at}.unaccompanied"), Kind::Bool, Split::May, r)?,
                     count: Value::compile(&s.count, &format!("{at}.count"), Kind::Count, Split::No, r)?,
                     several: s.several,
@@ -980,22 +1008,12 @@ impl Rules {
             .enumerate()
             .map(|(i, s)| {
                 let at = format!("smugglers[{i}]");
+                let [citizenship, sex, age_group] =
+                    profile([&s.citizenship, &s.sex, &s.age_group], &at, r)?;
                 let rule = SmugglerRule {
-                    citizenship: opt_value(
-                        &s.citizenship,
-                        &format!("{at}.citizenship"),
-                        Kind::Country,
-                        Split::May,
-                        r,
-                    )?,
-                    sex: opt_value(&s.sex, &format!("{at}.sex"), Kind::Sex, Split::May, r)?,
-                    age_group: opt_value(
-                        &s.age_group,
-                        &format!("{at}.age_group"),
-                        Kind::AgeGroup,
-                        Split::May,
-                        r,
-                    )?,
+                    citizenship,
+                    sex,
+                    age_group,
                     role: opt_value(&s.role, &format!("{at}.role"), Kind::Role, Split::May, r)?,
                     stage: opt_value(&s.stage, &format!("{at}.stage"), Kind::Stage, Split::May, r)?,
                 };

@@ -33,7 +33,7 @@ use crate::record::IncidentRecord;
 use crate::store::{ImportCounts, Inserted, Store, StoreError};
 
 pub use mapping::{Mapping, MappingError};
-pub use rows::{HeaderError, MAX_FIELDS, MAX_ROW_BYTES};
+pub use rows::{HeaderError, MAX_FIELDS, MAX_QUOTED_LINE_BREAKS, MAX_ROW_BYTES, QuoteError};
 pub use template::{CsvReader, CsvWriter};
 
 /// Most rejection reasons kept in a report; the rest are only counted.
@@ -141,6 +141,28 @@ pub enum ImportError {
         /// What does not fit.
         source: MappingError,
     },
+    /// A quoted field cannot be delimited (a stray quote): where the rows after it end cannot
+    /// be told, so none of the file is imported.
+    #[error("{file}: {source}")]
+    Quote {
+        /// The file.
+        file: String,
+        /// Where and why.
+        source: QuoteError,
+    },
+    /// The rows read do not add up to those imported, rejected, duplicate and skipped: a row
+    /// went unaccounted for, so the file is rolled back rather than reported wrongly.
+    #[error(
+        "{file}: {read} rows read but {accounted} accounted for (imported, rejected, duplicates, skipped); nothing imported"
+    )]
+    Unreconciled {
+        /// The file.
+        file: String,
+        /// Rows the reader delimited.
+        read: u64,
+        /// Imported + rejected + duplicates + skipped.
+        accounted: u64,
+    },
     /// The store failed (not a problem with one row).
     #[error("store error: {0}")]
     Store(#[from] StoreError),
@@ -165,9 +187,37 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// What importing one file did.
+/// What importing one file did: its figures ([`FileSummary`], which it derefs to) and the
+/// rejections it lists. Serializes as the summary's fields followed by `rejections` and
+/// `rejections_omitted`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileReport {
+    /// The figures: file, digest and counts.
+    #[serde(flatten)]
+    pub summary: FileSummary,
+    /// The first [`MAX_REPORTED_REJECTIONS`] rejections.
+    pub rejections: Vec<Rejection>,
+    /// Rejections counted but not listed.
+    pub rejections_omitted: u64,
+}
+
+impl std::ops::Deref for FileReport {
+    type Target = FileSummary;
+
+    fn deref(&self) -> &FileSummary {
+        &self.summary
+    }
+}
+
+impl std::ops::DerefMut for FileReport {
+    fn deref_mut(&mut self) -> &mut FileSummary {
+        &mut self.summary
+    }
+}
+
+/// One file's figures, in a [`FileReport`] and in an [`ImportReport`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileSummary {
     /// The file, as given.
     pub file: String,
     /// SHA-256 of the file's bytes, hex; recorded with the import run.
@@ -180,30 +230,10 @@ pub struct FileReport {
     pub duplicates: u64,
     /// Rows a mapping's `skip` rules exclude.
     pub skipped: u64,
+    /// Rows read (after the header; blank lines are not rows): always imported + rejected +
+    /// duplicates + skipped, or the import is an [`ImportError::Unreconciled`].
+    pub rows_read: u64,
     /// Whether the file was rolled back (`strict` with rejections).
-    pub rolled_back: bool,
-    /// The first [`MAX_REPORTED_REJECTIONS`] rejections.
-    pub rejections: Vec<Rejection>,
-    /// Rejections counted but not listed.
-    pub rejections_omitted: u64,
-}
-
-/// One file's figures in an [`ImportReport`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FileSummary {
-    /// The file, as given.
-    pub file: String,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-    /// New records written.
-    pub imported: u64,
-    /// Rows rejected.
-    pub rejected: u64,
-    /// Duplicate rows.
-    pub duplicates: u64,
-    /// Rows skipped by the mapping.
-    pub skipped: u64,
-    /// Whether the file was rolled back.
     pub rolled_back: bool,
 }
 
@@ -225,7 +255,49 @@ pub struct ImportReport {
     pub files: Vec<FileSummary>,
 }
 
+/// How an import run ended, as the operator's exit status should say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportOutcome {
+    /// Every row read went in (or was a duplicate or skipped by the mapping).
+    Clean,
+    /// Some rows were rejected; the rest of every file went in.
+    SomeRejected,
+    /// A file had rows and every one of them was rejected: nothing of it went in.
+    NothingImported,
+    /// `strict`: a file had rejections and was rolled back.
+    RolledBack,
+}
+
+impl ImportOutcome {
+    /// The process exit status for this outcome: 0 when the data went in (rejections, if any,
+    /// are in the summary), 2 when a file with rejections put nothing in the store.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ImportOutcome::Clean | ImportOutcome::SomeRejected => 0,
+            ImportOutcome::NothingImported | ImportOutcome::RolledBack => 2,
+        }
+    }
+}
+
 impl ImportReport {
+    /// How the run ended; the worst file decides.
+    pub fn outcome(&self) -> ImportOutcome {
+        if self.files.iter().any(|f| f.rolled_back) {
+            ImportOutcome::RolledBack
+        } else if self
+            .files
+            .iter()
+            .any(|f| f.rejected > 0 && f.imported == 0 && f.duplicates == 0)
+        {
+            ImportOutcome::NothingImported
+        } else if self.rejected > 0 {
+            ImportOutcome::SomeRejected
+        } else {
+            ImportOutcome::Clean
+        }
+    }
+
     /// Adds one file's report.
     pub fn add(&mut self, f: FileReport) {
         self.imported += f.imported;
@@ -235,15 +307,7 @@ impl ImportReport {
         let listed = f.rejections.len();
         self.rejections.extend(f.rejections.into_iter().take(room));
         self.rejections_omitted += f.rejections_omitted + listed.saturating_sub(room) as u64;
-        self.files.push(FileSummary {
-            file: f.file,
-            sha256: f.sha256,
-            imported: f.imported,
-            rejected: f.rejected,
-            duplicates: f.duplicates,
-            skipped: f.skipped,
-            rolled_back: f.rolled_back,
-        });
+        self.files.push(f.summary);
     }
 }
 
@@ -280,6 +344,8 @@ enum Row {
 trait RowSource {
     fn next_row(&mut self) -> io::Result<Option<Row>>;
     fn bytes_read(&self) -> u64;
+    /// Rows the reader delimited so far, counted by the reader itself (not from what it yielded).
+    fn rows_read(&self) -> u64;
 }
 
 impl<R: io::BufRead> RowSource for CsvReader<R> {
@@ -291,6 +357,9 @@ impl<R: io::BufRead> RowSource for CsvReader<R> {
     }
     fn bytes_read(&self) -> u64 {
         CsvReader::bytes_read(self)
+    }
+    fn rows_read(&self) -> u64 {
+        CsvReader::rows_read(self)
     }
 }
 
@@ -317,6 +386,9 @@ impl<R: io::BufRead> RowSource for Mapped<R> {
     }
     fn bytes_read(&self) -> u64 {
         self.rows.bytes_read()
+    }
+    fn rows_read(&self) -> u64 {
+        self.rows.records_read()
     }
 }
 
@@ -345,6 +417,9 @@ impl<R: io::BufRead> RowSource for rows::JsonLines<R> {
     }
     fn bytes_read(&self) -> u64 {
         rows::JsonLines::bytes_read(self)
+    }
+    fn rows_read(&self) -> u64 {
+        rows::JsonLines::records_read(self)
     }
 }
 
@@ -492,6 +567,7 @@ const PIPELINE_DEPTH: usize = 8;
 struct Batch {
     rows: Vec<Row>,
     bytes_read: u64,
+    rows_read: u64,
 }
 
 /// Reads `source` to its end in batches, until the receiver is gone or reading fails (the
@@ -516,6 +592,7 @@ fn read_batches(
                     let _ = send.send(Ok(Batch {
                         rows,
                         bytes_read: source.bytes_read(),
+                        rows_read: source.rows_read(),
                     }));
                     let _ = send.send(Err(e));
                     return;
@@ -525,6 +602,7 @@ fn read_batches(
         let batch = Batch {
             rows,
             bytes_read: source.bytes_read(),
+            rows_read: source.rows_read(),
         };
         if send.send(Ok(batch)).is_err() || end {
             return;
@@ -558,8 +636,11 @@ fn import_opened(
         mut source,
     } = opened;
     let mut report = FileReport {
-        file: label.clone(),
-        sha256: sha256.clone(),
+        summary: FileSummary {
+            file: label.clone(),
+            sha256: sha256.clone(),
+            ..FileSummary::default()
+        },
         ..FileReport::default()
     };
     let progress = Progress::new(opts.progress, len, &label);
@@ -574,10 +655,17 @@ fn import_opened(
         let (give_back, written) = std::sync::mpsc::channel::<Vec<Row>>();
         scope.spawn(move || read_batches(&mut *source, &send, &written));
         for batch in batches {
-            let batch = batch.map_err(|source| ImportError::Io {
-                file: label.clone(),
-                source,
+            let batch = batch.map_err(|source| match QuoteError::from_io(&source) {
+                Some(quote) => ImportError::Quote {
+                    file: label.clone(),
+                    source: quote,
+                },
+                None => ImportError::Io {
+                    file: label.clone(),
+                    source,
+                },
             })?;
+            report.rows_read = batch.rows_read;
             for row in &batch.rows {
                 match row {
                     Row::Skipped => report.skipped += 1,
@@ -598,6 +686,15 @@ fn import_opened(
         Ok(())
     })?;
     drop(progress);
+    let accounted = report.imported + report.rejected + report.duplicates + report.skipped;
+    if accounted != report.rows_read {
+        // Dropping `tx` rolls the file back.
+        return Err(ImportError::Unreconciled {
+            file: label,
+            read: report.rows_read,
+            accounted,
+        });
+    }
     if opts.strict && report.rejected > 0 {
         tx.rollback()?;
         report.imported = 0;

@@ -5,6 +5,11 @@
 //! costs a rejection, not the process's memory. Line numbers are physical lines (the first line of
 //! the file is line 1); a CSV record whose quoted fields span several lines is numbered by the
 //! line it starts on.
+//!
+//! A quoted CSV field may hold line breaks, but at most [`MAX_QUOTED_LINE_BREAKS`] per record,
+//! and must be closed before the end of the file. Either failure is a [`QuoteError`] that ends
+//! the read (reading cannot tell where the next record starts): one stray `"` can otherwise turn
+//! the rest of a file into one field, losing every row after it (issue 12).
 
 use std::io::{self, BufRead};
 
@@ -13,7 +18,49 @@ pub const MAX_ROW_BYTES: usize = 1 << 20;
 /// Most fields one CSV row may hold.
 pub const MAX_FIELDS: usize = 4_096;
 
+/// Most line breaks the quoted fields of one CSV record may hold (a note over a few lines is
+/// normal; a field that runs on for more is a stray quote swallowing rows).
+pub const MAX_QUOTED_LINE_BREAKS: u64 = 64;
+
 const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// A quoted CSV field that cannot be delimited. Reading stops: nothing of the file is imported.
+///
+/// Carried inside an [`io::Error`] of kind [`io::ErrorKind::InvalidData`] by the readers, and
+/// taken out again by the importer ([`QuoteError::from_io`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// A quote opens a field and the file ends before it closes.
+    #[error("line {line}: a quoted field opens here and is never closed (a stray '\"'?)")]
+    Unterminated {
+        /// Physical line of the opening quote.
+        line: u64,
+    },
+    /// A quoted field runs over more line breaks than a record may hold.
+    #[error(
+        "line {line}: a quoted field opens here and runs over more than {max} lines (a stray '\"'?)"
+    )]
+    TooManyLines {
+        /// Physical line of the opening quote.
+        line: u64,
+        /// [`MAX_QUOTED_LINE_BREAKS`].
+        max: u64,
+    },
+}
+
+impl QuoteError {
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+
+    /// The quote error an [`io::Error`] from a reader here carries, if any.
+    pub fn from_io(error: &io::Error) -> Option<QuoteError> {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<QuoteError>())
+            .cloned()
+    }
+}
 
 /// A CSV header that cannot be used. Importing stops before anything is written.
 #[derive(Debug, thiserror::Error)]
@@ -104,11 +151,101 @@ impl LineEnds {
     }
 }
 
+/// Where the CSV scanner is within a record, following `csv_core`'s rules (quote `"`, doubled
+/// to escape it; a quote not at the start of a field is an ordinary character).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    /// At the start of a field.
+    #[default]
+    FieldStart,
+    /// In a field that did not start with a quote.
+    Unquoted,
+    /// Inside a quoted field.
+    Quoted,
+    /// Just after a quote inside a quoted field: it closes the field or escapes a second one.
+    QuoteInQuoted,
+}
+
+/// Follows quoting byte by byte beside `csv_core`, which does not expose it: which line the open
+/// quoted field started on and how many line breaks the current record's quoted fields hold.
+#[derive(Debug, Clone, Copy)]
+struct QuoteScan {
+    delimiter: u8,
+    state: QuoteState,
+    /// Line of the quote that opened the current quoted field.
+    open_line: u64,
+    /// Line breaks inside quoted fields of the current record.
+    breaks: u64,
+}
+
+impl QuoteScan {
+    fn new(delimiter: u8) -> QuoteScan {
+        QuoteScan {
+            delimiter,
+            state: QuoteState::FieldStart,
+            open_line: 0,
+            breaks: 0,
+        }
+    }
+
+    /// A new record starts.
+    fn reset(&mut self) {
+        self.state = QuoteState::FieldStart;
+        self.breaks = 0;
+    }
+
+    /// Feeds `bytes`, keeping `line_ends` too.
+    fn feed(&mut self, line_ends: &mut LineEnds, bytes: &[u8]) -> Result<(), QuoteError> {
+        for &b in bytes {
+            let before = line_ends.count;
+            line_ends.feed(std::slice::from_ref(&b));
+            let line_break = b == b'\n' || b == b'\r';
+            self.state = match (self.state, b) {
+                (QuoteState::FieldStart, b'"') => {
+                    self.open_line = line_ends.count + 1;
+                    QuoteState::Quoted
+                }
+                (QuoteState::Quoted, b'"') => QuoteState::QuoteInQuoted,
+                (QuoteState::Quoted, _) => {
+                    if line_ends.count > before {
+                        self.breaks += 1;
+                        if self.breaks > MAX_QUOTED_LINE_BREAKS {
+                            return Err(QuoteError::TooManyLines {
+                                line: self.open_line,
+                                max: MAX_QUOTED_LINE_BREAKS,
+                            });
+                        }
+                    }
+                    QuoteState::Quoted
+                }
+                (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
+                (_, d) if d == self.delimiter => QuoteState::FieldStart,
+                (_, _) if line_break => QuoteState::FieldStart,
+                (_, _) => QuoteState::Unquoted,
+            };
+        }
+        Ok(())
+    }
+
+    /// The input ended: an error if a quoted field is still open.
+    fn finish(&self) -> Result<(), QuoteError> {
+        if self.state == QuoteState::Quoted {
+            return Err(QuoteError::Unterminated {
+                line: self.open_line,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// CSV records over `csv_core`, with the row cap, physical line numbers and byte counts.
 pub(crate) struct CsvRows<R> {
     src: R,
     core: csv_core::Reader,
     line_ends: LineEnds,
+    quotes: QuoteScan,
+    /// Records read since the header.
+    records: u64,
     out: Vec<u8>,
     ends: Vec<usize>,
     /// Length of the current row's text and number of its fields.
@@ -138,6 +275,8 @@ impl<R: BufRead> CsvRows<R> {
             src,
             core,
             line_ends: LineEnds::default(),
+            quotes: QuoteScan::new(delimiter),
+            records: 0,
             out: vec![0; 4_096],
             ends: vec![0; 64],
             len: 0,
@@ -156,6 +295,11 @@ impl<R: BufRead> CsvRows<R> {
     /// Line the last row read starts on.
     pub(crate) fn line(&self) -> u64 {
         self.line
+    }
+
+    /// Records read after the header (each is a row, whatever became of it).
+    pub(crate) fn records_read(&self) -> u64 {
+        self.records
     }
 
     /// Skips blank lines before a record, keeping the line count, so that a record's line is the
@@ -187,14 +331,21 @@ impl<R: BufRead> CsvRows<R> {
         }
         self.skip_blank_lines()?;
         self.line = self.line_ends.count + 1;
+        self.quotes.reset();
         let (mut outlen, mut endlen) = (0usize, 0usize);
         let mut too_long = false;
         loop {
             let input = self.src.fill_buf()?;
+            let at_end = input.is_empty();
             let (res, nin, nout, nend) =
                 self.core
                     .read_record(input, &mut self.out[outlen..], &mut self.ends[endlen..]);
-            self.line_ends.feed(&input[..nin]);
+            self.quotes
+                .feed(&mut self.line_ends, &input[..nin])
+                .map_err(QuoteError::into_io)?;
+            if at_end {
+                self.quotes.finish().map_err(QuoteError::into_io)?;
+            }
             self.src.consume(nin);
             self.bytes += nin as u64;
             outlen += nout;
@@ -221,6 +372,7 @@ impl<R: BufRead> CsvRows<R> {
                     }
                 }
                 csv_core::ReadRecordResult::Record => {
+                    self.records += 1;
                     if too_long {
                         self.len = 0;
                         self.nfields = 0;
@@ -254,7 +406,10 @@ impl<R: BufRead> CsvRows<R> {
             None => Err(HeaderError::Empty),
             Some(RowStatus::TooLong) => Err(HeaderError::TooLong),
             Some(RowStatus::NotUtf8) => Err(HeaderError::NotUtf8),
-            Some(RowStatus::Ok) => Ok(self.fields().iter().map(|c| c.trim().to_string()).collect()),
+            Some(RowStatus::Ok) => {
+                self.records = 0;
+                Ok(self.fields().iter().map(|c| c.trim().to_string()).collect())
+            }
         }
     }
 
@@ -307,6 +462,8 @@ pub(crate) struct JsonLines<R> {
     src: R,
     buf: Vec<u8>,
     line: u64,
+    /// Lines read that are not blank (each is a row, whatever became of it).
+    records: u64,
     bytes: u64,
     started: bool,
 }
@@ -326,6 +483,7 @@ impl<R: BufRead> JsonLines<R> {
             src,
             buf: Vec::new(),
             line: 0,
+            records: 0,
             bytes: 0,
             started: false,
         }
@@ -339,6 +497,11 @@ impl<R: BufRead> JsonLines<R> {
     /// Number of the last line read.
     pub(crate) fn line(&self) -> u64 {
         self.line
+    }
+
+    /// Lines read that are not blank.
+    pub(crate) fn records_read(&self) -> u64 {
+        self.records
     }
 
     /// Reads the next line (without its terminator); `None` at the end of the input.
@@ -379,16 +542,19 @@ impl<R: BufRead> JsonLines<R> {
         self.line += 1;
         if too_long {
             self.buf.clear();
+            self.records += 1;
             return Ok(Some(RowStatus::TooLong));
         }
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
-        Ok(Some(if std::str::from_utf8(&self.buf).is_ok() {
-            RowStatus::Ok
-        } else {
-            RowStatus::NotUtf8
-        }))
+        let status = match std::str::from_utf8(&self.buf) {
+            Ok(text) if text.trim().is_empty() => return Ok(Some(RowStatus::Ok)),
+            Ok(_) => RowStatus::Ok,
+            Err(_) => RowStatus::NotUtf8,
+        };
+        self.records += 1;
+        Ok(Some(status))
     }
 
     /// The text of the last line read with [`RowStatus::Ok`].
@@ -424,6 +590,62 @@ mod tests {
         assert_eq!(rows[0].2, ["a", "b"]);
         assert_eq!(rows[1].2, ["1", "x\ny"]);
         assert_eq!(rows[3].2, ["3\n\n", "w"]);
+    }
+
+    fn csv_error(input: &[u8]) -> Option<QuoteError> {
+        let mut r = CsvRows::new(io::BufReader::with_capacity(7, input), b',');
+        loop {
+            match r.read() {
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(e) => return QuoteError::from_io(&e),
+            }
+        }
+    }
+
+    #[test]
+    fn stray_quotes_end_the_read_with_the_line_they_open_on() {
+        assert_eq!(
+            csv_error(b"a,b\n1,2\n3,\"x\n4,5\n"),
+            Some(QuoteError::Unterminated { line: 3 })
+        );
+        // At the very end, without a final line break, and after an escaped quote.
+        assert_eq!(
+            csv_error(b"a,b\n1,\"x\"\"y"),
+            Some(QuoteError::Unterminated { line: 2 })
+        );
+        let mut long = b"a,b\n1,\"".to_vec();
+        long.extend(b"x\r\n".repeat(MAX_QUOTED_LINE_BREAKS as usize + 1));
+        long.extend(b"\"\n");
+        assert_eq!(
+            csv_error(&long),
+            Some(QuoteError::TooManyLines {
+                line: 2,
+                max: MAX_QUOTED_LINE_BREAKS
+            })
+        );
+    }
+
+    #[test]
+    fn quotes_that_close_or_are_ordinary_characters_are_fine() {
+        let mut ok = b"a,b\n1,\"".to_vec();
+        ok.extend(b"x\r\n".repeat(MAX_QUOTED_LINE_BREAKS as usize));
+        ok.extend(b"\"\n");
+        // A quote inside an unquoted field, an escaped quote, text after a closing quote.
+        ok.extend(b"ab\"c,d\n\"e\"\"f\",g\n\"h\"i,j\n  \"k,l\n");
+        assert_eq!(csv_error(&ok), None);
+        let rows = csv_rows(&ok);
+        assert_eq!(rows.len(), 6);
+        assert_eq!(rows[2].2, ["ab\"c", "d"]);
+        assert_eq!(rows[3].2, ["e\"f", "g"]);
+        // Another delimiter: a quote after ';' opens a field.
+        let mut r = CsvRows::new(&b"a;b\n1;\"x\n"[..], b';');
+        r.read().unwrap();
+        let e = r.read().unwrap_err();
+        assert_eq!(
+            QuoteError::from_io(&e),
+            Some(QuoteError::Unterminated { line: 2 })
+        );
     }
 
     #[test]

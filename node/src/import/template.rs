@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::io::{self, BufRead, Write};
 use std::str::FromStr;
 
-use vrs_core::codes::{CodeError, Country, Method, Mode};
+use vrs_core::codes::{AgeGroup, CodeError, Country, Method, Mode, Sex};
 
 use super::rows::{CsvRows, Fields, HeaderError, RowStatus, short};
 use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, Smuggler};
@@ -213,15 +213,29 @@ pub fn parse_migrants(cell: &str) -> Result<Vec<MigrantGroup>, String> {
                     return Err(err("must be \"citizenship:sex:age_group[:U]:count\"".into()));
                 }
             };
+            let (citizenship, sex, age_group) = profile(&parts).map_err(err)?;
             Ok(MigrantGroup {
-                citizenship: parse_code(parts[0]).map_err(err)?,
-                sex: parse_code(parts[1]).map_err(err)?,
-                age_group: parse_code(parts[2]).map_err(err)?,
+                citizenship,
+                sex,
+                age_group,
                 unaccompanied,
                 count: parse_whole(count).map_err(err)?,
             })
         })
         .collect()
+}
+
+/// The `citizenship:sex:age_group` profile that opens a `migrants` or `smugglers` entry (the
+/// caller has checked that `parts` has at least three parts).
+fn profile(parts: &[&str]) -> Result<(Country, Sex, AgeGroup), String> {
+    match parts {
+        [citizenship, sex, age_group, ..] => Ok((
+            parse_code(citizenship)?,
+            parse_code(sex)?,
+            parse_code(age_group)?,
+        )),
+        _ => Err("must start with \"citizenship:sex:age_group\"".into()),
+    }
 }
 
 /// The `smugglers` cell.
@@ -237,10 +251,11 @@ pub fn parse_smugglers(cell: &str) -> Result<Vec<Smuggler>, String> {
                     "must be \"citizenship:sex:age_group:role:stage\"".into()
                 ));
             }
+            let (citizenship, sex, age_group) = profile(&parts).map_err(err)?;
             Ok(Smuggler {
-                citizenship: parse_code(parts[0]).map_err(err)?,
-                sex: parse_code(parts[1]).map_err(err)?,
-                age_group: parse_code(parts[2]).map_err(err)?,
+                citizenship,
+                sex,
+                age_group,
                 role: parse_code(parts[3]).map_err(err)?,
                 stage: parse_code(parts[4]).map_err(err)?,
             })
@@ -385,6 +400,11 @@ impl<R: BufRead> CsvReader<R> {
     /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
         self.rows.bytes_read()
+    }
+
+    /// Rows read after the header, whatever became of them.
+    pub fn rows_read(&self) -> u64 {
+        self.rows.records_read()
     }
 }
 

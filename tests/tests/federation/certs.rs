@@ -158,6 +158,30 @@ async fn refused_client_certificates_never_reach_the_service() {
     fed.stop().await;
 }
 
+/// Issue 12, item 7: a coordinator certificate under an intermediate the federation CA issued
+/// (the CA's `pathlen:0` forbids it), or naming two DNS identities, never reaches the service.
+#[tokio::test]
+async fn a_coordinator_certificate_via_an_intermediate_or_with_two_names_is_refused() {
+    let fed = TestFederation::with_nodes(&[("THA", 100, 33)]).await;
+    let coordinator = coordinator_identity();
+    for (kind, name) in [
+        (ExtraKind::ViaIntermediate, "via-intermediate"),
+        (ExtraKind::TwoDnsNames, "two-names"),
+    ] {
+        let outcome = describe_with(
+            &fed,
+            client_config(&fed.extra_tls(&coordinator, kind, name)),
+        )
+        .await;
+        assert!(
+            matches!(outcome, Outcome::TlsRefused(_)),
+            "{kind:?}: {outcome:?}"
+        );
+        good_call(&fed).await;
+    }
+    fed.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_protocols_and_wrong_server_identities_are_refused() {
     let fed = TestFederation::with_nodes(&[("THA", 200, 32)]).await;

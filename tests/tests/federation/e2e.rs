@@ -16,22 +16,7 @@ use vrs_coordinator::merge::{self, CellStatus, Contribution};
 use vrs_core::answer::{Answer, CellValue, ProtectionMode, SuppressionReason};
 use vrs_core::query::{Query, QueryLimits, RawQuery};
 use vrs_node::record::IncidentRecord;
-use vrs_tests::{NO_PERTURBATION, TestFederation, spec};
-
-/// `[privacy]` text that puts a node in the older rules mode.
-const RULES_V1: &str = "mode = \"rules_v1\"\n";
-
-/// A rules-mode node spec.
-fn rules_spec(
-    country: &str,
-    incidents: u64,
-    seed: u64,
-    policy: &str,
-) -> vrs_coordinator::demo::NodeSpec {
-    let mut s = spec(country, incidents, seed, policy);
-    s.privacy = RULES_V1.to_owned();
-    s
-}
+use vrs_tests::{NO_PERTURBATION, RULES_V1, TestFederation, spec_with};
 
 use crate::reference::{self, DEFAULT_RULES, Exact};
 
@@ -274,7 +259,7 @@ async fn assert_perturbation(federation: &Federation, on: bool) {
             described.budget.is_empty(),
             "{country}: no budget in rules mode"
         );
-        let policy = described.rules;
+        let policy = described.policy;
         assert_eq!(policy.perturbation, on, "{country}");
         let deviation = if on { MAX_DEVIATION as u32 } else { 0 };
         assert_eq!(policy.perturbation_max_deviation, deviation, "{country}");
@@ -293,7 +278,7 @@ async fn assert_perturbation(federation: &Federation, on: bool) {
 async fn without_perturbation_released_cells_are_the_exact_values() {
     let specs: Vec<_> = NODES
         .iter()
-        .map(|(c, n, seed)| rules_spec(c, *n, *seed, NO_PERTURBATION))
+        .map(|(c, n, seed)| spec_with(c, *n, *seed, NO_PERTURBATION, RULES_V1))
         .collect();
     let fed = TestFederation::start(&specs).await;
     let records = node_records();
@@ -323,7 +308,7 @@ async fn without_perturbation_released_cells_are_the_exact_values() {
 async fn with_perturbation_released_cells_stay_close_and_repeat_exactly() {
     let specs: Vec<_> = NODES
         .iter()
-        .map(|(c, n, seed)| rules_spec(c, *n, *seed, ""))
+        .map(|(c, n, seed)| spec_with(c, *n, *seed, "", RULES_V1))
         .collect();
     let fed = TestFederation::start(&specs).await;
     let records = node_records();

@@ -11,14 +11,14 @@ async fn health_and_reflection_answer_the_coordinator_over_mutual_tls() {
 
     assert_eq!(client.health("").await.unwrap(), ServingStatus::Serving);
     assert_eq!(
-        client.health("vrs.federation.v1.Federation").await.unwrap(),
+        client.health("vrs.federation.v2.Federation").await.unwrap(),
         ServingStatus::Serving
     );
     let unknown = client.health("no.such.Service").await.unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
 
     let services = client.reflection_services().await.unwrap();
-    for name in ["vrs.federation.v1.Federation", "grpc.health.v1.Health"] {
+    for name in ["vrs.federation.v2.Federation", "grpc.health.v1.Health"] {
         assert!(services.iter().any(|s| s == name), "{name} in {services:?}");
     }
 

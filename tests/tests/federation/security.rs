@@ -84,7 +84,28 @@ async fn revoked_keys_and_certificates_are_refused_without_a_restart() {
         "REVOKED"
     );
 
+    // Fails closed (issue 12): a list that cannot be read, or that is gone (deleted, or between
+    // the two steps of a rename), keeps the last good one too.
     std::fs::remove_file(&revoked).unwrap();
+    std::fs::create_dir(&revoked).unwrap();
+    assert_eq!(
+        refused_with(&client, signer.request("THA", q(), vrs_tests::Tamper::None))
+            .await
+            .1,
+        "REVOKED",
+        "an unreadable list un-revoked the certificate"
+    );
+    std::fs::remove_dir(&revoked).unwrap();
+    assert_eq!(
+        refused_with(&client, signer.request("THA", q(), vrs_tests::Tamper::None))
+            .await
+            .1,
+        "REVOKED",
+        "a missing list un-revoked the certificate"
+    );
+
+    // Only a list that parses changes what is revoked: an empty one lifts the revocation.
+    std::fs::write(&revoked, "certificates = []\n").unwrap();
     client
         .aggregate(signer.request("THA", q(), vrs_tests::Tamper::None))
         .await
@@ -98,9 +119,48 @@ async fn revoked_keys_and_certificates_are_refused_without_a_restart() {
             "refused:REVOKED",
             "refused:REVOKED",
             "refused:REVOKED",
+            "refused:REVOKED",
+            "refused:REVOKED",
             "answered"
         ]
     );
+    fed.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_configured_revocation_list_cannot_be_read_refuses_to_start() {
+    let fed = TestFederation::with_nodes(&[("THA", 50, 72)]).await;
+    let dir = fed.node_dir("THA");
+    let config_path = dir.join("node.toml");
+    let base = std::fs::read_to_string(&config_path).unwrap();
+    let try_serve = |text: String| {
+        std::fs::write(&config_path, text).unwrap();
+        let config = vrs_node::config::NodeConfig::load(&dir).unwrap();
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            // Shut down at once: a node that starts returns Ok.
+            let served = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                vrs_node::server::serve(listener, &config, std::future::ready(())),
+            )
+            .await
+            .expect("serve returns");
+            served.map_err(|e| e.to_string())
+        }
+    };
+    // Configured but missing, configured but a directory, configured but unparseable.
+    std::fs::create_dir(dir.join("revoked-dir.toml")).unwrap();
+    std::fs::write(dir.join("broken.toml"), "certificates = [oops\n").unwrap();
+    for file in ["absent.toml", "revoked-dir.toml", "broken.toml"] {
+        let text = format!("{base}\n[revocation]\nfile = \"{file}\"\n");
+        let err = try_serve(text)
+            .await
+            .expect_err(&format!("a node started with revocation file {file}"));
+        assert!(err.contains("revocation"), "{file}: {err}");
+    }
+    // The default file (not configured) may be absent: a fresh node has none.
+    try_serve(base.clone()).await.unwrap();
+    std::fs::write(&config_path, base).unwrap();
     fed.stop().await;
 }
 

@@ -148,6 +148,15 @@ async fn bad_envelopes_are_refused_with_their_reason_and_audited() {
             Code::FailedPrecondition,
             "STALE_QUERY",
         ),
+        // Issued at about i64::MIN: the distance to now overflows a signed subtraction
+        // (`saturating_sub(..).abs()` wrapped and accepted it in release builds).
+        (
+            Tamper::IssuedAt {
+                offset_ms: i64::MIN,
+            },
+            Code::FailedPrecondition,
+            "STALE_QUERY",
+        ),
         (
             Tamper::Audience("IDN".into()),
             Code::PermissionDenied,

@@ -139,7 +139,7 @@ fn margins_do_not_give_back_a_suppressed_cell() {
                     },
                 })
                 .collect(),
-                privacy: None,
+            privacy: None,
         };
         let exposed = audit_intervals(&primary_only, &table.additive);
         primary_only_recoverable += exposed

@@ -9,8 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use vrs_coordinator::demo::{NodeSpec, load_synthetic};
 use vrs_core::codes::Country;
+use vrs_demo::{NodeSpec, load_synthetic};
 use vrs_node::fx::FxRates;
 use vrs_node::import::{ImportOptions, Mapping, import_file};
 use vrs_node::store::{SCHEMA_VERSION, Store};

@@ -10,7 +10,6 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use anyhow::{Context, Result, bail};
 use vrs_coordinator::registry::Registry;
 use vrs_core::codes::Country;
-use vrs_node::fx::FxRates;
 
 /// Name of the benchmark coordinator.
 pub const COORDINATOR: &str = "bench";
@@ -37,42 +36,14 @@ impl Pki {
 /// Writes `node.toml` into a node directory that already holds its store: the default disclosure
 /// policy, a budget that the benchmark's repeated queries cannot exhaust, warnings-only logging.
 pub fn write_node_toml(node_dir: &Path, country: Country, pki: &Pki) -> Result<PathBuf> {
-    let (ca, cert, key) = pki.inner.node_paths(country.as_str());
-    let fx = toml::to_string(&FxRates::sample())?;
-    let text = format!(
-        r#"[node]
-country = "{country}"
-
-[server]
-listen = "127.0.0.1:0"
-request_timeout_secs = 600
-
-[tls]
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
-
-[[callers]]
-identity = "{caller}"
-signing_keys = ["{signing_pub}"]
-
-[budget]
-rate_per_minute = 1000000
-burst = 1000000
-daily_queries = 100000000
-
-[log]
-level = "warn"
-
-[fx]
-{fx}
-"#,
-        ca = ca.display(),
-        cert = cert.display(),
-        key = key.display(),
-        caller = vrs_core::tls::coordinator_identity(COORDINATOR),
-        signing_pub = pki.signing_pub,
-    );
+    let text = vrs_demo::dev_node_toml(
+        country,
+        &pki.inner,
+        COORDINATOR,
+        &pki.signing_pub,
+        "request_timeout_secs = 600\n",
+        "[budget]\nrate_per_minute = 1000000\nburst = 1000000\ndaily_queries = 100000000\n\n[log]\nlevel = \"warn\"\n",
+    )?;
     let path = node_dir.join("node.toml");
     std::fs::write(&path, text)?;
     Ok(path)

@@ -608,10 +608,15 @@ fn missing_migrants_figures(
     let (unit, by) = ("deaths", "quarter");
 
     // One regional query from a cold `vrs-coordinator query` process, three times.
+    let coordinator_bin = find_bin(
+        "vrs-coordinator",
+        &["coordinator/src", "core/src", "proto"],
+        "as .ci/bench-smoke does",
+    )?;
     let mut cold = Vec::new();
     for _ in 0..3 {
         let (d, out) = time(|| {
-            Ok(Command::new(env!("CARGO_BIN_EXE_vrs-coordinator"))
+            Ok(Command::new(&coordinator_bin)
                 .args(["query", "--registry"])
                 .arg(&registry_path)
                 .args(["--unit", unit, "--by", by, "--format", "json"])
@@ -792,27 +797,36 @@ fn find_node_bin(given: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p);
     }
+    find_bin(
+        "vrs-node",
+        &["node/src", "core/src", "proto"],
+        "or pass --node-bin",
+    )
+}
+
+/// A workspace binary in this benchmark's target directory, refused when a file under one of
+/// `sources` (relative to the workspace root) is newer than it.
+fn find_bin(name: &str, sources: &[&str], alternative: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .context("target profile directory")?;
-    let bin = profile_dir.join("vrs-node");
-    let build = "build it first with `cargo build -p vrs-node --bin vrs-node` in the same profile \
-                 and target directory (see docs/BENCHMARKS.md), or pass --node-bin";
+    let bin = profile_dir.join(name);
+    let build = format!(
+        "build it first with `cargo build -p {name} --bin {name}` in the same profile \
+         and target directory (see docs/BENCHMARKS.md), {alternative}"
+    );
     let bin_time = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
         .with_context(|| format!("no {}: {build}", bin.display()))?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut newest = None;
-    for dir in ["node/src", "core/src", "proto"] {
+    for dir in sources {
         newest = newest.max(newest_file(&root.join(dir)));
     }
     if newest.is_some_and(|t| t > bin_time) {
-        bail!(
-            "{} is older than the node's sources: {build}",
-            bin.display()
-        );
+        bail!("{} is older than its sources: {build}", bin.display());
     }
     Ok(bin)
 }

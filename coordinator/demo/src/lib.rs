@@ -4,8 +4,12 @@
 //! node store per country filled by the synthetic generator, starts each node's gRPC server on
 //! `127.0.0.1:0`, and writes a registry pointing at them. [`run_demo`] then asks the standard
 //! regional questions, prints the tables and writes the HTML report (`report.html`, see
-//! [`crate::report`]). The integration tests start their federations the same way, so the demo is
+//! [`vrs_coordinator::report`]). The integration tests start their federations the same way, so the demo is
 //! exercised by CI.
+//!
+//! This crate is the demo's home so that the production coordinator (`vrs-coordinator`) links
+//! no node store: only `vrs-demo` and the benchmark harness (`benches/limits`) link `vrs-node`.
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +17,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use vrs_core::cli::IoError;
 use vrs_core::codes::Country;
 use vrs_core::query::{QueryLimits, RawQuery};
 use vrs_node::config::NodeConfig;
@@ -20,10 +25,10 @@ use vrs_node::fx::FxRates;
 use vrs_node::store::{ImportCounts, Store};
 use vrs_node::synth::{self, SynthConfig};
 
-use crate::fanout::Federation;
-use crate::merge::{self, Regional};
-use crate::output;
-use crate::registry::Registry;
+use vrs_coordinator::fanout::Federation;
+use vrs_coordinator::merge::{self, Regional};
+use vrs_coordinator::output;
+use vrs_coordinator::registry::Registry;
 
 /// Name of the demo coordinator (identity `coordinator.bali-rc.vrs.test`).
 pub const COORDINATOR: &str = "bali-rc";
@@ -91,6 +96,47 @@ pub enum DemoError {
     /// Something could not be set up; the message says what.
     #[error("demo set-up: {0}")]
     Setup(String),
+    /// `--dir` names a directory that already holds files.
+    #[error("{0} is not empty: the demo needs an empty or new directory")]
+    Occupied(String),
+    /// A file or directory could not be made or copied.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+/// `vrs-demo`: runs the demo in `dir` (new or empty; a temporary directory when none) on a
+/// runtime of its own, printing to standard output, and copies the report to `report` if given.
+pub fn cli(dir: Option<&Path>, report: Option<&Path>) -> Result<std::process::ExitCode, DemoError> {
+    let (_temp, dir) = match dir {
+        Some(d) => {
+            let occupied = std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some());
+            if occupied {
+                return Err(DemoError::Occupied(d.display().to_string()));
+            }
+            std::fs::create_dir_all(d)
+                .map_err(IoError::doing(format!("create {}", d.display())))?;
+            (None, d.to_path_buf())
+        }
+        None => {
+            let t = tempfile::tempdir().map_err(IoError::doing("temporary directory"))?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(IoError::doing("tokio runtime"))?;
+    let mut stdout = std::io::stdout();
+    runtime.block_on(run_demo(&dir, &mut stdout))?;
+    if let Some(path) = report {
+        std::fs::copy(dir.join("report.html"), path).map_err(IoError::doing(format!(
+            "copy the report to {}",
+            path.display()
+        )))?;
+        println!("Report copied to {}", path.display());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
@@ -129,17 +175,45 @@ fn privacy_section(spec: &NodeSpec) -> String {
 
 /// The node.toml of a demo node.
 fn node_toml(spec: &NodeSpec, pki: &vrs_certs_dev::DevPki) -> Result<String, DemoError> {
-    let (ca, cert, key) = pki.node_paths(spec.country.as_str());
     let signing_pub = std::fs::read_to_string(pki.coordinator_paths().signing_pub)
         .map_err(setup("read signing key"))?;
-    let fx: String = toml::to_string(&FxRates::sample()).map_err(setup("fx"))?;
+    dev_node_toml(
+        spec.country,
+        pki,
+        COORDINATOR,
+        signing_pub.trim(),
+        "",
+        &format!(
+            "[policy]\n{}\n\n[privacy]\n{}\n",
+            spec.policy,
+            privacy_section(spec)
+        ),
+    )
+    .map_err(setup("fx"))
+}
+
+/// A node.toml for a node on `127.0.0.1:0` with development certificates from `pki`, the
+/// coordinator named `coordinator` as its one caller (`signing_pub`: its public key, hex) and
+/// the sample exchange rates. `server` is added to `[server]` (e.g. `request_timeout_secs = 600`);
+/// `sections` are further whole sections (`[policy]`, `[budget]`, `[log]`). The demo and the
+/// benchmark harness both write their nodes' configuration with it.
+pub fn dev_node_toml(
+    country: Country,
+    pki: &vrs_certs_dev::DevPki,
+    coordinator: &str,
+    signing_pub: &str,
+    server: &str,
+    sections: &str,
+) -> Result<String, toml::ser::Error> {
+    let (ca, cert, key) = pki.node_paths(country.as_str());
+    let fx: String = toml::to_string(&FxRates::sample())?;
     Ok(format!(
         r#"[node]
 country = "{country}"
 
 [server]
 listen = "127.0.0.1:0"
-
+{server}
 [tls]
 ca = "{ca}"
 cert = "{cert}"
@@ -149,23 +223,14 @@ key = "{key}"
 identity = "{caller}"
 signing_keys = ["{signing_pub}"]
 
-[policy]
-{policy}
-
-[privacy]
-{privacy}
-
+{sections}
 [fx]
 {fx}
 "#,
-        country = spec.country,
         ca = ca.display(),
         cert = cert.display(),
         key = key.display(),
-        caller = vrs_core::tls::coordinator_identity(COORDINATOR),
-        signing_pub = signing_pub.trim(),
-        policy = spec.policy,
-        privacy = privacy_section(spec),
+        caller = vrs_core::tls::coordinator_identity(coordinator),
     ))
 }
 
@@ -319,10 +384,10 @@ pub fn standard_questions() -> Vec<Question> {
     ]
 }
 
-/// Asks one question (kept under the nodes' cell cap: [`crate::budget::fit_universe`]) and
+/// Asks one question (kept under the nodes' cell cap: [`vrs_coordinator::budget::fit_universe`]) and
 /// merges the answers.
 pub async fn ask(fed: &Federation, raw: &RawQuery) -> Result<Regional, DemoError> {
-    let query = crate::budget::fit_universe(fed, raw, &QueryLimits::default())
+    let query = vrs_coordinator::budget::fit_universe(fed, raw, &QueryLimits::default())
         .await
         .map_err(setup("query"))?;
     let (id, results) = fed.ask(&query).await.map_err(setup("fan-out"))?;
@@ -374,21 +439,26 @@ pub async fn run_demo(
             write(out, &output::text_distinguishable(&regional, true))?;
             answers.push(regional);
         }
-        let report = crate::report::build(&registry, &crate::report::PeriodRange::default())
-            .await
-            .map_err(setup("report"))?;
+        let report = vrs_coordinator::report::build(
+            &registry,
+            &vrs_coordinator::report::PeriodRange::default(),
+            std::sync::Arc::new(vrs_core::clock::SystemClock),
+        )
+        .await
+        .map_err(setup("report"))?;
         let report_path = dir.join("report.html");
-        std::fs::write(&report_path, crate::report::render(&report))
+        std::fs::write(&report_path, vrs_coordinator::report::render(&report))
             .map_err(setup("write report"))?;
         write(out, &format!("\nReport: {}\n", report_path.display()))?;
-        let questions = crate::budget::spend(&answers);
-        let report_spend = crate::budget::spend(report.sections.iter().map(|s| &s.regional));
+        let questions = vrs_coordinator::budget::spend(&answers);
+        let report_spend =
+            vrs_coordinator::budget::spend(report.sections.iter().map(|s| &s.regional));
         write(
             out,
             &format!(
                 "\n{}{}",
-                crate::budget::spend_text("the standard questions", &questions),
-                crate::budget::spend_text("the report (after them)", &report_spend)
+                vrs_coordinator::budget::spend_text("the standard questions", &questions),
+                vrs_coordinator::budget::spend_text("the report (after them)", &report_spend)
             ),
         )?;
         Ok::<_, DemoError>(answers)

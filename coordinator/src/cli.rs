@@ -1,0 +1,279 @@
+//! The `vrs-coordinator` commands, one function per subcommand; `main.rs` only parses flags,
+//! sets up logging and calls [`run`].
+//!
+//! Every command prints for a person or a script (tables, CSV, JSON, one line per node) and
+//! returns an exit status; what goes wrong is a [`CliError`], printed as one line by
+//! [`vrs_core::cli::main`].
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Subcommand, ValueEnum};
+use vrs_core::cli::{IoError, QueryArgs};
+use vrs_core::clock::SystemClock;
+use vrs_core::codes::Country;
+use vrs_core::query::{Query, QueryError, QueryLimits};
+use vrs_core::telemetry::LoggingError;
+
+use crate::budget::{self, BudgetError};
+use crate::fanout::{FanoutError, Federation, NodeDescription, NodeOutcome};
+use crate::registry::{Registry, RegistryError};
+use crate::report::{self, ReportError};
+use crate::{merge, output};
+
+/// Output format of `query`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// An aligned table.
+    Table,
+    /// CSV.
+    Csv,
+    /// JSON (versioned schema, docs/OUTPUTS.md).
+    Json,
+}
+
+/// The subcommands of `vrs-coordinator`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask every node in the registry one aggregate question and merge the answers.
+    Query {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Show each node's released value next to the regional one.
+        #[arg(long)]
+        per_node: bool,
+        /// Re-send an earlier query id (to collect answers from nodes that held the query for
+        /// their operator's approval). Default: a fresh id.
+        #[arg(long)]
+        query_id: Option<String>,
+        /// Ask each node what the query would cost (`Plan`) without reading or spending anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// zCDP ρ to spend on every quarter the query touches (default: each node's default).
+        #[arg(long)]
+        rho: Option<f64>,
+    },
+    /// Every node's remaining privacy-loss budget per quarter (from Describe).
+    Budget {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Ask every node what it publishes (dimensions, units, public policy).
+    Describe {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+    },
+    /// Ask the report's regional questions and write one self-contained HTML report with charts.
+    Report {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Start of the period range: YYYY, YYYY-Qn or YYYY-MM (default: all data held).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period range: YYYY, YYYY-Qn or YYYY-MM.
+        #[arg(long)]
+        to: Option<String>,
+        /// zCDP ρ each question spends on every quarter it touches (default: each node's default).
+        #[arg(long)]
+        rho: Option<f64>,
+    },
+}
+
+/// Why a command failed. Each message is for the person at the terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The registry cannot be used.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The flags do not make a valid query.
+    #[error("invalid query")]
+    Query(#[from] QueryError),
+    /// The coordinator could not set up its connections or sign.
+    #[error(transparent)]
+    Fanout(#[from] FanoutError),
+    /// The report could not be built.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// A file could not be written, or the runtime set up.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// JSON output could not be written.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A ρ on the command line is not usable.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// The log settings cannot be used.
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
+}
+
+/// Runs one subcommand on a multi-threaded runtime of its own.
+pub fn run(command: Command) -> Result<ExitCode, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(IoError::doing("tokio runtime"))?;
+    runtime.block_on(async {
+        match command {
+            Command::Query {
+                registry,
+                query,
+                format,
+                per_node: _,
+                query_id,
+                dry_run: true,
+                rho,
+            } => dry_run(&registry, &query, format, query_id, rho).await,
+            Command::Query {
+                registry,
+                query,
+                format,
+                per_node,
+                query_id,
+                dry_run: false,
+                rho,
+            } => ask(&registry, &query, format, per_node, query_id, rho).await,
+            Command::Budget { registry, format } => budgets(&registry, format).await,
+            Command::Describe { registry } => describe(&registry).await,
+            Command::Report {
+                registry,
+                out,
+                from,
+                to,
+                rho,
+            } => write_report(&registry, &out, report::PeriodRange { from, to }, rho).await,
+        }
+    })
+}
+
+/// `vrs-coordinator query`: one question to every node, merged, printed as `format`.
+pub async fn ask(
+    registry: &Path,
+    args: &QueryArgs,
+    format: Format,
+    per_node: bool,
+    query_id: Option<String>,
+    rho: Option<f64>,
+) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let query = parse_query(args, rho)?;
+    let fed = Federation::connect(&registry)?;
+    let (id, results) = match query_id {
+        Some(id) => {
+            let results = fed.ask_with_id(&query, &id).await;
+            (id, results)
+        }
+        None => fed.ask(&query).await?,
+    };
+    let regional = merge::merge(&id, query.unit(), query.group_by(), &results);
+    match format {
+        Format::Table => print!("{}", output::text(&regional, per_node)),
+        Format::Csv => print!("{}", output::csv(&regional, per_node)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&output::json(&regional))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The query the flags describe, asking `rho` (as ρ) of zCDP nodes when given.
+fn parse_query(args: &QueryArgs, rho: Option<f64>) -> Result<Query, CliError> {
+    let limits = QueryLimits {
+        max_dimensions: 3,
+        ..QueryLimits::default()
+    };
+    let rho_micro = rho.map(budget::rho_micro).transpose()?.unwrap_or(0);
+    Ok(Query::parse(&args.to_raw()?, &limits)?.with_rho_micro(rho_micro))
+}
+
+/// `vrs-coordinator query --dry-run`: every node's `Plan` (nothing read or spent).
+pub async fn dry_run(
+    registry: &Path,
+    args: &QueryArgs,
+    format: Format,
+    query_id: Option<String>,
+    rho: Option<f64>,
+) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let query = parse_query(args, rho)?;
+    let fed = Federation::connect(&registry)?;
+    let (id, plans) = budget::dry_run(&fed, &query, query_id.as_deref()).await?;
+    match format {
+        Format::Table => print!("{}", budget::plan_text(&id, &plans)),
+        Format::Csv => print!("{}", budget::plan_table(&plans).to_csv()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&budget::plan_json(&id, &plans))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vrs-coordinator budget`: every node's budget per quarter.
+pub async fn budgets(registry: &Path, format: Format) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let described = budget::budgets(&Federation::connect(&registry)?).await;
+    match format {
+        Format::Table => print!("{}", budget::budget_text(&described)),
+        Format::Csv => print!("{}", budget::budget_csv(&described)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&budget::budget_json(&described))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vrs-coordinator describe`: one line per node.
+pub async fn describe(registry: &Path) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let fed = Federation::connect(&registry)?;
+    for (country, described) in fed.describe().await {
+        println!(
+            "{}",
+            vrs_core::terminal::sanitize(&describe_line(country, &described))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `describe` prints for one node.
+pub fn describe_line(country: Country, described: &Result<NodeDescription, NodeOutcome>) -> String {
+    budget::description_line(country, described)
+}
+
+/// `vrs-coordinator report`: the HTML report written to `out`, a one-line summary printed.
+pub async fn write_report(
+    registry: &Path,
+    out: &Path,
+    range: report::PeriodRange,
+    rho: Option<f64>,
+) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let rho_micro = rho.map(budget::rho_micro).transpose()?.unwrap_or(0);
+    let data = report::build_with_rho(&registry, &range, rho_micro, Arc::new(SystemClock)).await?;
+    std::fs::write(out, report::render(&data))
+        .map_err(IoError::doing(format!("write {}", out.display())))?;
+    println!("{}: {}", out.display(), report::summary(&data));
+    let spent = budget::spend(data.sections.iter().map(|s| &s.regional));
+    print!("{}", budget::spend_text("the report", &spent));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,94 @@
+//! Issue 12 hardening over the real path: a hostile node's text cannot act on the operator's
+//! terminal.
+
+use std::time::Duration;
+
+use vrs_certs_dev::ExtraKind;
+use vrs_coordinator::fanout::Federation;
+use vrs_coordinator::{merge, output};
+use vrs_core::query::{Query, QueryLimits, RawQuery};
+use vrs_core::tls;
+use vrs_tests::{RegistryNode, SlowNode, TestFederation};
+
+/// Escape sequences (clear screen, retitle, hide) and a bidi override in a node's message.
+const HOSTILE: &str = "ok\u{1b}[2J\u{1b}]0;pwned\u{7}\u{1b}[8mhidden\u{202e}txt.exe\r\nfake line";
+
+#[tokio::test]
+async fn a_node_message_with_control_characters_reaches_the_terminal_escaped() {
+    let fed = TestFederation::with_nodes(&[("THA", 100, 91)]).await;
+    let hostile = SlowNode::with_message(
+        &fed.extra_tls(&tls::node_identity("IDN"), ExtraKind::Valid, "idn"),
+        Duration::ZERO,
+        HOSTILE,
+    )
+    .await;
+    let registry = fed.write_registry(
+        "hostile.toml",
+        &[
+            RegistryNode::new("THA", fed.addr("THA")),
+            RegistryNode::new("IDN", hostile.addr()),
+        ],
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    );
+    let federation = Federation::connect(&registry).unwrap();
+    let raw = RawQuery {
+        unit: "incidents".into(),
+        group_by: vec!["mode".into()],
+        ..RawQuery::default()
+    };
+    let q = Query::parse(&raw, &QueryLimits::default()).unwrap();
+    let (id, results) = federation.ask(&q).await.unwrap();
+    let regional = merge::merge(&id, q.unit(), q.group_by(), &results);
+    let text = output::text(&regional, true);
+    assert!(
+        !text
+            .chars()
+            .any(|c| vrs_core::terminal::is_unsafe(c) && c != '\n'),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("\\u{1b}[2J"),
+        "the message is shown, escaped: {text}"
+    );
+    assert!(!text.contains("\nfake line"), "{text}");
+    drop(federation);
+    hostile.stop().await;
+    fed.stop().await;
+}
+
+/// Issue 12, item 8: 1,100 idle TCP connections from one source (more than the node's 1,024
+/// pending handshakes) do not lock the coordinator out: its handshakes complete and evict them.
+#[tokio::test]
+async fn idle_connections_do_not_lock_callers_out() {
+    let fed = TestFederation::with_nodes(&[("THA", 100, 92)]).await;
+    let addr = fed.addr("THA");
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+            .await
+        {
+            Ok(Ok(tcp)) => idle.push(tcp),
+            _ => break,
+        }
+    }
+    assert!(idle.len() > 1_024, "only {} idle connections", idle.len());
+    let started = std::time::Instant::now();
+    for i in 0..10 {
+        let client = tokio::time::timeout(Duration::from_secs(4), fed.coordinator_client("THA"))
+            .await
+            .unwrap_or_else(|_| panic!("query {i}: no connection within 4 s"));
+        let d = tokio::time::timeout(Duration::from_secs(4), client.describe())
+            .await
+            .unwrap_or_else(|_| panic!("query {i}: no answer within 4 s"))
+            .unwrap();
+        assert_eq!(d.country, "THA");
+    }
+    eprintln!(
+        "10 callers served among {} idle connections in {:?}",
+        idle.len(),
+        started.elapsed()
+    );
+    drop(idle);
+    fed.stop().await;
+}
