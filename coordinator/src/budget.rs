@@ -25,7 +25,7 @@ use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery};
 use vrs_core::table::Table;
 
-use crate::fanout::{NodeDescription, FanoutError, Federation, NodeOutcome, PlanResult};
+use crate::fanout::{FanoutError, Federation, NodeDescription, NodeOutcome, PlanResult};
 use crate::merge::Regional;
 use crate::output::rho_text;
 
@@ -476,7 +476,9 @@ pub fn budget_csv(described: &[(Country, Result<NodeDescription, NodeOutcome>)])
 }
 
 /// The budgets as JSON (`vrs.budget.v1`).
-pub fn budget_json(described: &[(Country, Result<NodeDescription, NodeOutcome>)]) -> serde_json::Value {
+pub fn budget_json(
+    described: &[(Country, Result<NodeDescription, NodeOutcome>)],
+) -> serde_json::Value {
     let nodes: Vec<serde_json::Value> = described
         .iter()
         .map(|(country, d)| match d {

@@ -230,7 +230,7 @@ impl Federation {
             async move {
                 match client.plan(req).await {
                     Err(status) => Err(outcome_of_status(&status)),
-                    Ok(resp) => plan_of_response(country, &id, resp.into_inner()),
+                    Ok(resp) => plan_of_response(country, &id, resp.into_inner()).map_err(bad),
                 }
             }
         })
@@ -238,7 +238,7 @@ impl Federation {
         .into_iter()
         .map(|(country, outcome, elapsed)| PlanResult {
             country,
-            outcome: outcome.and_then(|planned| planned),
+            outcome: outcome.and_then(std::convert::identity),
             elapsed,
         })
         .collect()
@@ -320,7 +320,9 @@ impl Federation {
                     {
                         Err(_) => Err(NodeOutcome::TimedOut),
                         Ok(Err(status)) => Err(outcome_of_status(&status)),
-                        Ok(Ok(resp)) => description_of_response(country, resp.into_inner()),
+                        Ok(Ok(resp)) => {
+                            description_of_response(country, resp.into_inner()).map_err(bad)
+                        }
                     };
                 (i, r)
             });
@@ -489,12 +491,12 @@ fn budget_of(b: pb::QuarterBudget) -> QuarterBudget {
 }
 
 /// A release's privacy accounting; refused unless it says zCDP and its σ is a usable number.
-fn privacy_of(p: pb::ReleasePrivacy) -> Result<ReleasePrivacy, NodeOutcome> {
+fn privacy_of(p: pb::ReleasePrivacy) -> Result<ReleasePrivacy, &'static str> {
     if mode_of(p.mode) != Some(ProtectionMode::Zcdp) {
-        return Err(bad("privacy accounting of an unknown protection mode"));
+        return Err("privacy accounting of an unknown protection mode");
     }
     if !p.sigma.is_finite() || p.sigma < 0.0 || !p.threshold.is_finite() {
-        return Err(bad("noise scale is not a finite non-negative number"));
+        return Err("noise scale is not a finite non-negative number");
     }
     Ok(ReleasePrivacy {
         release_id: p.release_id,
@@ -544,7 +546,7 @@ fn outcome_of_response(country: Country, query_id: &str, r: pb::AggregateRespons
     };
     let privacy = match r.privacy.map(privacy_of).transpose() {
         Ok(p) => p,
-        Err(outcome) => return outcome,
+        Err(why) => return bad(why),
     };
     let mut seen = BTreeSet::new();
     let mut cells = Vec::with_capacity(r.cells.len());
@@ -591,15 +593,15 @@ fn plan_of_response(
     country: Country,
     query_id: &str,
     r: pb::PlanResponse,
-) -> Result<Plan, NodeOutcome> {
+) -> Result<Plan, &'static str> {
     if r.country != country.as_str() {
-        return Err(bad("response names another country"));
+        return Err("response names another country");
     }
     if r.query_id != query_id {
-        return Err(bad("response echoes another query id"));
+        return Err("response echoes another query id");
     }
     if r.would_answer != r.refusal.is_empty() {
-        return Err(bad("plan both answers and refuses"));
+        return Err("plan both answers and refuses");
     }
     Ok(Plan {
         would_answer: r.would_answer,
@@ -613,13 +615,13 @@ fn plan_of_response(
 fn description_of_response(
     country: Country,
     d: pb::DescribeResponse,
-) -> Result<NodeDescription, NodeOutcome> {
+) -> Result<NodeDescription, &'static str> {
     if d.country != country.as_str() {
-        return Err(bad("response names another country"));
+        return Err("response names another country");
     }
     let p = d.policy.unwrap_or_default();
     let Some(mode) = mode_of(p.mode) else {
-        return Err(bad("description names no protection mode"));
+        return Err("description names no protection mode");
     };
     let privacy = match (mode, p.privacy) {
         (ProtectionMode::Zcdp, Some(z)) => Some(PrivacyParameters {
@@ -638,7 +640,7 @@ fn description_of_response(
                 .collect(),
         }),
         (ProtectionMode::Zcdp, None) => {
-            return Err(bad("a zCDP description without its privacy parameters"));
+            return Err("a zCDP description without its privacy parameters");
         }
         (ProtectionMode::RulesV1, _) => None,
     };

@@ -519,7 +519,6 @@ pub fn bars(text: &ChartText<'_>, grid: &Grid, layout: Layout, palette: &[&str])
                 }
                 // The stack's total carries the error bar: noise adds up over its segments.
                 let total = grid.row_total(r);
-                let mut cursor = cursor;
                 if let Some((lo, hi)) = total.interval() {
                     let title = mark_title(&[category], total, text.unit);
                     svg.error_bar(y + bar_h / 2.0, x0 + wf(lo), x0 + wf(hi), false, &title);
