@@ -16,6 +16,7 @@ use vrs_core::codes::Country;
 use vrs_core::query::{Query, QueryError, QueryLimits};
 use vrs_core::telemetry::LoggingError;
 
+use crate::budget::{self, BudgetError};
 use crate::fanout::{FanoutError, Federation, NodeDescription, NodeOutcome};
 use crate::registry::{Registry, RegistryError};
 use crate::report::{self, ReportError};
@@ -55,6 +56,21 @@ pub enum Command {
         /// their operator's approval). Default: a fresh id.
         #[arg(long)]
         query_id: Option<String>,
+        /// Ask each node what the query would cost (`Plan`) without reading or spending anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// zCDP ρ to spend on every quarter the query touches (default: each node's default).
+        #[arg(long)]
+        rho: Option<f64>,
+    },
+    /// Every node's remaining privacy-loss budget per quarter (from Describe).
+    Budget {
+        /// Registry file (TOML).
+        #[arg(long)]
+        registry: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Ask every node what it publishes (dimensions, units, public policy).
     Describe {
@@ -76,6 +92,9 @@ pub enum Command {
         /// End of the period range: YYYY, YYYY-Qn or YYYY-MM.
         #[arg(long)]
         to: Option<String>,
+        /// zCDP ρ each question spends on every quarter it touches (default: each node's default).
+        #[arg(long)]
+        rho: Option<f64>,
     },
 }
 
@@ -100,6 +119,9 @@ pub enum CliError {
     /// JSON output could not be written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A ρ on the command line is not usable.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     /// The log settings cannot be used.
     #[error(transparent)]
     Logging(#[from] LoggingError),
@@ -117,16 +139,29 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 registry,
                 query,
                 format,
+                per_node: _,
+                query_id,
+                dry_run: true,
+                rho,
+            } => dry_run(&registry, &query, format, query_id, rho).await,
+            Command::Query {
+                registry,
+                query,
+                format,
                 per_node,
                 query_id,
-            } => ask(&registry, &query, format, per_node, query_id).await,
+                dry_run: false,
+                rho,
+            } => ask(&registry, &query, format, per_node, query_id, rho).await,
+            Command::Budget { registry, format } => budgets(&registry, format).await,
             Command::Describe { registry } => describe(&registry).await,
             Command::Report {
                 registry,
                 out,
                 from,
                 to,
-            } => write_report(&registry, &out, report::PeriodRange { from, to }).await,
+                rho,
+            } => write_report(&registry, &out, report::PeriodRange { from, to }, rho).await,
         }
     })
 }
@@ -138,13 +173,10 @@ pub async fn ask(
     format: Format,
     per_node: bool,
     query_id: Option<String>,
+    rho: Option<f64>,
 ) -> Result<ExitCode, CliError> {
     let registry = Registry::load(registry)?;
-    let limits = QueryLimits {
-        max_dimensions: 3,
-        ..QueryLimits::default()
-    };
-    let query = Query::parse(&args.to_raw()?, &limits)?;
+    let query = parse_query(args, rho)?;
     let fed = Federation::connect(&registry)?;
     let (id, results) = match query_id {
         Some(id) => {
@@ -165,6 +197,54 @@ pub async fn ask(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The query the flags describe, asking `rho` (as ρ) of zCDP nodes when given.
+fn parse_query(args: &QueryArgs, rho: Option<f64>) -> Result<Query, CliError> {
+    let limits = QueryLimits {
+        max_dimensions: 3,
+        ..QueryLimits::default()
+    };
+    let rho_micro = rho.map(budget::rho_micro).transpose()?.unwrap_or(0);
+    Ok(Query::parse(&args.to_raw()?, &limits)?.with_rho_micro(rho_micro))
+}
+
+/// `vrs-coordinator query --dry-run`: every node's `Plan` (nothing read or spent).
+pub async fn dry_run(
+    registry: &Path,
+    args: &QueryArgs,
+    format: Format,
+    query_id: Option<String>,
+    rho: Option<f64>,
+) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let query = parse_query(args, rho)?;
+    let fed = Federation::connect(&registry)?;
+    let (id, plans) = budget::dry_run(&fed, &query, query_id.as_deref()).await?;
+    match format {
+        Format::Table => print!("{}", budget::plan_text(&id, &plans)),
+        Format::Csv => print!("{}", budget::plan_table(&plans).to_csv()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&budget::plan_json(&id, &plans))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vrs-coordinator budget`: every node's budget per quarter.
+pub async fn budgets(registry: &Path, format: Format) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let described = budget::budgets(&Federation::connect(&registry)?).await;
+    match format {
+        Format::Table => print!("{}", budget::budget_text(&described)),
+        Format::Csv => print!("{}", budget::budget_csv(&described)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&budget::budget_json(&described))?
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `vrs-coordinator describe`: one line per node.
 pub async fn describe(registry: &Path) -> Result<ExitCode, CliError> {
     let registry = Registry::load(registry)?;
@@ -180,20 +260,7 @@ pub async fn describe(registry: &Path) -> Result<ExitCode, CliError> {
 
 /// What `describe` prints for one node.
 pub fn describe_line(country: Country, described: &Result<NodeDescription, NodeOutcome>) -> String {
-    match described {
-        Ok(d) => format!(
-            "{country}: schema v{}, data {}..{}, units [{}], {} dimensions, min_count {}, min_contributors {}, perturbation {}",
-            d.schema_version,
-            d.first_period,
-            d.last_period,
-            d.units.join(", "),
-            d.dimensions.len(),
-            d.policy.min_count,
-            d.policy.min_contributors,
-            if d.policy.perturbation { "on" } else { "off" },
-        ),
-        Err(outcome) => format!("{country}: {} ({})", outcome.label(), outcome.detail()),
-    }
+    budget::description_line(country, described)
 }
 
 /// `vrs-coordinator report`: the HTML report written to `out`, a one-line summary printed.
@@ -201,11 +268,15 @@ pub async fn write_report(
     registry: &Path,
     out: &Path,
     range: report::PeriodRange,
+    rho: Option<f64>,
 ) -> Result<ExitCode, CliError> {
     let registry = Registry::load(registry)?;
-    let data = report::build(&registry, &range, Arc::new(SystemClock)).await?;
+    let rho_micro = rho.map(budget::rho_micro).transpose()?.unwrap_or(0);
+    let data = report::build_with_rho(&registry, &range, rho_micro, Arc::new(SystemClock)).await?;
     std::fs::write(out, report::render(&data))
         .map_err(IoError::doing(format!("write {}", out.display())))?;
     println!("{}: {}", out.display(), report::summary(&data));
+    let spent = budget::spend(data.sections.iter().map(|s| &s.regional));
+    print!("{}", budget::spend_text("the report", &spent));
     Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,16 @@
 //! costs only its own deadline). [`Federation::ask`] signs a fresh envelope per node (the audience
 //! is that node), sends them concurrently, and returns a [`NodeOutcome`] per node: answered,
 //! pending approval, refused with the node's stable reason, unreachable, or timed out. A slow or
-//! failing node never holds the others back.
+//! failing node never holds the others back. [`Federation::plan`] sends the same signed envelopes
+//! to `Plan` (what each node would charge, nothing spent, the query id not consumed), and
+//! [`Federation::describe`] converts each node's `Describe` into a [`NodeDescription`].
+//!
+//! This is the one place where wire types become domain types. A response that contradicts
+//! itself (another country, another query id, a cell key listed twice, noise scales that differ
+//! from the answer's, a digest that is not the SHA-256 of the cells received) is never merged:
+//! it becomes a `BAD_RESPONSE` refusal.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +21,9 @@ use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
-use vrs_core::answer::{Answer, Cell, CellValue, SuppressionReason};
+use vrs_core::answer::{
+    Answer, Cell, CellValue, ProtectionMode, QuarterBudget, ReleasePrivacy, SuppressionReason,
+};
 use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query};
@@ -183,6 +193,71 @@ impl Federation {
     /// Like [`Federation::ask`] with a given query id (to collect a pending answer later, the
     /// same id is sent again with a fresh signature and timestamp).
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
+        let id = query_id.to_string();
+        self.send(query, query_id, move |country, mut client, req| {
+            let id = id.clone();
+            async move {
+                match client.aggregate(req).await {
+                    Err(status) => outcome_of_status(&status),
+                    Ok(resp) => outcome_of_response(country, &id, resp.into_inner()),
+                }
+            }
+        })
+        .await
+        .into_iter()
+        .map(|(country, outcome, elapsed)| NodeResult {
+            country,
+            outcome: outcome.unwrap_or_else(|failed| failed),
+            elapsed,
+        })
+        .collect()
+    }
+
+    /// Sends `query` to every node's `Plan` with a fresh query id: what each would charge, and
+    /// whether it would answer. Nothing is spent and the id is not consumed.
+    pub async fn plan(&self, query: &Query) -> Result<(String, Vec<PlanResult>), FanoutError> {
+        let query_id = self.new_query_id()?;
+        let results = self.plan_with_id(query, &query_id).await;
+        Ok((query_id, results))
+    }
+
+    /// Like [`Federation::plan`] with a given query id; the same id can be sent to
+    /// [`Federation::ask_with_id`] afterwards.
+    pub async fn plan_with_id(&self, query: &Query, query_id: &str) -> Vec<PlanResult> {
+        let id = query_id.to_string();
+        self.send(query, query_id, move |country, mut client, req| {
+            let id = id.clone();
+            async move {
+                match client.plan(req).await {
+                    Err(status) => Err(outcome_of_status(&status)),
+                    Ok(resp) => plan_of_response(country, &id, resp.into_inner()).map_err(bad),
+                }
+            }
+        })
+        .await
+        .into_iter()
+        .map(|(country, outcome, elapsed)| PlanResult {
+            country,
+            outcome: outcome.and_then(std::convert::identity),
+            elapsed,
+        })
+        .collect()
+    }
+
+    /// Signs one envelope per node (audience = that node) and runs `call` for each node
+    /// concurrently under the deadline. A node that runs out of time is
+    /// `Err(NodeOutcome::TimedOut)`; results are in registry order.
+    async fn send<T, F, Fut>(
+        &self,
+        query: &Query,
+        query_id: &str,
+        call: F,
+    ) -> Vec<(Country, Result<T, NodeOutcome>, Duration)>
+    where
+        T: Send + 'static,
+        F: Fn(Country, FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
         let pb_query = pb::Query::from(query.to_raw());
         let issued_at_ms = self.clock.now_ms();
         let mut set = JoinSet::new();
@@ -200,48 +275,38 @@ impl Federation {
                 envelope,
                 key_id: self.key.key_id(),
             };
-            let mut client = node.client.clone();
             let deadline = self.deadline;
-            let country = node.country;
+            let mut req = tonic::Request::new(request);
+            req.set_timeout(deadline);
+            let fut = call(node.country, node.client.clone(), req);
             set.spawn(async move {
                 let started = tokio::time::Instant::now();
-                let mut req = tonic::Request::new(request);
-                req.set_timeout(deadline);
-                let outcome = match tokio::time::timeout(deadline, client.aggregate(req)).await {
-                    Err(_) => NodeOutcome::TimedOut,
-                    Ok(Err(status)) => outcome_of_status(&status),
-                    Ok(Ok(resp)) => outcome_of_response(country, resp.into_inner()),
-                };
-                (
-                    i,
-                    NodeResult {
-                        country,
-                        outcome,
-                        elapsed: started.elapsed(),
-                    },
-                )
+                let outcome = tokio::time::timeout(deadline, fut)
+                    .await
+                    .map_err(|_| NodeOutcome::TimedOut);
+                (i, outcome, started.elapsed())
             });
         }
-        let mut results: Vec<Option<NodeResult>> = vec![None; self.nodes.len()];
+        let mut results: Vec<(Country, Result<T, NodeOutcome>, Duration)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let failed = NodeOutcome::Unreachable("request task failed".into());
+                (n.country, Err(failed), Duration::ZERO)
+            })
+            .collect();
         while let Some(joined) = set.join_next().await {
-            if let Ok((i, r)) = joined {
-                results[i] = Some(r);
+            if let Ok((i, outcome, elapsed)) = joined
+                && let Some(slot) = results.get_mut(i)
+            {
+                slot.1 = outcome;
+                slot.2 = elapsed;
             }
         }
         results
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                r.unwrap_or_else(|| NodeResult {
-                    country: self.nodes[i].country,
-                    outcome: NodeOutcome::Unreachable("request task failed".into()),
-                    elapsed: Duration::ZERO,
-                })
-            })
-            .collect()
     }
 
-    /// Asks every node to describe itself (country, dimensions, public policy).
+    /// Asks every node to describe itself (country, dimensions, public policy, budget).
     pub async fn describe(&self) -> Vec<(Country, Result<NodeDescription, NodeOutcome>)> {
         let mut set = JoinSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
@@ -255,40 +320,57 @@ impl Federation {
                     {
                         Err(_) => Err(NodeOutcome::TimedOut),
                         Ok(Err(status)) => Err(outcome_of_status(&status)),
-                        Ok(Ok(resp)) => Ok(NodeDescription::from(resp.into_inner())),
+                        Ok(Ok(resp)) => {
+                            description_of_response(country, resp.into_inner()).map_err(bad)
+                        }
                     };
-                (i, country, r)
+                (i, r)
             });
         }
-        let mut out: Vec<(usize, Country, Result<NodeDescription, NodeOutcome>)> = Vec::new();
-        while let Some(Ok(r)) = set.join_next().await {
-            out.push(r);
+        let mut out: Vec<(Country, Result<NodeDescription, NodeOutcome>)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let failed = NodeOutcome::Unreachable("request task failed".into());
+                (n.country, Err(failed))
+            })
+            .collect();
+        while let Some(joined) = set.join_next().await {
+            if let Ok((i, r)) = joined
+                && let Some(slot) = out.get_mut(i)
+            {
+                slot.1 = r;
+            }
         }
-        out.sort_by_key(|r| r.0);
-        out.into_iter().map(|(_, c, r)| (c, r)).collect()
+        out
     }
 }
 
-/// What a node says about itself in its `Describe` answer, converted from the wire once, here.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeDescription {
-    /// The node's store schema version.
-    pub schema_version: u32,
-    /// First period of data held.
-    pub first_period: String,
-    /// Last period of data held.
-    pub last_period: String,
-    /// The node's software version.
-    pub software_version: String,
-    /// Units it counts.
-    pub units: Vec<String>,
-    /// Dimensions it publishes (names).
-    pub dimensions: Vec<String>,
-    /// Its public policy.
-    pub policy: PolicySummary,
+/// What a node would do with a query, as its `Plan` says: nothing read, nothing spent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Whether `Aggregate` would answer (or hold the query for approval).
+    pub would_answer: bool,
+    /// The node's stable reason when it would refuse (e.g. `UNIVERSE_TOO_LARGE`).
+    pub refusal: Option<String>,
+    /// What the release would cost and how noisy it would be (zCDP nodes; `None` in rules mode).
+    pub privacy: Option<ReleasePrivacy>,
+    /// Cells the answer would have (zCDP: the whole universe).
+    pub cells: u32,
 }
 
-/// A node's public disclosure policy, as it describes it.
+/// A node's plan (or why it gave none) with its country and how long it took.
+#[derive(Debug, Clone)]
+pub struct PlanResult {
+    /// The node's country.
+    pub country: Country,
+    /// The plan, or the outcome that stopped it (refused, unreachable, timed out).
+    pub outcome: Result<Plan, NodeOutcome>,
+    /// Time from sending to the outcome.
+    pub elapsed: Duration,
+}
+
+/// The disclosure rules of a node (rules mode; published in both modes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicySummary {
     /// Smallest count released.
@@ -301,30 +383,58 @@ pub struct PolicySummary {
     pub perturbation: bool,
     /// Largest perturbation, in units.
     pub perturbation_max_deviation: u32,
-    /// Released values are multiples of this (1: no rounding).
+    /// Released values are multiples of this (0 or 1: no rounding).
     pub rounding_base: u32,
+    /// Most group-by dimensions per query.
+    pub max_dimensions: u32,
 }
 
-impl From<pb::DescribeResponse> for NodeDescription {
-    fn from(d: pb::DescribeResponse) -> NodeDescription {
-        let p = d.policy.unwrap_or_default();
-        NodeDescription {
-            schema_version: d.schema_version,
-            first_period: d.first_period,
-            last_period: d.last_period,
-            software_version: d.software_version,
-            units: d.units,
-            dimensions: d.dimensions.into_iter().map(|d| d.name).collect(),
-            policy: PolicySummary {
-                min_count: p.min_count,
-                min_contributors: p.min_contributors,
-                dominance_p: p.dominance_p,
-                perturbation: p.perturbation,
-                perturbation_max_deviation: p.perturbation_max_deviation,
-                rounding_base: p.rounding_base,
-            },
-        }
-    }
+/// A zCDP node's privacy-loss budget and noise parameters. ρ values are in micro-ρ.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrivacyParameters {
+    /// Lifetime budget of each reference quarter, shared by all callers.
+    pub rho_per_quarter_micro: u64,
+    /// This coordinator's own share of it.
+    pub caller_rho_per_quarter_micro: u64,
+    /// ρ a query spends when it asks for none.
+    pub default_rho_micro: u64,
+    /// Least ρ one query may ask for.
+    pub min_rho_micro: u64,
+    /// Most ρ one query may ask for.
+    pub max_rho_micro: u64,
+    /// Largest cell universe of one query.
+    pub max_cells: u32,
+    /// Noisy values below this many σ are suppressed (0: every cell released).
+    pub threshold_sigmas: f64,
+    /// Share of empty cells that still pass that threshold.
+    pub empty_cell_pass_rate: f64,
+    /// Contribution bounds: table → most values counted per incident.
+    pub bounds: Vec<(String, u32)>,
+}
+
+/// What a node publishes about itself (`Describe`), in domain form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDescription {
+    /// Its store schema version.
+    pub schema_version: u32,
+    /// Its software version.
+    pub software_version: String,
+    /// Units it counts.
+    pub units: Vec<String>,
+    /// Published dimensions with their closed value lists.
+    pub dimensions: Vec<(String, Vec<String>)>,
+    /// First month of its declared coverage (`YYYY-MM`; rules mode: of the data held).
+    pub first_period: String,
+    /// Last month of its declared coverage.
+    pub last_period: String,
+    /// Its protection mode.
+    pub mode: ProtectionMode,
+    /// Its disclosure rules.
+    pub policy: PolicySummary,
+    /// Its privacy-loss budget and noise parameters (zCDP mode).
+    pub privacy: Option<PrivacyParameters>,
+    /// Budget of every quarter of its coverage (zCDP mode; empty in rules mode).
+    pub budget: Vec<QuarterBudget>,
 }
 
 /// Maps a gRPC status from a node to an outcome: refusals carry the node's `vrs-reason`;
@@ -356,59 +466,206 @@ fn clip(s: &str) -> String {
     s.chars().take(200).collect()
 }
 
-/// Checks and converts a node's response into an [`Answer`]. A response that contradicts itself
-/// (wrong country, keys of the wrong length, unknown dimensions, cells with no outcome) is
-/// treated as a refusal, never merged.
-fn outcome_of_response(country: Country, r: pb::AggregateResponse) -> NodeOutcome {
-    let bad = |why: &str| NodeOutcome::Refused {
+fn bad(why: &str) -> NodeOutcome {
+    NodeOutcome::Refused {
         reason: "BAD_RESPONSE".into(),
         message: why.into(),
-    };
+    }
+}
+
+fn mode_of(code: i32) -> Option<ProtectionMode> {
+    match pb::ProtectionMode::try_from(code) {
+        Ok(pb::ProtectionMode::Zcdp) => Some(ProtectionMode::Zcdp),
+        Ok(pb::ProtectionMode::RulesV1) => Some(ProtectionMode::RulesV1),
+        _ => None,
+    }
+}
+
+fn budget_of(b: pb::QuarterBudget) -> QuarterBudget {
+    QuarterBudget {
+        quarter: b.quarter,
+        rho_spent_micro: b.rho_spent_micro,
+        rho_left_micro: b.rho_left_micro,
+        caller_rho_left_micro: b.caller_rho_left_micro,
+    }
+}
+
+/// A release's privacy accounting; refused unless it says zCDP and its σ is a usable number.
+fn privacy_of(p: pb::ReleasePrivacy) -> Result<ReleasePrivacy, &'static str> {
+    if mode_of(p.mode) != Some(ProtectionMode::Zcdp) {
+        return Err("privacy accounting of an unknown protection mode");
+    }
+    if !p.sigma.is_finite() || p.sigma < 0.0 || !p.threshold.is_finite() {
+        return Err("noise scale is not a finite non-negative number");
+    }
+    Ok(ReleasePrivacy {
+        release_id: p.release_id,
+        replayed: p.replayed,
+        rho_micro: p.rho_micro,
+        l2_sensitivity_squared: p.l2_sensitivity_squared,
+        privacy_unit: p.privacy_unit,
+        sigma: p.sigma,
+        threshold: p.threshold,
+        quarters: p.quarters.into_iter().map(budget_of).collect(),
+    })
+}
+
+fn suppression_of(code: i32) -> Option<SuppressionReason> {
+    Some(match pb::SuppressionReason::try_from(code).ok()? {
+        pb::SuppressionReason::BelowThreshold => SuppressionReason::BelowThreshold,
+        pb::SuppressionReason::TooFewContributors => SuppressionReason::TooFewContributors,
+        pb::SuppressionReason::Dominance => SuppressionReason::Dominance,
+        pb::SuppressionReason::Complementary => SuppressionReason::Complementary,
+        pb::SuppressionReason::NoisyBelowThreshold => SuppressionReason::NoisyBelowThreshold,
+        pb::SuppressionReason::Unspecified => return None,
+    })
+}
+
+/// Checks and converts a node's response into an [`Answer`]. A response that contradicts itself
+/// is treated as a refusal (`BAD_RESPONSE`), never merged: another country or query id than
+/// asked, unknown dimensions, keys of the wrong length or listed twice, cells with no outcome,
+/// noisy cells without privacy accounting or with a σ other than the answer's, and an
+/// `answer_digest` that is not the SHA-256 of what was received ([`Answer::digest`], the
+/// function the node records in its audit log).
+fn outcome_of_response(country: Country, query_id: &str, r: pb::AggregateResponse) -> NodeOutcome {
+    if r.country != country.as_str() {
+        return bad("response names another country");
+    }
+    if r.query_id != query_id {
+        return bad("response echoes another query id");
+    }
     if r.status == pb::AnswerStatus::PendingApproval as i32 {
         return NodeOutcome::PendingApproval;
     }
-    if r.country != country.as_str() {
-        return bad("response names another country");
+    if r.status != pb::AnswerStatus::Answered as i32 {
+        return bad("response has an unknown status");
     }
     let dims: Result<Vec<Dimension>, _> = r.dimensions.iter().map(|d| d.parse()).collect();
     let Ok(dimensions) = dims else {
         return bad("response names an unknown dimension");
     };
+    let privacy = match r.privacy.map(privacy_of).transpose() {
+        Ok(p) => p,
+        Err(why) => return bad(why),
+    };
+    let mut seen = BTreeSet::new();
     let mut cells = Vec::with_capacity(r.cells.len());
     for c in r.cells {
         if c.key.len() != dimensions.len() {
             return bad("cell key length differs from the dimensions");
         }
+        if !seen.insert(c.key.clone()) {
+            return bad("a cell key is listed twice");
+        }
         let value = match c.outcome {
             Some(pb::cell::Outcome::Value(v)) => CellValue::Released(v),
             Some(pb::cell::Outcome::Noisy(v)) => CellValue::Noisy(v),
-            Some(pb::cell::Outcome::Suppressed(code)) => {
-                match pb::SuppressionReason::try_from(code) {
-                    Ok(pb::SuppressionReason::BelowThreshold) => {
-                        CellValue::Suppressed(SuppressionReason::BelowThreshold)
-                    }
-                    Ok(pb::SuppressionReason::TooFewContributors) => {
-                        CellValue::Suppressed(SuppressionReason::TooFewContributors)
-                    }
-                    Ok(pb::SuppressionReason::Dominance) => {
-                        CellValue::Suppressed(SuppressionReason::Dominance)
-                    }
-                    Ok(pb::SuppressionReason::Complementary) => {
-                        CellValue::Suppressed(SuppressionReason::Complementary)
-                    }
-                    Ok(pb::SuppressionReason::NoisyBelowThreshold) => {
-                        CellValue::Suppressed(SuppressionReason::NoisyBelowThreshold)
-                    }
-                    _ => return bad("cell has an unknown suppression reason"),
-                }
-            }
+            Some(pb::cell::Outcome::Suppressed(code)) => match suppression_of(code) {
+                Some(reason) => CellValue::Suppressed(reason),
+                None => return bad("cell has an unknown suppression reason"),
+            },
             None => return bad("cell has no outcome"),
         };
+        // σ is the answer's for every noisy cell and 0 for every other one.
+        let expected_sigma = match (&value, &privacy) {
+            (CellValue::Noisy(_), Some(p)) => p.sigma,
+            (CellValue::Noisy(_), None) => return bad("noisy cell without privacy accounting"),
+            (_, _) => 0.0,
+        };
+        if c.sigma != expected_sigma {
+            return bad("cell noise scale differs from the answer's");
+        }
         cells.push(Cell { key: c.key, value });
     }
-    NodeOutcome::Answered(Answer {
+    let answer = Answer {
         dimensions,
         cells,
-        privacy: None,
+        privacy,
+    };
+    if answer.digest() != r.answer_digest {
+        return bad("answer digest does not match the cells received");
+    }
+    NodeOutcome::Answered(answer)
+}
+
+/// Checks and converts a node's `Plan` answer.
+fn plan_of_response(
+    country: Country,
+    query_id: &str,
+    r: pb::PlanResponse,
+) -> Result<Plan, &'static str> {
+    if r.country != country.as_str() {
+        return Err("response names another country");
+    }
+    if r.query_id != query_id {
+        return Err("response echoes another query id");
+    }
+    if r.would_answer != r.refusal.is_empty() {
+        return Err("plan both answers and refuses");
+    }
+    Ok(Plan {
+        would_answer: r.would_answer,
+        refusal: (!r.refusal.is_empty()).then(|| clip(&r.refusal)),
+        privacy: r.privacy.map(privacy_of).transpose()?,
+        cells: r.cells,
+    })
+}
+
+/// Checks and converts a node's `Describe` answer.
+fn description_of_response(
+    country: Country,
+    d: pb::DescribeResponse,
+) -> Result<NodeDescription, &'static str> {
+    if d.country != country.as_str() {
+        return Err("response names another country");
+    }
+    let p = d.policy.unwrap_or_default();
+    let Some(mode) = mode_of(p.mode) else {
+        return Err("description names no protection mode");
+    };
+    let privacy = match (mode, p.privacy) {
+        (ProtectionMode::Zcdp, Some(z)) => Some(PrivacyParameters {
+            rho_per_quarter_micro: z.rho_per_quarter_micro,
+            caller_rho_per_quarter_micro: z.caller_rho_per_quarter_micro,
+            default_rho_micro: z.default_rho_micro,
+            min_rho_micro: z.min_rho_micro,
+            max_rho_micro: z.max_rho_micro,
+            max_cells: z.max_cells,
+            threshold_sigmas: z.threshold_sigmas,
+            empty_cell_pass_rate: z.empty_cell_pass_rate,
+            bounds: z
+                .bounds
+                .into_iter()
+                .map(|b| (b.table, b.max_per_incident))
+                .collect(),
+        }),
+        (ProtectionMode::Zcdp, None) => {
+            return Err("a zCDP description without its privacy parameters");
+        }
+        (ProtectionMode::RulesV1, _) => None,
+    };
+    Ok(NodeDescription {
+        schema_version: d.schema_version,
+        software_version: clip(&d.software_version),
+        units: d.units,
+        dimensions: d
+            .dimensions
+            .into_iter()
+            .map(|i| (i.name, i.values))
+            .collect(),
+        first_period: d.first_period,
+        last_period: d.last_period,
+        mode,
+        policy: PolicySummary {
+            min_count: p.min_count,
+            min_contributors: p.min_contributors,
+            dominance_p: p.dominance_p,
+            perturbation: p.perturbation,
+            perturbation_max_deviation: p.perturbation_max_deviation,
+            rounding_base: p.rounding_base,
+            max_dimensions: p.max_dimensions,
+        },
+        privacy,
+        budget: d.budget.into_iter().map(budget_of).collect(),
     })
 }

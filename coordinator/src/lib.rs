@@ -4,9 +4,12 @@
 //! - [`registry`]: the registry file: who the coordinator is, which nodes it asks, deadlines.
 //! - [`fanout`]: one reused connection per node; signed envelopes sent concurrently, each with
 //!   its own deadline; a per-node outcome that never holds the others back.
-//! - [`merge`]: regional cells = sums of released node cells; any suppression makes a figure a
-//!   lower bound (partial), never exact.
+//! - [`merge`]: regional cells = signed sums of the nodes' released and noisy cells, with a
+//!   standard error `√Σσ²`; any suppression makes a figure a lower bound (partial), never exact;
+//!   display rules (± intervals, "not distinguishable from 0") after merging.
 //! - [`output`]: aligned table, CSV and versioned JSON.
+//! - [`budget`]: planning with the privacy-loss budget: dry runs (`Plan`, nothing spent) and
+//!   every node's remaining budget per quarter.
 //! - [`report`]: the regional trend report: one self-contained HTML file with inline SVG charts,
 //!   partial and suppressed figures marked on every chart and table.
 //! - [`cli`]: the `vrs-coordinator` subcommands, one function each (the binary only parses flags).
@@ -16,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod cli;
 pub mod fanout;
 pub mod merge;

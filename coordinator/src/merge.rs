@@ -1,59 +1,225 @@
 //! Merge: regional cells from the nodes' released cells.
 //!
-//! A regional cell's value is the sum of the values the nodes released for that key. When any
-//! node suppressed the key, the sum is only a lower bound and the cell is marked
-//! [`CellStatus::Partial`] (or [`CellStatus::Suppressed`] when no node released a value): it is
-//! never shown as exact. A node that did not answer makes every regional figure incomplete; that
-//! is reported once for the whole table ([`Regional::coverage`]), and the per-node status says why.
+//! A regional cell's value is the sum of what the nodes released for that key, signed: a zCDP
+//! node releases every cell of its universe with discrete Gaussian noise (small and negative
+//! values included, which keeps the sum unbiased), and the regional standard error is
+//! `√Σσ²` over the noisy contributions ([`RegionalCell::se`]); a rules-mode node's released value
+//! adds no σ. When any node suppressed the key (a rules-mode suppression, or a zCDP node's noisy
+//! threshold) the sum is only a lower bound and the cell is [`CellStatus::Partial`] (or
+//! [`CellStatus::Suppressed`] when no node released a value): it is never shown as exact. Every
+//! node's contribution (value, or noisy value and σ, or reason) is kept.
+//!
+//! Display rules apply after merging, never before: [`RegionalCell::shown`] says how a figure
+//! may be shown; a noisy figure whose 95 % interval (±1.96·SE) contains 0 is "not
+//! distinguishable from 0", and a negative noisy total is never shown as a count.
+//!
+//! A node that did not answer makes every regional figure incomplete; that is reported once for
+//! the whole table ([`Regional::coverage`]), and the per-node status says why.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use vrs_core::answer::CellValue;
+use vrs_core::answer::{Answer, CellValue, ProtectionMode, QuarterBudget, SuppressionReason};
 use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Unit};
 
 use crate::fanout::{NodeOutcome, NodeResult};
 
+/// z of a two-sided 95 % normal interval.
+pub const Z95: f64 = 1.96;
+
 /// How far a regional figure can be trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CellStatus {
-    /// Every answering node that has this cell released it: the value is the sum.
+    /// Every answering node that has this cell released it, none with noise: the value is the
+    /// sum (rules-mode values, which may be perturbed and rounded by their node).
     Exact,
-    /// At least one node suppressed it: the value is a lower bound.
+    /// Every answering node released it and at least one added zCDP noise: the value is an
+    /// unbiased estimate with standard error [`RegionalCell::se`].
+    Noisy,
+    /// At least one node suppressed it and another released it: the value is a lower bound.
     Partial,
     /// Every node that has this cell suppressed it: no figure, lower bound 0.
     Suppressed,
 }
 
+impl CellStatus {
+    /// Stable code, as in CSV and JSON.
+    pub const fn code(self) -> &'static str {
+        match self {
+            CellStatus::Exact => "exact",
+            CellStatus::Noisy => "noisy",
+            CellStatus::Partial => "partial",
+            CellStatus::Suppressed => "suppressed",
+        }
+    }
+}
+
 /// One node's contribution to a regional cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Contribution {
-    /// A released value.
+    /// A rules-mode released value.
     Value(u64),
-    /// A zCDP noisy value.
-    Noisy(i64),
+    /// A zCDP noisy value and the standard deviation of its noise.
+    Noisy {
+        /// The noisy value (may be small or negative).
+        value: i64,
+        /// σ of its noise.
+        sigma: f64,
+    },
     /// Suppressed, with the node's reason.
-    Suppressed(vrs_core::answer::SuppressionReason),
+    Suppressed(SuppressionReason),
+}
+
+/// How a figure may be shown, after the display rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shown {
+    /// A count (no noise): exact sum of released values.
+    Count(u64),
+    /// A lower bound with no noise (some node suppressed its part).
+    AtLeast(u64),
+    /// A noisy estimate distinguishable from 0: `value ± half_width` (95 %).
+    Estimate {
+        /// The estimate (positive).
+        value: u64,
+        /// 1.96·SE.
+        half_width: f64,
+        /// Some node suppressed its part: the estimate is of a lower bound.
+        partial: bool,
+    },
+    /// A noisy figure whose 95 % interval contains 0: shown as `< upper`, never as a count.
+    NotDistinguishable {
+        /// Upper end of the 95 % interval, `max(value, 0) + 1.96·SE`.
+        upper: f64,
+        /// Some node suppressed its part.
+        partial: bool,
+    },
+    /// No figure.
+    Suppressed,
+}
+
+/// The display rule for a signed sum with standard error `se`.
+pub fn shown(value: i64, se: f64, status: CellStatus) -> Shown {
+    let partial = status == CellStatus::Partial;
+    let clamped = u64::try_from(value).unwrap_or(0);
+    if status == CellStatus::Suppressed {
+        return Shown::Suppressed;
+    }
+    if se <= 0.0 || !se.is_finite() {
+        return if partial {
+            Shown::AtLeast(clamped)
+        } else {
+            Shown::Count(clamped)
+        };
+    }
+    let half_width = Z95 * se;
+    if (value as f64) - half_width <= 0.0 {
+        Shown::NotDistinguishable {
+            upper: (clamped as f64) + half_width,
+            partial,
+        }
+    } else {
+        Shown::Estimate {
+            value: clamped,
+            half_width,
+            partial,
+        }
+    }
+}
+
+impl Shown {
+    /// The 95 % interval of a noisy figure, clamped at 0 (counts are never negative);
+    /// `None` for figures without noise.
+    pub fn interval(self) -> Option<(f64, f64)> {
+        match self {
+            Shown::Estimate {
+                value, half_width, ..
+            } => Some((
+                (value as f64 - half_width).max(0.0),
+                value as f64 + half_width,
+            )),
+            Shown::NotDistinguishable { upper, .. } => Some((0.0, upper)),
+            _ => None,
+        }
+    }
+
+    /// The figure as text: `123`, `≥123`, `123 ± 4.5`, `≥123 ± 4.5`, `<9.8`, `suppressed`.
+    pub fn text(self) -> String {
+        let ge = |partial: bool| if partial { "≥" } else { "" };
+        match self {
+            Shown::Count(v) => v.to_string(),
+            Shown::AtLeast(v) => format!("≥{v}"),
+            Shown::Estimate {
+                value,
+                half_width,
+                partial,
+            } => format!("{}{value} ± {}", ge(partial), one_decimal(half_width)),
+            Shown::NotDistinguishable { upper, partial } => {
+                format!(
+                    "{}<{}",
+                    if partial { "≥0, " } else { "" },
+                    one_decimal(upper)
+                )
+            }
+            Shown::Suppressed => "suppressed".into(),
+        }
+    }
+}
+
+/// A non-negative number with one decimal (`4.5`, `12.0`).
+pub fn one_decimal(x: f64) -> String {
+    format!("{x:.1}")
 }
 
 /// One regional cell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegionalCell {
     /// One value per dimension ("*" for a margin).
     pub key: Vec<String>,
-    /// Sum of released node values (a lower bound unless `status` is exact).
-    pub value: u64,
-    /// Exact, partial or suppressed.
+    /// Signed sum of the nodes' released and noisy values (a lower bound when partial). Never
+    /// show it directly: see [`RegionalCell::shown`].
+    pub value: i64,
+    /// Standard error of `value`: `√Σσ²` over the noisy contributions (0 without noise).
+    pub se: f64,
+    /// Exact, noisy, partial or suppressed.
     pub status: CellStatus,
     /// Per node, what it released for this key (nodes without the key are absent: zero).
     pub nodes: BTreeMap<String, Contribution>,
 }
 
+impl RegionalCell {
+    /// How the figure may be shown.
+    pub fn shown(&self) -> Shown {
+        shown(self.value, self.se, self.status)
+    }
+}
+
+/// What answering a query cost a zCDP node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodePrivacy {
+    /// The stored answer was replayed: nothing charged now.
+    pub replayed: bool,
+    /// ρ charged now to every touched quarter, in micro-ρ (0 when replayed).
+    pub rho_charged_micro: u64,
+    /// σ of the noise in every value this node released.
+    pub sigma: f64,
+    /// `person` or `incident`.
+    pub privacy_unit: String,
+    /// Budget left of every touched quarter after the release.
+    pub quarters: Vec<QuarterBudget>,
+}
+
+impl NodePrivacy {
+    /// Least of this coordinator's budget left over the touched quarters, in micro-ρ.
+    pub fn min_left_micro(&self) -> Option<u64> {
+        self.quarters.iter().map(|q| q.caller_rho_left_micro).min()
+    }
+}
+
 /// A node's status line for the table header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeStatus {
     /// The country.
     pub country: String,
@@ -63,10 +229,16 @@ pub struct NodeStatus {
     pub detail: String,
     /// Milliseconds the node took.
     pub elapsed_ms: u64,
+    /// The protection its answer was released under (answered nodes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ProtectionMode>,
+    /// What the answer cost (zCDP answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<NodePrivacy>,
 }
 
 /// The merged regional answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Regional {
     /// The query id sent to the nodes.
     pub query_id: String,
@@ -98,6 +270,16 @@ impl Coverage {
     }
 }
 
+fn node_privacy(answer: &Answer) -> Option<NodePrivacy> {
+    answer.privacy.as_ref().map(|p| NodePrivacy {
+        replayed: p.replayed,
+        rho_charged_micro: if p.replayed { 0 } else { p.rho_micro },
+        sigma: p.sigma,
+        privacy_unit: p.privacy_unit.clone(),
+        quarters: p.quarters.clone(),
+    })
+}
+
 /// Merges node results into regional cells.
 pub fn merge(
     query_id: &str,
@@ -106,6 +288,7 @@ pub fn merge(
     results: &[NodeResult],
 ) -> Regional {
     let mut cells: BTreeMap<Vec<String>, RegionalCell> = BTreeMap::new();
+    let mut variance: BTreeMap<Vec<String>, f64> = BTreeMap::new();
     let mut answered = 0;
     for r in results {
         let NodeOutcome::Answered(answer) = &r.outcome else {
@@ -115,21 +298,26 @@ pub fn merge(
             continue;
         }
         answered += 1;
+        let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
         for c in &answer.cells {
             let cell = cells.entry(c.key.clone()).or_insert_with(|| RegionalCell {
                 key: c.key.clone(),
                 value: 0,
+                se: 0.0,
                 status: CellStatus::Exact,
                 nodes: BTreeMap::new(),
             });
             let contribution = match c.value {
                 CellValue::Released(v) => {
-                    cell.value = cell.value.saturating_add(v);
+                    cell.value = cell
+                        .value
+                        .saturating_add(i64::try_from(v).unwrap_or(i64::MAX));
                     Contribution::Value(v)
                 }
                 CellValue::Noisy(v) => {
-                    cell.value = cell.value.saturating_add_signed(v);
-                    Contribution::Noisy(v)
+                    cell.value = cell.value.saturating_add(v);
+                    *variance.entry(c.key.clone()).or_default() += sigma * sigma;
+                    Contribution::Noisy { value: v, sigma }
                 }
                 CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
             };
@@ -140,15 +328,21 @@ pub fn merge(
         let released = cell
             .nodes
             .values()
-            .any(|c| matches!(c, Contribution::Value(_) | Contribution::Noisy(_)));
+            .any(|c| !matches!(c, Contribution::Suppressed(_)));
+        let noisy = cell
+            .nodes
+            .values()
+            .any(|c| matches!(c, Contribution::Noisy { .. }));
         let suppressed = cell
             .nodes
             .values()
             .any(|c| matches!(c, Contribution::Suppressed(_)));
-        cell.status = match (released, suppressed) {
-            (_, false) => CellStatus::Exact,
-            (true, true) => CellStatus::Partial,
-            (false, true) => CellStatus::Suppressed,
+        cell.se = variance.get(&cell.key).map_or(0.0, |v| v.sqrt());
+        cell.status = match (released, suppressed, noisy) {
+            (_, false, false) => CellStatus::Exact,
+            (_, false, true) => CellStatus::Noisy,
+            (true, true, _) => CellStatus::Partial,
+            (false, true, _) => CellStatus::Suppressed,
         };
     }
     Regional {
@@ -161,6 +355,10 @@ pub fn merge(
             .map(|r| {
                 let mismatched =
                     matches!(&r.outcome, NodeOutcome::Answered(a) if a.dimensions != dimensions);
+                let merged = match &r.outcome {
+                    NodeOutcome::Answered(a) if !mismatched => Some(a),
+                    _ => None,
+                };
                 NodeStatus {
                     country: r.country.to_string(),
                     status: if mismatched {
@@ -176,6 +374,8 @@ pub fn merge(
                         r.outcome.detail()
                     },
                     elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+                    mode: merged.map(Answer::mode),
+                    privacy: merged.and_then(node_privacy),
                 }
             })
             .collect(),
@@ -199,7 +399,7 @@ pub fn answered_countries(results: &[NodeResult]) -> Vec<Country> {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use vrs_core::answer::{Answer, Cell, SuppressionReason};
+    use vrs_core::answer::{Cell, ReleasePrivacy};
 
     fn answered(country: &str, cells: &[(&str, Option<u64>)]) -> NodeResult {
         NodeResult {
@@ -286,5 +486,104 @@ mod tests {
             r.cells[0].nodes["THA"],
             Contribution::Suppressed(_)
         ));
+    }
+
+    fn noisy(country: &str, sigma: f64, cells: &[(&str, i64)]) -> NodeResult {
+        NodeResult {
+            country: country.parse().unwrap(),
+            outcome: NodeOutcome::Answered(Answer {
+                dimensions: vec![Dimension::Mode],
+                cells: cells
+                    .iter()
+                    .map(|(k, v)| Cell {
+                        key: vec![k.to_string()],
+                        value: CellValue::Noisy(*v),
+                    })
+                    .collect(),
+                privacy: Some(ReleasePrivacy {
+                    release_id: "r".into(),
+                    replayed: false,
+                    rho_micro: 50_000,
+                    l2_sensitivity_squared: 1,
+                    privacy_unit: "incident".into(),
+                    sigma,
+                    threshold: 0.0,
+                    quarters: vec![QuarterBudget {
+                        quarter: "2024-Q1".into(),
+                        rho_spent_micro: 50_000,
+                        rho_left_micro: 950_000,
+                        caller_rho_left_micro: 950_000,
+                    }],
+                }),
+            }),
+            elapsed: Duration::from_millis(3),
+        }
+    }
+
+    #[test]
+    fn noisy_values_sum_signed_with_the_root_of_summed_variances() {
+        let results = vec![
+            noisy("THA", 3.0, &[("land", 40), ("sea", -2)]),
+            noisy("IDN", 4.0, &[("land", 10), ("sea", 1)]),
+        ];
+        let r = merge("q", Unit::Incidents, &[Dimension::Mode], &results);
+        let land = &r.cells[0];
+        assert_eq!(
+            (land.value, land.se, land.status),
+            (50, 5.0, CellStatus::Noisy)
+        );
+        assert_eq!(
+            land.nodes["THA"],
+            Contribution::Noisy {
+                value: 40,
+                sigma: 3.0
+            }
+        );
+        assert_eq!(
+            land.shown(),
+            Shown::Estimate {
+                value: 50,
+                half_width: 9.8,
+                partial: false
+            }
+        );
+        assert_eq!(land.shown().text(), "50 ± 9.8");
+        let sea = &r.cells[1];
+        assert_eq!((sea.value, sea.se), (-1, 5.0));
+        // A negative total is never a count: its interval contains 0.
+        assert_eq!(sea.shown().text(), "<9.8");
+        assert_eq!(sea.shown().interval(), Some((0.0, 9.8)));
+        assert_eq!(r.nodes[0].mode, Some(ProtectionMode::Zcdp));
+        let p = r.nodes[0].privacy.as_ref().unwrap();
+        assert_eq!(
+            (p.rho_charged_micro, p.min_left_micro()),
+            (50_000, Some(950_000))
+        );
+    }
+
+    #[test]
+    fn a_noisy_node_and_a_suppressing_rules_node_make_a_partial_cell() {
+        let results = vec![
+            noisy("THA", 2.0, &[("land", 30)]),
+            answered("IDN", &[("land", None)]),
+            answered("MYS", &[("land", Some(7))]),
+        ];
+        let r = merge("q", Unit::Incidents, &[Dimension::Mode], &results);
+        let land = &r.cells[0];
+        assert_eq!(
+            (land.value, land.se, land.status),
+            (37, 2.0, CellStatus::Partial)
+        );
+        assert_eq!(land.shown().text(), "≥37 ± 3.9");
+        assert_eq!(r.nodes[2].mode, Some(ProtectionMode::RulesV1));
+        assert_eq!(r.nodes[2].privacy, None);
+    }
+
+    #[test]
+    fn an_interval_touching_zero_is_not_distinguishable() {
+        assert_eq!(shown(9, 5.0, CellStatus::Noisy).text(), "<18.8");
+        assert_eq!(shown(10, 5.0, CellStatus::Noisy).text(), "10 ± 9.8");
+        assert_eq!(shown(-40, 5.0, CellStatus::Noisy).text(), "<9.8");
+        assert_eq!(shown(12, 0.0, CellStatus::Exact).text(), "12");
     }
 }

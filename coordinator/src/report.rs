@@ -32,9 +32,11 @@ use vrs_core::query::{Dimension, Query, QueryError, QueryLimits, RawQuery, Unit}
 use vrs_core::clock::Clock;
 use vrs_core::codes::Country;
 
+use crate::budget;
 use crate::fanout::{FanoutError, Federation, NodeOutcome, NodeResult};
 pub use crate::fanout::{NodeDescription, PolicySummary};
-use crate::merge::{self, CellStatus, Regional};
+use crate::merge::{self, CellStatus, Regional, Shown};
+use crate::output::rho_text;
 use crate::registry::Registry;
 use chart::{CATEGORICAL, ChartText, Layout, SEQUENTIAL};
 use model::{Datum, Grid, escape, thousands};
@@ -170,7 +172,7 @@ pub struct PeriodRange {
 }
 
 /// One node of the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeInfo {
     /// Its country.
     pub country: String,
@@ -179,7 +181,7 @@ pub struct NodeInfo {
 }
 
 /// One figure with the merged regional answer behind it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Section {
     /// Which figure.
     pub figure: Figure,
@@ -188,7 +190,7 @@ pub struct Section {
 }
 
 /// Everything the report shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportData {
     /// The coordinator's identity.
     pub coordinator: String,
@@ -211,6 +213,9 @@ pub enum ReportError {
     /// The coordinator could not set up its connections or sign.
     #[error(transparent)]
     Fanout(#[from] FanoutError),
+    /// A question could not be fitted under the nodes' cell cap.
+    #[error(transparent)]
+    Fit(#[from] budget::FitError),
     /// A question's task ended without an answer (it panicked or was cancelled).
     #[error("a report question was interrupted")]
     Interrupted,
@@ -224,17 +229,70 @@ pub async fn build(
     range: &PeriodRange,
     clock: Arc<dyn Clock>,
 ) -> Result<ReportData, ReportError> {
+    build_with_rho(registry, range, 0, clock).await
+}
+
+/// Like [`build`], every question asking zCDP nodes to spend `rho_micro` on each quarter it
+/// touches (0: each node's default). Questions that cross origins with destinations are kept
+/// under the nodes' cell cap ([`budget::fit_universe`]).
+pub async fn build_with_rho(
+    registry: &Registry,
+    range: &PeriodRange,
+    rho_micro: u64,
+    clock: Arc<dyn Clock>,
+) -> Result<ReportData, ReportError> {
     let limits = QueryLimits::default();
-    let queries = Figure::ALL
+    let questions = Figure::ALL
         .iter()
-        .map(|f| Ok((*f, Query::parse(&f.query(range), &limits)?)))
+        .map(|f| {
+            let mut raw = f.query(range);
+            raw.rho_micro = rho_micro;
+            // Checked here, so that a bad period is an error before anything is sent.
+            Query::parse(&raw, &limits)?;
+            Ok((*f, raw))
+        })
         .collect::<Result<Vec<_>, QueryError>>()?;
     let generated_at = chrono::DateTime::from_timestamp_millis(clock.now_ms())
         .unwrap_or_default()
         .format("%Y-%m-%d %H:%M UTC")
         .to_string();
     let fed = Arc::new(Federation::connect(registry)?.with_clock(clock));
-    let (described, answers) = tokio::join!(fed.describe(), ask_all(&fed, queries));
+    // Route figures (trend, fees) ask for the busiest routes of the flow matrix only: a route
+    // universe is every origin × destination pair (tens of thousands of cells, every one noised
+    // and sent), and choosing routes from released noisy figures is post-processing.
+    let (first, second): (Vec<_>, Vec<_>) = questions
+        .into_iter()
+        .partition(|(f, _)| !matches!(f, Figure::Trend | Figure::Fees));
+    let (described, answers) = tokio::join!(fed.describe(), ask_all(&fed, first));
+    let mut sections: Vec<Section> = answers?
+        .into_iter()
+        .map(|(figure, query, id, results)| Section {
+            figure,
+            regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+        })
+        .collect();
+    let routes = sections
+        .iter()
+        .find(|s| s.figure == Figure::Flows)
+        .map(|s| busiest_routes(&s.regional, ROUTES_ASKED))
+        .unwrap_or_default();
+    let second = second
+        .into_iter()
+        .map(|(f, mut raw)| {
+            if !routes.is_empty() {
+                raw.filters
+                    .push((Dimension::Route.code().to_string(), routes.clone()));
+            }
+            (f, raw)
+        })
+        .collect();
+    for (figure, query, id, results) in ask_all(&fed, second).await? {
+        sections.push(Section {
+            figure,
+            regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+        });
+    }
+    sections.sort_by_key(|s| Figure::ALL.iter().position(|f| *f == s.figure));
     Ok(ReportData {
         coordinator: registry.identity(),
         generated_at,
@@ -243,30 +301,65 @@ pub async fn build(
             .into_iter()
             .map(|(country, d)| node_info(country, d))
             .collect(),
-        sections: answers?
-            .into_iter()
-            .map(|(figure, query, id, results)| Section {
-                figure,
-                regional: merge::merge(&id, query.unit(), query.group_by(), &results),
-            })
-            .collect(),
+        sections,
     })
+}
+
+/// Routes the route figures ask for (a filter holds at most 50 values).
+const ROUTES_ASKED: usize = 40;
+
+/// The `limit` busiest `ORIG>DEST` routes of an origin × destination answer: cells whose figure
+/// is shown as a number (distinguishable from 0), largest first.
+pub fn busiest_routes(flows: &Regional, limit: usize) -> Vec<String> {
+    let (Some(o), Some(d)) = (
+        flows
+            .dimensions
+            .iter()
+            .position(|x| *x == Dimension::Origin),
+        flows
+            .dimensions
+            .iter()
+            .position(|x| *x == Dimension::Destination),
+    ) else {
+        return Vec::new();
+    };
+    let mut routes: Vec<(u64, String)> = flows
+        .cells
+        .iter()
+        .filter(|c| !c.key.iter().any(|k| k == MARGIN))
+        .filter_map(|c| {
+            let v = match c.shown() {
+                Shown::Count(v) | Shown::AtLeast(v) | Shown::Estimate { value: v, .. } => v,
+                Shown::NotDistinguishable { .. } | Shown::Suppressed => return None,
+            };
+            let route = format!("{}>{}", c.key.get(o)?, c.key.get(d)?);
+            (v > 0).then_some((v, route))
+        })
+        .collect();
+    routes.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    routes.truncate(limit);
+    routes.into_iter().map(|(_, r)| r).collect()
 }
 
 /// One figure's question with the query id it was sent under and every node's outcome.
 type Asked = (Figure, Query, String, Vec<NodeResult>);
 
-/// Sends every figure's question concurrently; the answers come back in figure order.
+/// Fits and sends every figure's question concurrently; the answers come back in figure order.
 async fn ask_all(
     fed: &Arc<Federation>,
-    queries: Vec<(Figure, Query)>,
+    questions: Vec<(Figure, RawQuery)>,
 ) -> Result<Vec<Asked>, ReportError> {
     let mut set = tokio::task::JoinSet::new();
-    for (i, (figure, query)) in queries.into_iter().enumerate() {
+    for (i, (figure, raw)) in questions.into_iter().enumerate() {
         let fed = Arc::clone(fed);
         set.spawn(async move {
-            let asked = fed.ask(&query).await;
-            (i, asked.map(|(id, results)| (figure, query, id, results)))
+            let asked = async {
+                let query = budget::fit_universe(&fed, &raw, &QueryLimits::default()).await?;
+                let (id, results) = fed.ask(&query).await?;
+                Ok::<_, ReportError>((figure, query, id, results))
+            }
+            .await;
+            (i, asked)
         });
     }
     let mut answers = Vec::with_capacity(set.len());
@@ -294,7 +387,7 @@ pub fn summary(report: &ReportData) -> String {
             .iter()
             .flat_map(|s| &s.regional.cells)
             .fold((0, 0), |(p, s), c| match c.status {
-                CellStatus::Exact => (p, s),
+                CellStatus::Exact | CellStatus::Noisy => (p, s),
                 CellStatus::Partial => (p + 1, s),
                 CellStatus::Suppressed => (p, s + 1),
             });
@@ -381,9 +474,13 @@ fn label(dim: Dimension, code: &str) -> String {
     }
 }
 
-fn datum(status: CellStatus, value: u64) -> Datum {
+fn datum(status: CellStatus, value: i64, se: f64) -> Datum {
+    if status == CellStatus::Noisy {
+        return Datum::Noisy { value, se };
+    }
+    let value = u64::try_from(value).unwrap_or(0);
     match status {
-        CellStatus::Exact => Datum::Exact(value),
+        CellStatus::Exact | CellStatus::Noisy => Datum::Exact(value),
         CellStatus::Partial => Datum::Partial(value),
         CellStatus::Suppressed => Datum::Suppressed,
     }
@@ -455,7 +552,7 @@ fn pivot(
         }
         let rk = c.key[ri].clone();
         let ck = ci.map_or_else(String::new, |i| c.key[i].clone());
-        let d = datum(c.status, c.value);
+        let d = datum(c.status, c.value, c.se);
         let e = cells.entry((rk, ck)).or_insert(Datum::Absent);
         *e = *e + d;
     }
@@ -550,9 +647,10 @@ pub fn render(report: &ReportData) -> String {
     kpis(&mut out, report);
     node_status(&mut out, report);
     policies(&mut out, report);
+    privacy(&mut out, report);
     out.push_str(r#"<section id="reading" aria-labelledby="reading-h"><h2 id="reading-h">How to read the figures</h2>"#);
     out.push_str(html::status_legend());
-    out.push_str(r#"<p class="note">Nodes release only aggregate figures that pass their own disclosure control; released values may be perturbed and rounded slightly. A regional figure is the sum of what the nodes released. No record-level data reaches the coordinator or this report.</p></section>"#);
+    out.push_str(r#"<p class="note">Nodes release only aggregate figures that pass their own disclosure control; in zCDP mode every figure carries random noise (so small or negative node values occur, and regional figures come with 95% error bars), in rules mode released values may be perturbed and rounded slightly. A regional figure is the sum of what the nodes released; display rules are applied after that sum, so a figure not distinguishable from 0 reads &lt;U. No record-level data reaches the coordinator or this report.</p></section>"#);
     for s in &report.sections {
         section(&mut out, report, s);
     }
@@ -792,6 +890,50 @@ fn policies(out: &mut String, report: &ReportData) {
     out.push_str("</tbody></table></div></section>\n");
 }
 
+/// Each node's protection mode and what this report's questions cost it: ρ charged to its
+/// most-charged quarter, quarters' budgets spent in all, and the least budget left afterwards.
+fn privacy(out: &mut String, report: &ReportData) {
+    let spends = budget::spend(report.sections.iter().map(|s| &s.regional));
+    out.push_str(
+        r#"<section id="privacy" aria-labelledby="privacy-h"><h2 id="privacy-h">Protection and privacy-loss budget</h2>
+<p class="lede">Nodes in zCDP mode add calibrated random noise to every figure and keep a finite privacy-loss budget (ρ) for every quarter of records; every new question spends some of it, asking the same question again is free, and a node refuses a question that would overspend. Nodes in rules_v1 mode use the older rules, which are not protected against many different questions.</p>
+<div class="table-scroll" tabindex="0"><table class="status"><caption>Protection mode and budget spent by this report, per node</caption><thead><tr><th scope="col">Node</th><th scope="col">Mode</th><th scope="col">Budget per quarter (ρ)</th><th scope="col">ρ charged by this report (most-charged quarter)</th><th scope="col">Quarters’ budgets spent</th><th scope="col">Least budget left (ρ)</th></tr></thead><tbody>"#,
+    );
+    for n in &report.nodes {
+        let (mode, per_quarter) = match &n.description {
+            Ok(d) => (
+                d.mode.code().to_string(),
+                d.privacy
+                    .as_ref()
+                    .map_or_else(|| "–".into(), |p| rho_text(p.rho_per_quarter_micro)),
+            ),
+            Err(_) => ("unknown".into(), "–".into()),
+        };
+        let spend = spends.iter().find(|s| s.country == n.country);
+        let left = report
+            .sections
+            .iter()
+            .flat_map(|s| &s.regional.nodes)
+            .filter(|x| x.country == n.country)
+            .filter_map(|x| x.privacy.as_ref().and_then(|p| p.min_left_micro()))
+            .min();
+        let _ = write!(
+            out,
+            r#"<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            escape(&n.country),
+            escape(&mode),
+            per_quarter,
+            spend.map_or_else(|| "–".into(), |s| rho_text(s.max_quarter_micro)),
+            spend.map_or_else(
+                || "–".into(),
+                |s| format!("{:.2} of {} quarters", s.quarter_budgets(), s.quarters)
+            ),
+            left.map_or_else(|| "–".into(), rho_text),
+        );
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
 /// The grid behind a figure (every row; the chart may draw fewer).
 fn grid_of(s: &Section) -> Grid {
     let r = &s.regional;
@@ -810,7 +952,17 @@ fn grid_of(s: &Section) -> Grid {
     };
     let row = (dims[0], order(dims[0]));
     let col = dims.get(1).map(|d| (*d, order(*d)));
-    pivot(r, row, col, &sentence_case(unit))
+    let grid = pivot(r, row, col, &sentence_case(unit));
+    // A zCDP universe lists every country or route, nearly all of them empty: rows of long
+    // category lists with no figure distinguishable from 0 are left out of charts and tables.
+    if matches!(
+        dims[0],
+        Dimension::Route | Dimension::Origin | Dimension::Destination | Dimension::Citizenship
+    ) {
+        grid.retain_rows(|cells| cells.iter().any(|d| d.is_figure()))
+    } else {
+        grid
+    }
 }
 
 fn sentence_case(s: &str) -> String {
@@ -999,6 +1151,8 @@ mod tests {
             status: status.into(),
             detail: detail.into(),
             elapsed_ms: 12,
+            mode: None,
+            privacy: None,
         }
     }
 
@@ -1016,8 +1170,9 @@ mod tests {
             value: if status == CellStatus::Suppressed {
                 0
             } else {
-                value
+                i64::try_from(value).unwrap()
             },
+            se: 0.0,
             status,
             nodes,
         }
@@ -1097,6 +1252,9 @@ mod tests {
                 NodeInfo {
                     country: "THA".into(),
                     description: Ok(NodeDescription {
+                        schema_version: 3,
+                        units: vec!["migrants".into()],
+                        dimensions: Vec::new(),
                         first_period: "2021-01".into(),
                         last_period: "2024-12".into(),
                         software_version: "0.1.0".into(),
@@ -1107,8 +1265,11 @@ mod tests {
                             perturbation: true,
                             perturbation_max_deviation: 2,
                             rounding_base: 1,
+                            max_dimensions: 3,
                         },
-                        ..NodeDescription::default()
+                        mode: vrs_core::answer::ProtectionMode::RulesV1,
+                        privacy: None,
+                        budget: Vec::new(),
                     }),
                 },
                 NodeInfo {
@@ -1166,6 +1327,59 @@ mod tests {
         assert!(html.contains("Minimum count"));
         assert!(html.contains("2025-01-02 03:04 UTC"));
         assert!(html.contains("from 2024"));
+    }
+
+    /// Every cell of every figure noisy (zCDP): one clearly above 0, the others not
+    /// distinguishable from it.
+    fn noisy_report() -> ReportData {
+        let mut data = report(vec![
+            node("THA", "answered", "5 cells"),
+            node("MYS", "answered", "4 cells"),
+        ]);
+        for s in &mut data.sections {
+            for (i, c) in s.regional.cells.iter_mut().enumerate() {
+                c.status = CellStatus::Noisy;
+                c.value = if i == 0 { 500 } else { -3 };
+                c.se = 4.0;
+                c.nodes = BTreeMap::from([(
+                    "THA".to_string(),
+                    Contribution::Noisy {
+                        value: c.value,
+                        sigma: 4.0,
+                    },
+                )]);
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn noisy_figures_get_error_bars_and_intervals_never_negative_counts() {
+        let html = render(&noisy_report());
+        for f in [
+            Figure::Trend,
+            Figure::Methods,
+            Figure::Deaths,
+            Figure::Migrants,
+        ] {
+            let start = html.find(&format!(r#"id="fig-{}""#, f.id())).unwrap();
+            let end = html[start..].find("</section>").unwrap() + start;
+            let part = &html[start..end];
+            assert!(part.contains("mark noisy"), "{f:?}");
+            assert!(
+                part.contains(r#"<g class="errorbar">"#),
+                "{f:?}: no error bar"
+            );
+            assert!(part.contains(r#"<td class="noisy">"#), "{f:?}");
+            assert!(part.contains("500 ± 8"), "{f:?}: no ± interval");
+            assert!(
+                part.contains("&lt;8"),
+                "{f:?}: no not-distinguishable figure"
+            );
+            assert!(!part.contains(">-3<"), "{f:?}: a negative count");
+        }
+        assert!(html.contains("Protection and privacy-loss budget"));
+        assert!(html.contains("95% interval"));
     }
 
     #[test]

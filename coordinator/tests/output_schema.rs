@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use vrs_coordinator::fanout::{NodeOutcome, NodeResult};
 use vrs_coordinator::merge::{self, Regional};
 use vrs_coordinator::output;
-use vrs_core::answer::{Answer, Cell, CellValue, MARGIN, SuppressionReason};
+use vrs_core::answer::{
+    Answer, Cell, CellValue, MARGIN, QuarterBudget, ReleasePrivacy, SuppressionReason,
+};
 use vrs_core::query::{Dimension, Unit};
 
 fn repo_file(rel: &str) -> PathBuf {
@@ -38,7 +40,7 @@ fn validator(rel: &str) -> Validator {
 }
 
 fn regional_schema() -> Validator {
-    validator("docs/schema/regional.v1.json")
+    validator("docs/schema/regional.v2.json")
 }
 
 fn node_answer_schema() -> Validator {
@@ -80,6 +82,40 @@ fn answered(country: &str, dims: &[Dimension], cells: Vec<Cell>) -> NodeResult {
     }
 }
 
+fn noisy_cell(key: &[&str], value: i64) -> Cell {
+    Cell {
+        key: key.iter().map(|k| k.to_string()).collect(),
+        value: CellValue::Noisy(value),
+    }
+}
+
+/// A zCDP node's answer: every cell noisy with `sigma`.
+fn answered_noisy(country: &str, dims: &[Dimension], sigma: f64, cells: Vec<Cell>) -> NodeResult {
+    NodeResult {
+        country: country.parse().unwrap(),
+        outcome: NodeOutcome::Answered(Answer {
+            dimensions: dims.to_vec(),
+            cells,
+            privacy: Some(ReleasePrivacy {
+                release_id: "ab".repeat(32),
+                replayed: false,
+                rho_micro: 50_000,
+                l2_sensitivity_squared: 1,
+                privacy_unit: "person".into(),
+                sigma,
+                threshold: 0.0,
+                quarters: vec![QuarterBudget {
+                    quarter: "2024-Q1".into(),
+                    rho_spent_micro: 100_000,
+                    rho_left_micro: 900_000,
+                    caller_rho_left_micro: 900_000,
+                }],
+            }),
+        }),
+        elapsed: Duration::from_millis(15),
+    }
+}
+
 fn other(country: &str, outcome: NodeOutcome) -> NodeResult {
     NodeResult {
         country: country.parse().unwrap(),
@@ -90,12 +126,32 @@ fn other(country: &str, outcome: NodeOutcome) -> NodeResult {
 
 const DIMS: [Dimension; 2] = [Dimension::Route, Dimension::Quarter];
 
-/// A regional answer with every kind of cell, every suppression reason, a margin, and every
-/// kind of node outcome.
+/// A regional answer with every kind of cell (exact, noisy and distinguishable, noisy and not,
+/// partial with and without noise, suppressed), every suppression reason, a margin, both
+/// protection modes and every kind of node outcome.
 fn rich_regional() -> Regional {
     use SuppressionReason::*;
     let m = MARGIN;
     let results = vec![
+        answered_noisy(
+            "PHL",
+            &DIMS,
+            4.5,
+            vec![
+                noisy_cell(&["BGD>MYS", "2024-Q3"], 12),
+                noisy_cell(&["PHL>MYS", "2024-Q1"], 310),
+                noisy_cell(&["PHL>MYS", "2024-Q2"], -3),
+            ],
+        ),
+        answered_noisy(
+            "VNM",
+            &DIMS,
+            6.0,
+            vec![
+                noisy_cell(&["PHL>MYS", "2024-Q1"], 41),
+                noisy_cell(&["PHL>MYS", "2024-Q2"], 2),
+            ],
+        ),
         answered(
             "THA",
             &DIMS,
@@ -126,7 +182,7 @@ fn rich_regional() -> Regional {
             },
         ),
         other("AUS", NodeOutcome::Unreachable("connection refused".into())),
-        other("PHL", NodeOutcome::TimedOut),
+        other("KHM", NodeOutcome::TimedOut),
         other("LKA", NodeOutcome::PendingApproval),
     ];
     merge::merge("interop-0123456789abcdef", Unit::Migrants, &DIMS, &results)
@@ -150,7 +206,9 @@ fn rich_node_answer() -> Value {
 }
 
 /// What the schema cannot say: keys as long as `dimensions`, coverage consistent with the node
-/// list, values the sums of the node values, partial cells with both a value and a suppression.
+/// list, values the sums of the node values (noisy ones included), standard errors the root of
+/// the nodes' summed variances, intervals ±1.96·se clamped at 0, partial cells with both a
+/// value and a suppression.
 fn check_regional_semantics(doc: &Value) {
     let dims = doc["dimensions"].as_array().unwrap().len();
     let nodes = doc["nodes"].as_array().unwrap();
@@ -160,20 +218,42 @@ fn check_regional_semantics(doc: &Value) {
     for c in doc["cells"].as_array().unwrap() {
         assert_eq!(c["key"].as_array().unwrap().len(), dims, "{c}");
         let contributions: Vec<&Value> = c["nodes"].as_object().unwrap().values().collect();
-        let sum: u64 = contributions
+        let sum: i64 = contributions
             .iter()
-            .filter_map(|n| n.get("value").and_then(Value::as_u64))
+            .filter_map(|n| n.get("value").or(n.get("noisy")).and_then(Value::as_i64))
             .sum();
-        let any_value = contributions.iter().any(|n| n.get("value").is_some());
+        let variance: f64 = contributions
+            .iter()
+            .filter_map(|n| n.get("sigma").and_then(Value::as_f64))
+            .map(|s| s * s)
+            .sum();
+        let any_value = contributions
+            .iter()
+            .any(|n| n.get("value").is_some() || n.get("noisy").is_some());
+        let any_noisy = contributions.iter().any(|n| n.get("noisy").is_some());
         let any_suppressed = contributions.iter().any(|n| n.get("suppressed").is_some());
         match c["status"].as_str().unwrap() {
-            "exact" => assert!(any_value && !any_suppressed, "{c}"),
+            "exact" => assert!(any_value && !any_suppressed && !any_noisy, "{c}"),
+            "noisy" => assert!(any_noisy && !any_suppressed, "{c}"),
             "partial" => assert!(any_value && any_suppressed, "{c}"),
             "suppressed" => assert!(!any_value && any_suppressed, "{c}"),
             s => panic!("status {s}"),
         }
         if let Some(v) = c.get("value") {
             assert_eq!(v, &json!(sum), "{c}");
+        }
+        if let Some(se) = c.get("se").and_then(Value::as_f64) {
+            assert!((se - variance.sqrt()).abs() < 1e-9, "{c}");
+            let half = 1.96 * se;
+            let high = c["ci95_high"].as_f64().unwrap();
+            let low = c["ci95_low"].as_f64().unwrap();
+            assert!((high - (sum.max(0) as f64 + half)).abs() < 1e-9, "{c}");
+            assert!((low - (sum as f64 - half).max(0.0)).abs() < 1e-9, "{c}");
+            let distinguishable = sum as f64 - half > 0.0;
+            assert_eq!(c["distinguishable"], json!(distinguishable), "{c}");
+            assert_eq!(c.get("value").is_some(), distinguishable, "{c}");
+        } else {
+            assert!(!any_noisy, "{c}");
         }
     }
 }
@@ -184,11 +264,28 @@ fn regional_json_matches_the_schema() {
     let statuses: Vec<_> = r.cells.iter().map(|c| c.status).collect();
     for s in [
         merge::CellStatus::Exact,
+        merge::CellStatus::Noisy,
         merge::CellStatus::Partial,
         merge::CellStatus::Suppressed,
     ] {
         assert!(statuses.contains(&s), "fixture lacks a {s:?} cell");
     }
+    let shown: Vec<_> = r.cells.iter().map(|c| c.shown()).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|s| matches!(s, merge::Shown::NotDistinguishable { .. }))
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| matches!(s, merge::Shown::Estimate { partial: true, .. }))
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| matches!(s, merge::Shown::Estimate { partial: false, .. }))
+    );
     let doc = output::json(&r);
     assert_valid(&regional_schema(), &doc, "output::json");
     check_regional_semantics(&doc);
@@ -197,7 +294,7 @@ fn regional_json_matches_the_schema() {
 
 #[test]
 fn the_schema_id_is_the_one_the_coordinator_writes() {
-    let schema = load_json("docs/schema/regional.v1.json");
+    let schema = load_json("docs/schema/regional.v2.json");
     assert_eq!(schema["title"], output::JSON_SCHEMA);
     assert_eq!(schema["properties"]["schema"]["const"], output::JSON_SCHEMA);
 }
@@ -316,7 +413,43 @@ fn wrong_regional_documents_fail_validation() {
         find_cell(d, "exact")["value"] = json!(-1);
     });
     assert_refused(&v, &doc, "another schema version", |d| {
-        d["schema"] = json!("vrs.regional.v2");
+        d["schema"] = json!("vrs.regional.v1");
+    });
+    assert_refused(&v, &doc, "a noisy cell without its standard error", |d| {
+        find_cell(d, "noisy").as_object_mut().unwrap().remove("se");
+    });
+    assert_refused(&v, &doc, "a noisy cell shown as exact", |d| {
+        find_cell(d, "noisy")["status"] = json!("exact");
+    });
+    assert_refused(
+        &v,
+        &doc,
+        "a value on a figure not distinguishable from 0",
+        |d| {
+            let c = d["cells"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|c| c["distinguishable"] == json!(false))
+                .unwrap();
+            c["value"] = json!(0);
+        },
+    );
+    assert_refused(&v, &doc, "a negative interval end", |d| {
+        find_cell(d, "noisy")["ci95_low"] = json!(-4.0);
+    });
+    assert_refused(&v, &doc, "a node contribution noisy without sigma", |d| {
+        let c = find_cell(d, "noisy");
+        let (_, n) = c["nodes"]
+            .as_object_mut()
+            .unwrap()
+            .iter_mut()
+            .next()
+            .unwrap();
+        n.as_object_mut().unwrap().remove("sigma");
+    });
+    assert_refused(&v, &doc, "an unknown protection mode", |d| {
+        d["nodes"][0]["mode"] = json!("dp");
     });
     assert_refused(&v, &doc, "no schema field", |d| {
         d.as_object_mut().unwrap().remove("schema");
@@ -388,7 +521,7 @@ fn the_examples_in_outputs_md_validate() {
         let doc: Value = serde_json::from_str(&block.join("\n"))
             .unwrap_or_else(|e| panic!("a json block in OUTPUTS.md does not parse: {e}"));
         if doc.get("schema") == Some(&json!(output::JSON_SCHEMA)) {
-            assert_valid(&regional, &doc, "a vrs.regional.v1 example in OUTPUTS.md");
+            assert_valid(&regional, &doc, "a vrs.regional.v2 example in OUTPUTS.md");
             check_regional_semantics(&doc);
             seen.0 += 1;
         } else {

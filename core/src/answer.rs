@@ -110,6 +110,26 @@ pub struct Answer {
     pub privacy: Option<ReleasePrivacy>,
 }
 
+impl Answer {
+    /// Hex SHA-256 over the JSON rendering of the answer: what a node records in its audit log
+    /// and sends as `answer_digest`, and what the coordinator recomputes from the cells it
+    /// received. Both sides hash this one rendering of this one type, so they agree byte for byte.
+    pub fn digest(&self) -> String {
+        let text = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &text))
+    }
+
+    /// The protection the answer was released under: zCDP when it carries its privacy
+    /// accounting, the v1 rules otherwise.
+    pub fn mode(&self) -> ProtectionMode {
+        if self.privacy.is_some() {
+            ProtectionMode::Zcdp
+        } else {
+            ProtectionMode::RulesV1
+        }
+    }
+}
+
 /// Which protection a node applies to what it releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1162,8 +1162,7 @@ fn to_pb_reason(r: SuppressionReason) -> pb::SuppressionReason {
 
 /// Hex SHA-256 over a canonical rendering of the released answer (what the audit log records).
 pub fn answer_digest(answer: &Answer) -> String {
-    let text = serde_json::to_vec(answer).unwrap_or_default();
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, &text))
+    answer.digest()
 }
 
 #[tonic::async_trait]

@@ -32,7 +32,7 @@
       if (![b.x, b.y, b.width, b.height].every(Number.isFinite)) return 'a mark has no finite box';
       if (b.width > 0 || b.height > 0) sized++;
       if (!m.querySelector('title')) return 'a mark has no <title>';
-      var statuses = ['exact', 'partial', 'suppressed'].filter(function (c) { return m.classList.contains(c); });
+      var statuses = ['exact', 'noisy', 'partial', 'suppressed'].filter(function (c) { return m.classList.contains(c); });
       if (statuses.length !== 1) return 'a mark has no status class';
     }
     if (sized === 0) return 'no mark has a size';
@@ -66,6 +66,7 @@
 
   function fullChecks() {
     var tablePartial = 0, tableSuppressed = 0, markPartial = 0, markSuppressed = 0;
+    var markNoisy = 0, errorBars = 0, errorBarProblem = '';
     FIGURES.forEach(function (id) {
       var sec = document.getElementById('fig-' + id);
       if (!sec) { check('figure ' + id, 'section missing'); return; }
@@ -77,7 +78,22 @@
       tableSuppressed += count(sec, 'td.suppressed');
       markPartial += count(svg, '.mark.partial');
       markSuppressed += count(svg, '.mark.suppressed');
+      markNoisy += count(svg, '.mark.noisy');
+      var bars = svg ? svg.querySelectorAll('.errorbar') : [];
+      errorBars += bars.length;
+      for (var b = 0; b < bars.length && !errorBarProblem; b++) {
+        var box = bars[b].getBBox();
+        if (![box.x, box.y, box.width, box.height].every(Number.isFinite)) errorBarProblem = id + ': an error bar has no finite box';
+        else if (box.width <= 0 && box.height <= 0) errorBarProblem = id + ': an error bar has no length';
+        else if (!bars[b].querySelector('title')) errorBarProblem = id + ': an error bar has no <title>';
+      }
+      // Bars and lines carry an error bar per noisy figure; the flow matrix gives it in words.
+      if (svg && id !== 'flows' && count(svg, '.mark.noisy') > 0 && bars.length === 0 && !errorBarProblem) {
+        errorBarProblem = id + ': noisy figures but no error bars';
+      }
     });
+    check('error bars drawn (' + errorBars + ') for noisy figures (' + markNoisy + ')',
+      errorBarProblem || (markNoisy > 0 && errorBars === 0 ? 'noisy figures but no error bar' : ''));
     check('partial figures marked on charts (' + markPartial + ') and tables (' + tablePartial + ')',
       tablePartial > 0 && markPartial === 0 ? 'tables have lower bounds but no chart marks one' : '');
     check('suppressed figures marked on charts (' + markSuppressed + ') and tables (' + tableSuppressed + ')',
@@ -86,6 +102,8 @@
     var text = legend ? legend.textContent : '';
     check('legend explains partial and suppressed',
       /lower bound/i.test(text) && /suppressed/i.test(text) ? '' : 'no legend for partial and suppressed figures');
+    check('legend explains noisy figures and their 95% intervals',
+      /±/.test(text) && /95%/.test(text) && /not distinguishable from 0/i.test(text) ? '' : 'no legend for noisy figures');
     var status = document.querySelector('#status table');
     var badges = count(status, '.badge');
     check('node status shown (' + count(status, 'tbody tr') + ' nodes)',

@@ -5,8 +5,9 @@
 # <tmp>/report.html), opens the report in headless Chromium over file:// and checks, after
 # layout, that every chart rendered with data marks and finite geometry, that every chart has an
 # accessible table, that partial and suppressed figures are marked, that nothing was fetched and
-# that the console stayed silent. It then proves the check can fail: two deliberately broken
-# copies of the report (an empty chart, NaN geometry) must be rejected.
+# that the console stayed silent, and that noisy (zCDP) figures carry drawn 95% error bars. It then
+# proves the check can fail: three deliberately broken copies of the report (an empty chart, NaN
+# geometry, no error bars) must be rejected.
 #
 #   tests/browser/run.sh [--screenshot docs/report.png]
 #
@@ -112,7 +113,9 @@ echo "== the check rejects broken reports"
 perl -0pe 's{(<svg id="svg-methods"[^>]*>).*?</svg>}{$1</svg>}s' "$report" >"$work/broken-empty.html"
 # NaN geometry: every point of the trend chart gets cy="NaN".
 perl -0pe 's{(<svg id="svg-trend".*?</svg>)}{(my $s = $1) =~ s/cy="[^"]*"/cy="NaN"/g; $s}se' "$report" >"$work/broken-nan.html"
-for fixture in broken-empty broken-nan; do
+# No error bars: every 95% interval is taken off the charts.
+perl -0pe 's{<g class="errorbar">.*?</g>}{}gs' "$report" >"$work/broken-noerrorbars.html"
+for fixture in broken-empty broken-nan broken-noerrorbars; do
   if cmp -s "$report" "$work/$fixture.html"; then
     fail "$fixture fixture differs from the report"
     continue

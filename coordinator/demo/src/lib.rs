@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vrs_core::cli::IoError;
 use vrs_core::codes::Country;
-use vrs_core::query::{Query, QueryLimits, RawQuery};
+use vrs_core::query::{QueryLimits, RawQuery};
 use vrs_node::config::NodeConfig;
 use vrs_node::fx::FxRates;
 use vrs_node::store::{ImportCounts, Store};
@@ -347,11 +347,14 @@ fn q(title: &'static str, unit: &str, by: &str, from: &str, margins: bool) -> Qu
     }
 }
 
-/// The standard regional questions of the demo and the report.
+/// The standard regional questions of the demo and the report. Under zCDP a node releases its
+/// whole data-independent universe and refuses one above `max_cells`; the route question's
+/// (origins × destinations × quarters) is narrowed to the federation's countries when asked
+/// ([`ask`]), the others are small.
 pub fn standard_questions() -> Vec<Question> {
     vec![
         q(
-            "Migrants detected by route and quarter, 2024",
+            "Migrants detected by route (to the federation's countries) and quarter, 2024",
             "migrants",
             "route,quarter",
             "2024",
@@ -382,9 +385,12 @@ pub fn standard_questions() -> Vec<Question> {
     ]
 }
 
-/// Asks one question and merges the answers.
+/// Asks one question (kept under the nodes' cell cap: [`vrs_coordinator::budget::fit_universe`]) and
+/// merges the answers.
 pub async fn ask(fed: &Federation, raw: &RawQuery) -> Result<Regional, DemoError> {
-    let query = Query::parse(raw, &QueryLimits::default()).map_err(setup("query"))?;
+    let query = vrs_coordinator::budget::fit_universe(fed, raw, &QueryLimits::default())
+        .await
+        .map_err(setup("query"))?;
     let (id, results) = fed.ask(&query).await.map_err(setup("fan-out"))?;
     Ok(merge::merge(&id, query.unit(), query.group_by(), &results))
 }
@@ -431,7 +437,7 @@ pub async fn run_demo(
         for question in standard_questions() {
             let regional = ask(&fed, &question.query).await?;
             write(out, &format!("\n== {} ==\n", question.title))?;
-            write(out, &output::text(&regional, true))?;
+            write(out, &output::text_distinguishable(&regional, true))?;
             answers.push(regional);
         }
         let report = vrs_coordinator::report::build(
@@ -445,6 +451,17 @@ pub async fn run_demo(
         std::fs::write(&report_path, vrs_coordinator::report::render(&report))
             .map_err(setup("write report"))?;
         write(out, &format!("\nReport: {}\n", report_path.display()))?;
+        let questions = vrs_coordinator::budget::spend(&answers);
+        let report_spend =
+            vrs_coordinator::budget::spend(report.sections.iter().map(|s| &s.regional));
+        write(
+            out,
+            &format!(
+                "\n{}{}",
+                vrs_coordinator::budget::spend_text("the standard questions", &questions),
+                vrs_coordinator::budget::spend_text("the report (after them)", &report_spend)
+            ),
+        )?;
         Ok::<_, DemoError>(answers)
     }
     .await;

@@ -17,6 +17,7 @@
 use std::fmt::Write as _;
 
 use super::model::{Datum, Grid, escape, thousands};
+use crate::merge::Shown;
 
 /// Colour-blind safe categorical colours (Okabe and Ito, 2008), in order of use.
 pub const CATEGORICAL: &[&str] = &[
@@ -47,6 +48,8 @@ const FONT: f64 = 13.0;
 const AXIS_COLOUR: &str = "#4d4d4d";
 const GRID_COLOUR: &str = "#e3e3e3";
 const SUPPRESSED_COLOUR: &str = "#333333";
+/// Error bars (95 % intervals of noisy figures).
+const ERROR_COLOUR: &str = "#1a1a1a";
 
 /// A number for an SVG attribute: one decimal, never NaN or infinite.
 fn n(v: f64) -> String {
@@ -191,6 +194,41 @@ impl Svg {
         );
     }
 
+    /// A 95 % error bar of a noisy figure: from `lo` to `hi` along x at height `y` (horizontal
+    /// bars) or along y at `x` (`vertical`), with end caps.
+    fn error_bar(&mut self, at: f64, lo: f64, hi: f64, vertical: bool, title: &str) {
+        let cap = 3.5;
+        let (a, b) = (lo.min(hi), lo.max(hi));
+        let (x1, y1, x2, y2, c1, c2) = if vertical {
+            (
+                at,
+                a,
+                at,
+                b,
+                format!("M{} {}L{} {}", n(at - cap), n(a), n(at + cap), n(a)),
+                format!("M{} {}L{} {}", n(at - cap), n(b), n(at + cap), n(b)),
+            )
+        } else {
+            (
+                a,
+                at,
+                b,
+                at,
+                format!("M{} {}L{} {}", n(a), n(at - cap), n(a), n(at + cap)),
+                format!("M{} {}L{} {}", n(b), n(at - cap), n(b), n(at + cap)),
+            )
+        };
+        let _ = write!(
+            self.out,
+            r#"<g class="errorbar"><title>{}</title><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{ERROR_COLOUR}" stroke-width="1.4"/><path d="{c1}{c2}" stroke="{ERROR_COLOUR}" stroke-width="1.4" fill="none"/></g>"#,
+            escape(title),
+            n(x1),
+            n(y1),
+            n(x2),
+            n(y2),
+        );
+    }
+
     fn finish(mut self) -> String {
         self.out.push_str("</svg>");
         self.out
@@ -231,6 +269,7 @@ pub fn lines(text: &ChartText<'_>, grid: &Grid) -> String {
     };
     let (top_value, step) = nice_scale(grid.max_cell());
     let y = |v: u64| top + plot_h - plot_h * v as f64 / top_value;
+    let yf = |v: f64| top + plot_h - plot_h * v.max(0.0) / top_value;
     let base = top + plot_h;
 
     let mut svg = Svg::start(text, WIDTH, height);
@@ -342,6 +381,18 @@ pub fn lines(text: &ChartText<'_>, grid: &Grid) -> String {
                         escape(&title)
                     );
                 }
+                Datum::Noisy { .. } => {
+                    if let Some((lo, hi)) = d.interval() {
+                        svg.error_bar(x(i) + nudge, yf(lo), yf(hi), true, &title);
+                    }
+                    let _ = write!(
+                        svg.out,
+                        r#"<circle class="mark noisy" cx="{}" cy="{}" r="3.6" fill="{colour}"><title>{}</title></circle>"#,
+                        n(x(i) + nudge),
+                        n(y(d.lower_bound())),
+                        escape(&title)
+                    );
+                }
                 Datum::Suppressed => svg.cross(x(i) + nudge, base + 12.0, colour, &title),
                 Datum::Absent => {}
             }
@@ -405,13 +456,14 @@ pub fn bars(text: &ChartText<'_>, grid: &Grid, layout: Layout, palette: &[&str])
     let height = top + band * grid.rows.len() as f64 + bottom;
     let max = match layout {
         Layout::Stacked => (0..grid.rows.len())
-            .map(|r| grid.row_total(r).lower_bound())
+            .map(|r| grid.row_total(r).upper())
             .max()
             .unwrap_or(0),
         Layout::Grouped => grid.max_cell(),
     };
     let (top_value, step) = nice_scale(max);
     let w = |v: u64| plot_w * v as f64 / top_value;
+    let wf = |v: f64| plot_w * v.max(0.0) / top_value;
     let x0 = label_w;
     let base = height - bottom;
 
@@ -455,8 +507,8 @@ pub fn bars(text: &ChartText<'_>, grid: &Grid, layout: Layout, palette: &[&str])
                     let colour = palette[c % palette.len()];
                     let title = mark_title(&[category, &grid.cols[c]], *d, text.unit);
                     match d {
-                        Datum::Exact(v) | Datum::Partial(v) => {
-                            let width = w(*v);
+                        Datum::Exact(_) | Datum::Partial(_) | Datum::Noisy { .. } => {
+                            let width = w(d.lower_bound());
                             let hatch = format!("{}-hatch-{c}", text.id);
                             svg.bar(cursor, y, width, bar_h, colour, &hatch, *d, &title);
                             cursor += width;
@@ -464,6 +516,13 @@ pub fn bars(text: &ChartText<'_>, grid: &Grid, layout: Layout, palette: &[&str])
                         Datum::Suppressed => crosses.push((colour, title)),
                         Datum::Absent => {}
                     }
+                }
+                // The stack's total carries the error bar: noise adds up over its segments.
+                let total = grid.row_total(r);
+                if let Some((lo, hi)) = total.interval() {
+                    let title = mark_title(&[category], total, text.unit);
+                    svg.error_bar(y + bar_h / 2.0, x0 + wf(lo), x0 + wf(hi), false, &title);
+                    cursor = cursor.max(x0 + wf(hi));
                 }
                 let mut end = cursor + 4.0;
                 for (colour, title) in crosses {
@@ -484,10 +543,20 @@ pub fn bars(text: &ChartText<'_>, grid: &Grid, layout: Layout, palette: &[&str])
                     let y = band_y + 6.0 + c as f64 * (bar_h + 1.0);
                     let title = mark_title(&[category, &grid.cols[c]], *d, text.unit);
                     match d {
-                        Datum::Exact(v) | Datum::Partial(v) => {
-                            let width = w(*v);
+                        Datum::Exact(_) | Datum::Partial(_) | Datum::Noisy { .. } => {
+                            let mut width = w(d.lower_bound());
                             let hatch = format!("{}-hatch-{c}", text.id);
                             svg.bar(x0, y, width, bar_h, colour, &hatch, *d, &title);
+                            if let Some((lo, hi)) = d.interval() {
+                                svg.error_bar(
+                                    y + bar_h / 2.0,
+                                    x0 + wf(lo),
+                                    x0 + wf(hi),
+                                    false,
+                                    &title,
+                                );
+                                width = width.max(wf(hi));
+                            }
                             svg.text(
                                 x0 + width + 5.0,
                                 y + bar_h - 1.5,
@@ -578,8 +647,8 @@ pub fn heatmap(text: &ChartText<'_>, grid: &Grid, axes: (&str, &str)) -> String 
             let y = top + cell_h * r as f64;
             let title = mark_title(&[row, &grid.cols[c]], *d, text.unit);
             match d {
-                Datum::Exact(v) | Datum::Partial(v) => {
-                    let t = shade(*v);
+                Datum::Exact(_) | Datum::Partial(_) | Datum::Noisy { .. } => {
+                    let t = shade(d.lower_bound());
                     let fill = ramp(t);
                     let _ = write!(
                         svg.out,
@@ -606,12 +675,17 @@ pub fn heatmap(text: &ChartText<'_>, grid: &Grid, axes: (&str, &str)) -> String 
                     } else {
                         "cell-value"
                     };
+                    // A noisy cell shows its estimate; its interval is in the tooltip.
+                    let shown = match d.shown() {
+                        Some(Shown::Estimate { value, .. }) => thousands(value),
+                        _ => d.text(),
+                    };
                     svg.text(
                         x + cell_w / 2.0,
                         y + cell_h / 2.0 + 4.0,
                         "middle",
                         class,
-                        &d.text(),
+                        &shown,
                     );
                 }
                 Datum::Suppressed => {

@@ -13,6 +13,11 @@ use super::model::{Datum, Grid, escape};
 pub fn datum_cell(d: Datum) -> String {
     match d {
         Datum::Exact(_) => format!("<td>{}</td>", d.text()),
+        Datum::Noisy { .. } => format!(
+            r#"<td class="noisy"><abbr title="{}">{}</abbr></td>"#,
+            escape(&d.spoken("")),
+            escape(&d.text())
+        ),
         Datum::Partial(_) => format!(
             r#"<td class="partial"><abbr title="lower bound: at least one node suppressed part of this figure">{}</abbr></td>"#,
             d.text()
@@ -62,6 +67,7 @@ pub fn status_legend() -> &'static str {
 <li><span class="keys" aria-hidden="true"><svg width="30" height="14"><rect x="1" y="2" width="28" height="10" fill="#0072B2"/></svg><svg width="14" height="14"><circle cx="7" cy="7" r="4" fill="#0072B2"/></svg></span><span><b>Exact</b>: every node holding the figure released it. Solid bars and cells, filled points, solid lines.</span></li>
 <li><span class="keys" aria-hidden="true"><svg width="30" height="14"><defs><pattern id="legend-hatch" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="#0072B2" fill-opacity="0.18"/><line x1="0" y1="0" x2="0" y2="6" stroke="#0072B2" stroke-width="3"/></pattern></defs><rect x="1" y="2" width="28" height="10" fill="url(#legend-hatch)" stroke="#0072B2"/></svg><svg width="14" height="14"><circle cx="7" cy="7" r="4.5" fill="#fff" stroke="#0072B2" stroke-width="2"/></svg></span><span><b>Partial, ≥N</b>: a lower bound. At least one node suppressed its part, so the true figure is N or more. Hatched bars and cells, hollow points, dashed lines.</span></li>
 <li><span class="keys" aria-hidden="true"><svg width="14" height="14"><rect x="1.5" y="1.5" width="11" height="11" rx="2" fill="#0072B2" fill-opacity="0.3" stroke="#0072B2"/><path d="M3.5 3.5L10.5 10.5M3.5 10.5L10.5 3.5" stroke="#333" stroke-width="2" stroke-linecap="round"/></svg></span><span><b>Suppressed, ×</b>: no node released a figure (too few records or contributors, one dominant contributor, or to protect another suppressed cell). Unknown, not zero: on line charts these sit in the “supp.” lane under the axis.</span></li>
+<li><span class="keys" aria-hidden="true"><svg width="30" height="14"><rect x="1" y="3" width="18" height="8" fill="#0072B2"/><path d="M12 7L28 7M12 3.5L12 10.5M28 3.5L28 10.5" stroke="#1a1a1a" stroke-width="1.4" fill="none"/></svg></span><span><b>Noisy, N ± H</b>: a zCDP estimate (nodes add calibrated random noise to protect people; the noise of several nodes adds up). The error bar is its 95% interval, ±1.96 standard errors (SE = √Σσ²). A figure whose interval contains 0 reads <b>&lt;U</b>: not distinguishable from 0, below U.</span></li>
 <li><span class="keys" aria-hidden="true"><b>–</b></span><span><b>None reported</b>: no answering node holds records for it.</span></li>
 </ul>"##
 }
@@ -142,6 +148,7 @@ tbody th { font-weight: 500; white-space: nowrap; }
 td { text-align: right; white-space: nowrap; }
 td[data-total] { font-weight: 600; border-left: 1px solid var(--line); }
 td.partial { background: repeating-linear-gradient(135deg, #fff 0 3px, #e4ecf5 3px 6px); }
+td.noisy { white-space: nowrap; }
 td.suppressed { color: #5f5f5f; font-weight: 700; }
 td.absent { color: #9aa4ad; }
 abbr { text-decoration: none; }

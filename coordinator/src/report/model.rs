@@ -4,11 +4,21 @@
 //!
 //! Dependencies run one way: `report` → `chart`, `html` → `model`; nothing here renders.
 
+use crate::merge::{CellStatus, Shown, shown};
+
 /// What a regional cell says, as a chart draws it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Datum {
-    /// Every node that holds the cell released it: the value is the sum.
+    /// Every node that holds the cell released it without noise: the value is the sum.
     Exact(u64),
+    /// Every node that holds the cell released it, some with zCDP noise: a signed estimate with
+    /// its standard error. Drawn at `max(value, 0)` with a 95 % error bar.
+    Noisy {
+        /// The signed sum of the nodes' values.
+        value: i64,
+        /// √Σσ².
+        se: f64,
+    },
     /// Some node suppressed the cell: the value is a lower bound.
     Partial(u64),
     /// No node released a figure.
@@ -18,11 +28,44 @@ pub enum Datum {
 }
 
 impl Datum {
-    /// The value a chart may draw: the exact value or the lower bound; 0 for suppressed and absent.
+    /// The value a chart may draw: the exact value, the lower bound, a noisy estimate clamped at
+    /// 0; 0 for suppressed and absent.
     pub fn lower_bound(self) -> u64 {
         match self {
             Datum::Exact(v) | Datum::Partial(v) => v,
+            Datum::Noisy { value, .. } => u64::try_from(value).unwrap_or(0),
             Datum::Suppressed | Datum::Absent => 0,
+        }
+    }
+
+    /// How the figure may be shown, by the coordinator's display rules.
+    pub fn shown(self) -> Option<Shown> {
+        match self {
+            Datum::Noisy { value, se } => Some(shown(value, se, CellStatus::Noisy)),
+            _ => None,
+        }
+    }
+
+    /// Whether it says anything: a released, partial or suppressed figure, or a noisy one
+    /// distinguishable from 0 (not absent, not a noisy "<U").
+    pub fn is_figure(self) -> bool {
+        match self {
+            Datum::Absent => false,
+            Datum::Noisy { .. } => matches!(self.shown(), Some(Shown::Estimate { .. })),
+            _ => true,
+        }
+    }
+
+    /// The 95 % interval of a noisy figure, clamped at 0.
+    pub fn interval(self) -> Option<(f64, f64)> {
+        self.shown().and_then(Shown::interval)
+    }
+
+    /// The largest value a chart must make room for (the top of an error bar).
+    pub fn upper(self) -> u64 {
+        match self.interval() {
+            Some((_, hi)) => hi.ceil() as u64,
+            None => self.lower_bound(),
         }
     }
 
@@ -31,6 +74,19 @@ impl Datum {
     pub fn text(self) -> String {
         match self {
             Datum::Exact(v) => thousands(v),
+            Datum::Noisy { .. } => match self.shown() {
+                Some(Shown::Estimate {
+                    value, half_width, ..
+                }) => format!(
+                    "{} ± {}",
+                    thousands(value),
+                    thousands(half_width.round() as u64)
+                ),
+                Some(Shown::NotDistinguishable { upper, .. }) => {
+                    format!("<{}", thousands(upper.ceil() as u64))
+                }
+                _ => "–".into(),
+            },
             Datum::Partial(v) => format!("≥{}", thousands(v)),
             Datum::Suppressed => "×".into(),
             Datum::Absent => "–".into(),
@@ -41,6 +97,19 @@ impl Datum {
     pub fn spoken(self, unit: &str) -> String {
         match self {
             Datum::Exact(v) => format!("{} {unit}", thousands(v)),
+            Datum::Noisy { .. } => match (self.shown(), self.interval()) {
+                (Some(Shown::Estimate { value, .. }), Some((lo, hi))) => format!(
+                    "about {} {unit} (noisy estimate; 95% interval {} to {})",
+                    thousands(value),
+                    thousands(lo.floor() as u64),
+                    thousands(hi.ceil() as u64)
+                ),
+                (_, Some((_, hi))) => format!(
+                    "not distinguishable from 0 (noisy estimate; below {} {unit} at 95%)",
+                    thousands(hi.ceil() as u64)
+                ),
+                _ => "none reported".into(),
+            },
             Datum::Partial(v) => format!(
                 "at least {} {unit} (partial: some node suppressed part of this figure)",
                 thousands(v)
@@ -54,6 +123,7 @@ impl Datum {
     pub fn class(self) -> &'static str {
         match self {
             Datum::Exact(_) => "exact",
+            Datum::Noisy { .. } => "noisy",
             Datum::Partial(_) => "partial",
             Datum::Suppressed => "suppressed",
             Datum::Absent => "absent",
@@ -61,21 +131,32 @@ impl Datum {
     }
 }
 
-/// The sum of two figures: exact only if both parts are.
+/// The sum of two figures: exact only if both parts are; noisy when a noisy part meets noisy or
+/// exact parts (the variances add); a lower bound otherwise.
 impl std::ops::Add for Datum {
     type Output = Datum;
 
     fn add(self, other: Datum) -> Datum {
+        let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         match (self, other) {
             (Datum::Absent, d) | (d, Datum::Absent) => d,
             (Datum::Exact(a), Datum::Exact(b)) => Datum::Exact(a.saturating_add(b)),
+            (Datum::Noisy { value: a, se: s }, Datum::Noisy { value: b, se: t }) => Datum::Noisy {
+                value: a.saturating_add(b),
+                se: s.hypot(t),
+            },
+            (Datum::Noisy { value, se }, Datum::Exact(e))
+            | (Datum::Exact(e), Datum::Noisy { value, se }) => Datum::Noisy {
+                value: value.saturating_add(signed(e)),
+                se,
+            },
             (a, b) => Datum::Partial(a.lower_bound().saturating_add(b.lower_bound())),
         }
     }
 }
 
 /// A table of figures: one row per category, one column per series.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
     /// Row labels, as shown.
     pub rows: Vec<String>,
@@ -91,6 +172,21 @@ impl Grid {
         self.cells[row]
             .iter()
             .fold(Datum::Absent, |acc, d| acc + *d)
+    }
+
+    /// The rows whose cells `keep` accepts.
+    pub fn retain_rows(self, keep: impl Fn(&[Datum]) -> bool) -> Grid {
+        let (rows, cells): (Vec<String>, Vec<Vec<Datum>>) = self
+            .rows
+            .into_iter()
+            .zip(self.cells)
+            .filter(|(_, c)| keep(c))
+            .unzip();
+        Grid {
+            rows,
+            cols: self.cols,
+            cells,
+        }
     }
 
     /// The first `n` rows.
@@ -115,12 +211,13 @@ impl Grid {
         }
     }
 
-    /// The largest value a chart may draw (the lower bound of every cell).
+    /// The largest value a chart may draw (the lower bound of every cell, the top of every
+    /// error bar).
     pub fn max_cell(&self) -> u64 {
         self.cells
             .iter()
             .flatten()
-            .map(|d| d.lower_bound())
+            .map(|d| d.upper())
             .max()
             .unwrap_or(0)
     }
