@@ -50,9 +50,10 @@ pub async fn serve(
     crate::revocation::RevocationList::for_config(config)?;
     let service = NodeService::new(config)?;
     let server = &config.file.server;
-    // The service refuses requests above `max_request_bytes` itself, with a stable reason and an
-    // audit entry; the transport's own limit only stops absurd sizes before they are buffered.
-    let transport_limit = server.max_request_bytes.saturating_mul(4).max(1 << 20);
+    // The transport decodes no message above `max_request_bytes` (plus the few bytes of framing
+    // of the signature and key id): a larger one is refused before it is buffered (issue 12, 3).
+    // Between the two limits the service refuses with REQUEST_TOO_LARGE and an audit entry.
+    let transport_limit = server.max_request_bytes.saturating_add(256);
     let federation = FederationServer::new(service)
         .max_decoding_message_size(transport_limit)
         .max_encoding_message_size(64 * 1024 * 1024);

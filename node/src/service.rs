@@ -33,6 +33,12 @@ use crate::revocation::RevocationList;
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
 use crate::universe::{self, UniverseError};
 
+/// Refusals written to the audit log one by one, per client certificate: sustained per minute,
+/// and in a burst. Past them a flood costs the disk one entry, however long it lasts.
+pub const REFUSALS_AUDITED_PER_MINUTE: u32 = 600;
+/// See [`REFUSALS_AUDITED_PER_MINUTE`].
+pub const REFUSALS_AUDITED_BURST: u32 = 100;
+
 /// How far a query's timestamp may be from the node's clock.
 pub const DEFAULT_CLOCK_WINDOW: Duration = Duration::from_secs(300);
 
@@ -125,6 +131,22 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// Whether the request was refused before its signature was verified: its bytes are then
+    /// anyone's, so the audit log keeps their digest and length, not the bytes (issue 12, 3).
+    pub fn before_signature(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Unauthenticated
+                | ServiceError::CallerNotAllowed
+                | ServiceError::TooLarge
+                | ServiceError::RateLimited
+                | ServiceError::UnknownKey
+                | ServiceError::Revoked
+                | ServiceError::BadSignature
+                | ServiceError::Busy
+        )
+    }
+
     /// Stable machine-readable reason.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -253,9 +275,13 @@ struct RateLimiter {
 
 impl RateLimiter {
     fn new(b: &BudgetSection) -> RateLimiter {
+        RateLimiter::with(b.rate_per_minute, b.burst)
+    }
+
+    fn with(rate_per_minute: u32, burst: u32) -> RateLimiter {
         RateLimiter {
-            per_second: f64::from(b.rate_per_minute) / 60.0,
-            burst: f64::from(b.burst.max(1)),
+            per_second: f64::from(rate_per_minute) / 60.0,
+            burst: f64::from(burst.max(1)),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -292,6 +318,10 @@ pub struct NodeService {
     audit: Arc<Mutex<AuditLog>>,
     revoked: RevocationList,
     limiter: RateLimiter,
+    /// Audit writes of refusals, per client-certificate fingerprint: past it, refusals are
+    /// counted and logged as one `refused:FLOOD:<n>` entry with that certificate's next entry.
+    refusal_audit: RateLimiter,
+    coalesced: Mutex<HashMap<String, u64>>,
     daily_budget: u64,
     /// Queries past the daily-budget check whose audit entry is not written yet, per caller:
     /// counted with the answered ones, so concurrent queries cannot all pass one last slot.
@@ -348,6 +378,14 @@ struct Peer {
 }
 
 impl Peer {
+    /// Hex SHA-256 of the client certificate ("" without one).
+    fn fingerprint(&self) -> String {
+        self.leaf
+            .as_deref()
+            .map(|der| hex::encode(ring::digest::digest(&ring::digest::SHA256, der)))
+            .unwrap_or_default()
+    }
+
     fn of<T>(req: &Request<T>) -> Peer {
         Peer {
             identity: vrs_core::tls::peer_identity(req),
@@ -417,6 +455,8 @@ impl NodeService {
             audit: Arc::new(Mutex::new(audit)),
             revoked: RevocationList::new(&config.revocation_file()),
             limiter: RateLimiter::new(&config.file.budget),
+            refusal_audit: RateLimiter::with(REFUSALS_AUDITED_PER_MINUTE, REFUSALS_AUDITED_BURST),
+            coalesced: Mutex::new(HashMap::new()),
             daily_budget: config.file.budget.daily_queries,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             approval: config.file.approval.mode,
@@ -835,6 +875,64 @@ impl NodeService {
             self.mark_answered(query_id);
         }
         Ok(handled)
+    }
+
+    /// Writes `entry` (after any flood counted for `fingerprint`), or, when `write` is false,
+    /// only counts it for that certificate's next entry.
+    fn write_entry(
+        &self,
+        write: bool,
+        fingerprint: &str,
+        entry: &NewEntry<'_>,
+    ) -> Result<(), Status> {
+        if !write {
+            if let Ok(mut c) = self.coalesced.lock() {
+                *c.entry(fingerprint.to_string()).or_insert(0) += 1;
+            }
+            return Ok(());
+        }
+        self.flush_flood(fingerprint, entry)?;
+        self.audit()
+            .and_then(|mut log| {
+                log.append(entry).map(|_| ()).map_err(|e| {
+                    tracing::error!(error = %e, "cannot write the audit log; refusing");
+                    ServiceError::Internal
+                })
+            })
+            .map_err(|e| e.to_status())
+    }
+
+    /// Logs the refusals counted but not written for `fingerprint`, as one entry.
+    fn flush_flood(&self, fingerprint: &str, like: &NewEntry<'_>) -> Result<(), Status> {
+        let flood = self
+            .coalesced
+            .lock()
+            .ok()
+            .and_then(|mut c| c.remove(fingerprint))
+            .unwrap_or(0);
+        if flood == 0 {
+            return Ok(());
+        }
+        let outcome = format!("refused:FLOOD:{flood}");
+        self.audit()
+            .and_then(|mut log| {
+                log.append(&NewEntry {
+                    query_id: "",
+                    envelope: b"",
+                    signature: b"",
+                    key_id: "",
+                    outcome: &outcome,
+                    answer_digest: "",
+                    privacy: "",
+                    ..like.clone()
+                })
+                .map(|_| ())
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot write the audit log; refusing");
+                    ServiceError::Internal
+                })
+            })
+            .map_err(|e| e.to_status())
     }
 
     /// `Plan`: what `Aggregate` would do with the same signed query, without consuming its id,
@@ -1269,26 +1367,57 @@ impl pb::federation_server::Federation for NodeService {
         // Invariant 4: nothing is released unless its audit entry is written first. A fresh
         // zCDP release wrote its own, in one transaction with its ledger commit.
         if !already {
+            // Unverified bytes are not kept: a refusal before the signature holds their
+            // SHA-256 and length, so a flood of junk cannot fill the node's disk.
+            let unverified = matches!(&handled, Err(e) if e.before_signature());
+            let stand_in = unverified.then(|| {
+                format!(
+                    "unverified sha256:{} len:{}",
+                    hex::encode(ring::digest::digest(&ring::digest::SHA256, &body.envelope)),
+                    body.envelope.len()
+                )
+                .into_bytes()
+            });
+            let signature: &[u8] = if unverified {
+                &body.signature[..body.signature.len().min(64)]
+            } else {
+                &body.signature
+            };
+            let key_id: String = if unverified {
+                body.key_id.chars().take(64).collect()
+            } else {
+                body.key_id.clone()
+            };
             let entry = NewEntry {
                 at_ms: now_ms(),
                 caller: peer.identity.as_deref().unwrap_or(""),
                 query_id: &query_id,
-                envelope: &body.envelope,
-                signature: &body.signature,
-                key_id: &body.key_id,
+                envelope: stand_in.as_deref().unwrap_or(&body.envelope),
+                signature,
+                key_id: &key_id,
                 outcome: &outcome,
                 answer_digest: &digest,
                 privacy: &charge,
             };
-            let audited = self.audit().and_then(|mut log| {
-                log.append(&entry).map_err(|e| {
-                    tracing::error!(error = %e, "cannot write the audit log; refusing");
-                    ServiceError::Internal
-                })
-            });
-            if let Err(e) = audited {
-                return Err(e.to_status());
-            }
+            let fingerprint = peer.fingerprint();
+            let write = handled.is_ok() || self.refusal_audit.allow(&fingerprint);
+            self.write_entry(write, &fingerprint, &entry)?;
+        } else {
+            // A fresh release was logged with its ledger commit; a flood counted before it
+            // still gets its entry.
+            let fingerprint = peer.fingerprint();
+            let flood_only = NewEntry {
+                at_ms: now_ms(),
+                caller: peer.identity.as_deref().unwrap_or(""),
+                query_id: "",
+                envelope: b"",
+                signature: b"",
+                key_id: "",
+                outcome: "",
+                answer_digest: "",
+                privacy: "",
+            };
+            self.flush_flood(&fingerprint, &flood_only)?;
         }
         let caller = peer.identity.as_deref().unwrap_or("");
         match handled {

@@ -92,3 +92,82 @@ async fn idle_connections_do_not_lock_callers_out() {
     drop(idle);
     fed.stop().await;
 }
+
+/// Issue 12, item 3: refusals from before the signature verified stored the whole envelope
+/// (up to the transport limit) and every one was fsynced: ~2.2 GB a minute from one connection.
+/// Now such a refusal keeps a digest and length, and past a burst a certificate's refusals are
+/// counted into one `refused:FLOOD:<n>` entry.
+#[tokio::test]
+async fn a_flood_of_junk_cannot_fill_the_audit_log() {
+    use vrs_node::audit::AuditLog;
+    use vrs_node::service::REFUSALS_AUDITED_BURST;
+
+    // A generous rate limit, so that what is measured is the audit's own bound.
+    let fed = vrs_tests::TestFederation::start(&[vrs_tests::spec(
+        "THA",
+        100,
+        91,
+        "[budget]\nrate_per_minute = 60000\nburst = 1000\n",
+    )])
+    .await;
+    let client = fed.coordinator_client("THA").await;
+    let signer = fed.signer();
+    let sent: u64 = 300;
+    for _ in 0..sent {
+        // 60 KB of junk under a broken signature.
+        let mut request = signer.sign_bytes(vec![0x5a; 60_000]);
+        request.signature[0] ^= 1;
+        let status = client.aggregate(request).await.unwrap_err();
+        assert_eq!(vrs_tests::reason(&status).as_deref(), Some("BAD_SIGNATURE"));
+    }
+    // A good query after the flood: the flood's count is logged with it.
+    client
+        .aggregate(signer.request(
+            "THA",
+            vrs_tests::query("incidents", &["mode"]),
+            vrs_tests::Tamper::None,
+        ))
+        .await
+        .unwrap();
+    let log = AuditLog::open_existing(&fed.node_dir("THA")).unwrap();
+    assert!(log.verify().unwrap().is_ok());
+    let entries = log.entries(1, 10_000).unwrap();
+    let individual = entries
+        .iter()
+        .filter(|e| e.outcome == "refused:BAD_SIGNATURE")
+        .count() as u64;
+    let flood: u64 = entries
+        .iter()
+        .filter_map(|e| e.outcome.strip_prefix("refused:FLOOD:"))
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        individual <= u64::from(REFUSALS_AUDITED_BURST) + 20,
+        "{individual}"
+    );
+    let outcomes: std::collections::BTreeMap<&str, usize> =
+        entries.iter().fold(Default::default(), |mut m, e| {
+            *m.entry(e.outcome.as_str()).or_default() += 1;
+            m
+        });
+    assert_eq!(
+        individual + flood,
+        sent,
+        "every refusal is accounted for: {outcomes:?}"
+    );
+    assert!(
+        entries.iter().all(|e| e.envelope_hex.len() < 400),
+        "no junk bytes kept"
+    );
+    // The answer and the flood's count are the last two entries.
+    assert!(
+        entries
+            .iter()
+            .rev()
+            .take(2)
+            .any(|e| e.outcome == "answered"),
+        "{outcomes:?}"
+    );
+    drop(client);
+    fed.stop().await;
+}

@@ -110,7 +110,28 @@ fn check_audit_log(fed: &TestFederation, sent: &Sent) {
         let at = format!("audit entry {}", entry.seq);
         assert_eq!(entry.caller, coordinator_identity(), "{at}");
         assert_eq!(&entry.outcome, outcome, "{at}");
-        assert_eq!(entry.envelope_hex, hex::encode(&request.envelope), "{at}");
+        // Refused before the signature verified: the bytes are anyone's, and only their
+        // digest and length are kept (issue 12, item 3).
+        let unverified = [
+            "refused:BAD_SIGNATURE",
+            "refused:UNKNOWN_SIGNING_KEY",
+            "refused:REQUEST_TOO_LARGE",
+        ]
+        .contains(&outcome.as_str());
+        let envelope = if unverified {
+            hex::encode(format!(
+                "unverified sha256:{} len:{}",
+                hex::encode(ring::digest::digest(
+                    &ring::digest::SHA256,
+                    &request.envelope
+                )),
+                request.envelope.len()
+            ))
+        } else {
+            hex::encode(&request.envelope)
+        };
+        assert_eq!(entry.envelope_hex, envelope, "{at}");
+        assert!(entry.envelope_hex.len() <= 2 * 200 || !unverified, "{at}");
         assert_eq!(entry.signature_hex, hex::encode(&request.signature), "{at}");
         assert_eq!(entry.key_id, request.key_id, "{at}");
         assert_eq!(
@@ -208,14 +229,16 @@ async fn bad_envelopes_are_refused_with_their_reason_and_audited() {
     sent.refused(&client, empty, Code::InvalidArgument, "MALFORMED_ENVELOPE")
         .await;
 
-    // A validly signed envelope of ~128 KiB, twice the node's default request limit.
-    let mut huge = q();
-    huge.filters.push(pb::Filter {
+    // A validly signed envelope just over the node's default request limit (64 KiB): the
+    // service refuses it itself, with its stable reason, and audits it by digest.
+    let mut big = q();
+    big.filters.push(pb::Filter {
         dimension: "origin".into(),
-        values: vec!["X".repeat(64); 2048],
+        values: vec!["X".repeat(64); 991],
     });
-    let request = signer.sign(&signer.envelope(COUNTRY, huge));
-    // The service refuses it itself, with its stable reason, and audits the refusal.
+    let request = signer.sign(&signer.envelope(COUNTRY, big));
+    let size = request.envelope.len() + request.signature.len() + request.key_id.len();
+    assert!((65_537..65_536 + 200).contains(&size), "{size}");
     sent.refused(
         &client,
         request,
@@ -223,6 +246,26 @@ async fn bad_envelopes_are_refused_with_their_reason_and_audited() {
         "REQUEST_TOO_LARGE",
     )
     .await;
+    // Twice the limit never reaches the service: the transport refuses to decode it (it was
+    // read, buffered and fully stored in the audit log before).
+    let mut huge = q();
+    huge.filters.push(pb::Filter {
+        dimension: "origin".into(),
+        values: vec!["X".repeat(64); 2048],
+    });
+    let status = client
+        .aggregate(signer.sign(&signer.envelope(COUNTRY, huge)))
+        .await
+        .expect_err("a 128 KiB request is refused");
+    assert!(
+        matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{status:?}"
+    );
+    assert_eq!(
+        reason(&status),
+        None,
+        "refused by the transport: {status:?}"
+    );
 
     // No refusal says anything about the data (spot check against the node's exact figures).
     let figures = data_figures();
