@@ -146,7 +146,7 @@ impl Default for ServerSection {
             max_concurrent_requests: 8,
             request_timeout_secs: 30,
             max_request_bytes: 64 * 1024,
-            handshake_timeout_secs: 10,
+            handshake_timeout_secs: 3,
         }
     }
 }
@@ -341,7 +341,7 @@ listen = "127.0.0.1:7443"
 max_concurrent_requests = 8
 request_timeout_secs = 30
 max_request_bytes = 65536
-handshake_timeout_secs = 10
+handshake_timeout_secs = 3
 
 # Mutual TLS (needed by `vrs-node serve`). Client certificates must chain to `ca`.
 # [tls]
