@@ -135,7 +135,7 @@ pub struct ServerSection {
     pub request_timeout_secs: u64,
     /// Largest request message accepted, bytes. Default 64 KiB.
     pub max_request_bytes: usize,
-    /// Deadline for a TLS handshake, seconds. Default 10.
+    /// Deadline for a TLS handshake, seconds. Default 3.
     pub handshake_timeout_secs: u64,
 }
 
