@@ -142,9 +142,12 @@ enum Seen {
     Suppressed(i32),
 }
 
+/// One answer's cells by key.
+type Cells = BTreeMap<Vec<String>, Seen>;
+
 /// What one `Aggregate` call gave the attacker.
 enum Asked {
-    Cells(BTreeMap<Vec<String>, Seen>),
+    Cells(Cells),
     /// `PRIVACY_BUDGET_EXHAUSTED`: a touched quarter is spent.
     Exhausted,
 }
@@ -332,6 +335,37 @@ fn least_squares(n: usize, obs: &[Obs]) -> Vec<Estimate> {
             }
         })
         .collect()
+}
+
+/// Least squares under "counts are not negative" (the bounded least squares of issue 11): an
+/// unknown estimated below zero is pinned at zero by a pseudo-observation and the rest solved
+/// again, a few rounds. The pins are the attacker's prior, not facts the node released, so they: the estimates returned for certification are the unpinned ones.
+/// Returns the attacker's values (pinned) and the plain estimates (for certification).
+fn nonneg_least_squares(n: usize, obs: &[Obs]) -> (Vec<f64>, Vec<Estimate>) {
+    let plain = least_squares(n, obs);
+    let mut pinned = vec![false; n];
+    let mut est = plain.clone();
+    for _ in 0..10 {
+        let mut changed = false;
+        for (j, e) in est.iter().enumerate() {
+            if e.value < 0.0 && !pinned[j] {
+                pinned[j] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+        let mut with_pins = obs.to_vec();
+        with_pins.extend((0..n).filter(|&j| pinned[j]).map(|j| Obs {
+            cols: vec![j],
+            value: 0.0,
+            variance: 1e-4,
+            bound: None,
+        }));
+        est = least_squares(n, &with_pins);
+    }
+    (est.iter().map(|e| e.value).collect(), plain)
 }
 
 /// Gauss–Jordan inverse of a symmetric positive definite matrix.
@@ -565,7 +599,11 @@ async fn reconstruction(v: &mut Victim) -> Outcome {
             break; // the budget is spent: nothing more to learn from this node
         };
         for (mi, m) in months.iter().enumerate() {
-            if let Some(o) = observation(v.model, Victim::seen(&cells, &[m.clone()]), &subset) {
+            if let Some(o) = observation(
+                v.model,
+                Victim::seen(&cells, std::slice::from_ref(m)),
+                &subset,
+            ) {
                 obs[mi].push(o);
             }
         }
@@ -573,10 +611,10 @@ async fn reconstruction(v: &mut Victim) -> Outcome {
     let truth = v.truth("migrants", &["citizenship", "month"], from, to);
     let mut guesses = Vec::new();
     for (mi, m) in months.iter().enumerate() {
-        let est = least_squares(n, &obs[mi]);
+        let (values, plain) = nonneg_least_squares(n, &obs[mi]);
         for (j, c) in cits.iter().enumerate() {
             let t = truth.get(&vec![c.clone(), m.clone()]).copied().unwrap_or(0);
-            guesses.push((t, est[j].value, certify(v.model, est[j])));
+            guesses.push((t, values[j], certify(v.model, plain[j])));
         }
     }
     score("least-squares reconstruction", v, &guesses)
@@ -779,7 +817,7 @@ fn minor(
 /// stretches of 2–24 months, and the months themselves) for a few citizenships, solved by
 /// least squares for the months: quarter − months, year − quarters, and every overlap between.
 async fn period_windows(v: &mut Victim) -> Outcome {
-    const PLANNED: usize = 330;
+    const PLANNED: usize = 450;
     const TARGETS: usize = 4;
     let (from, to) = ("2021-01", "2023-12");
     let months = months((2021, 1), (2023, 12));
@@ -848,17 +886,21 @@ async fn period_windows(v: &mut Victim) -> Outcome {
         refused_in_a_row = 0;
         let cols: Vec<usize> = (a..=b).collect();
         for (ti, c) in targets.iter().enumerate() {
-            if let Some(o) = observation(v.model, Victim::seen(&cells, &[c.clone()]), &cols) {
+            if let Some(o) = observation(
+                v.model,
+                Victim::seen(&cells, std::slice::from_ref(c)),
+                &cols,
+            ) {
                 obs[ti].push(o);
             }
         }
     }
     let mut guesses = Vec::new();
     for (ti, c) in targets.iter().enumerate() {
-        let est = least_squares(months.len(), &obs[ti]);
+        let (values, plain) = nonneg_least_squares(months.len(), &obs[ti]);
         for (mi, m) in months.iter().enumerate() {
             let t = truth.get(&vec![c.clone(), m.clone()]).copied().unwrap_or(0);
-            guesses.push((t, est[mi].value, certify(v.model, est[mi])));
+            guesses.push((t, values[mi], certify(v.model, plain[mi])));
         }
     }
     score("period windows", v, &guesses)
@@ -889,7 +931,7 @@ async fn threshold_oracle(v: &mut Victim) -> Outcome {
         }
     }
     let rho = v.model.rho_for(sets.len());
-    let mut answers: Vec<(Vec<usize>, BTreeMap<Vec<String>, Seen>)> = Vec::new();
+    let mut answers: Vec<(Vec<usize>, Cells)> = Vec::new();
     for s in &sets {
         let values: Vec<String> = s.iter().map(|&j| cand[j].clone()).collect();
         let q = pb::Query {
@@ -963,13 +1005,13 @@ fn enumerate(n: usize, seen: &[(&Vec<usize>, Seen)], d: f64) -> Vec<(f64, Feasib
     let mut domain: Vec<Option<(i64, i64)>> = vec![None; n];
     let mut fallback = vec![0.0f64; n];
     for (s, x) in seen {
-        if s.len() == 1 {
-            if let Some((lo, hi)) = range(*x) {
-                if hi - lo <= 4.0 {
-                    domain[s[0]] = Some((lo.ceil() as i64, hi.floor() as i64));
-                }
-                fallback[s[0]] = if hi.is_finite() { (lo + hi) / 2.0 } else { lo };
+        if s.len() == 1
+            && let Some((lo, hi)) = range(*x)
+        {
+            if hi - lo <= 4.0 {
+                domain[s[0]] = Some((lo.ceil() as i64, hi.floor() as i64));
             }
+            fallback[s[0]] = if hi.is_finite() { (lo + hi) / 2.0 } else { lo };
         }
     }
     let narrow: Vec<usize> = (0..n).filter(|&j| domain[j].is_some()).collect();
