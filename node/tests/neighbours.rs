@@ -8,6 +8,7 @@
 //! Queries are drawn at random from the node's published units and dimensions (filters,
 //! period ranges, margins and ρ included, refusals too), through `vrs_node::release::{plan,
 //! compute}`, under the default policy and under a noisy threshold.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -8,6 +8,7 @@
 //!
 //! Threshold: the 1 − 10⁻⁶ quantile of χ² with the bins' degrees of freedom (Wilson–Hilferty),
 //! so a correct sampler fails about once in a million runs per scale.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 use vrs_node::disclosure::zcdp::{Noise, Sigma, os_rng};
 
