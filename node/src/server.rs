@@ -43,12 +43,29 @@ pub async fn serve(
     config: &NodeConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_with_clock(
+        listener,
+        config,
+        std::sync::Arc::new(vrs_core::clock::SystemClock),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with the service reading the time from `clock` (tests of time-dependent rules pass
+/// a manual clock).
+pub async fn serve_with_clock(
+    listener: TcpListener,
+    config: &NodeConfig,
+    clock: std::sync::Arc<dyn vrs_core::clock::Clock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let tls_section = config.file.tls.as_ref().ok_or(ServeError::NoTls)?;
     let server_config = tls::server_config(tls_section)?;
     // Refuse to start on a revocation list that cannot be trusted (fail closed). The service
     // watches the same file from here on.
     crate::revocation::RevocationList::for_config(config)?;
-    let service = NodeService::new(config)?;
+    let service = NodeService::new(config)?.with_clock(clock);
     let server = &config.file.server;
     // The transport decodes no message above `max_request_bytes` (plus the few bytes of framing
     // of the signature and key id): a larger one is refused before it is buffered (issue 12, 3).

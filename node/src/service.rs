@@ -11,11 +11,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prost::Message;
 use tonic::{Request, Response, Status};
 use vrs_core::answer::{Answer, CellValue, ReleasePrivacy, SuppressionReason};
+use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::query::{Dimension, Query, QueryError, RawQuery, Unit};
 use vrs_core::signing::PublicKey;
 use vrs_proto::pb;
@@ -312,6 +313,9 @@ pub struct NodeService {
     country: vrs_core::codes::Country,
     policy: Policy,
     privacy: PrivacyPolicy,
+    /// The time of day for freshness, the daily budget, the coverage's current month and the
+    /// audit log's timestamps.
+    clock: Arc<dyn Clock>,
     secret: PerturbationSecret,
     callers: HashMap<String, Vec<PublicKey>>,
     pool: Arc<ReadPool>,
@@ -361,13 +365,6 @@ pub enum SetupError {
         /// In node.toml.
         config: String,
     },
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// What the TLS layer says about the caller.
@@ -446,6 +443,7 @@ impl NodeService {
             country: store.country(),
             policy: config.policy.clone(),
             privacy: config.privacy.clone(),
+            clock: Arc::new(SystemClock),
             secret,
             callers,
             pool: Arc::new(ReadPool {
@@ -466,6 +464,12 @@ impl NodeService {
             clock_window: DEFAULT_CLOCK_WINDOW,
             max_request_bytes: server.max_request_bytes,
         })
+    }
+
+    /// The same service reading the time from `clock` (tests use a manual one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> NodeService {
+        self.clock = clock;
+        self
     }
 
     fn audit(&self) -> Result<std::sync::MutexGuard<'_, AuditLog>, ServiceError> {
@@ -531,7 +535,7 @@ impl NodeService {
             return Err(ServiceError::IssuerMismatch);
         }
         let window = u64::try_from(self.clock_window.as_millis()).unwrap_or(u64::MAX);
-        if !is_fresh(env.issued_at_ms, now_ms(), window) {
+        if !is_fresh(env.issued_at_ms, self.clock.now_ms(), window) {
             return Err(ServiceError::StaleQuery);
         }
         let q = env.query.ok_or(ServiceError::MalformedEnvelope)?;
@@ -554,7 +558,7 @@ impl NodeService {
         remember: bool,
         slot: &mut Option<DailySlot>,
     ) -> Result<Gate, ServiceError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut audit = self.audit()?;
         let mut gate = Gate::Go {
             id_known: false,
@@ -623,9 +627,10 @@ impl NodeService {
     /// Marks an approved query answered, once its answer is committed (a transient failure
     /// before that leaves the approval standing, to be collected again).
     fn mark_answered(&self, query_id: &str) {
-        let done = self
-            .audit()
-            .and_then(|mut a| a.decide(query_id, "answered", now_ms()).map_err(internal));
+        let done = self.audit().and_then(|mut a| {
+            a.decide(query_id, "answered", self.clock.now_ms())
+                .map_err(internal)
+        });
         if done.is_err() {
             tracing::error!("cannot mark an approved query answered");
         }
@@ -657,7 +662,7 @@ impl NodeService {
         Ok(release::plan(
             query,
             &self.privacy,
-            universe::current_month(now_ms(), self.privacy.coverage_from()),
+            universe::current_month(self.clock.now_ms(), self.privacy.coverage_from()),
             data_version,
         )?)
     }
@@ -688,7 +693,7 @@ impl NodeService {
         id_known: bool,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Handled, ServiceError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let caller = evidence.caller.clone();
         let stored = {
             let mut audit = self.audit()?;
@@ -747,6 +752,7 @@ impl NodeService {
         let pool = self.pool.clone();
         let audit = self.audit.clone();
         let policy = self.privacy.clone();
+        let clock = self.clock.clone();
         let task = tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
             let _permit = permit;
             let released = pool
@@ -774,7 +780,7 @@ impl NodeService {
             let digest = answer_digest(&answer);
             let charge = charge_summary(&answer, false);
             let entry = NewEntry {
-                at_ms: now_ms(),
+                at_ms: clock.now_ms(),
                 caller: &evidence.caller,
                 query_id: &evidence.query_id,
                 envelope: &evidence.envelope,
@@ -1185,6 +1191,7 @@ fn describe(
     privacy: &PrivacyPolicy,
     audit: &AuditLog,
     caller: &str,
+    now_ms: i64,
 ) -> Result<pb::DescribeResponse, ServiceError> {
     let store_error = |e: StoreError| {
         tracing::error!(error = %e, "store");
@@ -1193,7 +1200,7 @@ fn describe(
     let (range, budget) = if privacy.is_zcdp() {
         let (from, to) = universe::coverage(
             privacy,
-            universe::current_month(now_ms(), privacy.coverage_from()),
+            universe::current_month(now_ms, privacy.coverage_from()),
         );
         let mut quarters: Vec<i64> = Vec::new();
         let mut m = Some(from);
@@ -1280,8 +1287,16 @@ impl pb::federation_server::Federation for NodeService {
                 ServiceError::Internal
             })?;
             let audit = self.audit();
-            let out =
-                audit.and_then(|a| describe(&store, &self.policy, &self.privacy, &a, &caller));
+            let out = audit.and_then(|a| {
+                describe(
+                    &store,
+                    &self.policy,
+                    &self.privacy,
+                    &a,
+                    &caller,
+                    self.clock.now_ms(),
+                )
+            });
             self.pool.give_back(store);
             out
         })();
@@ -1302,7 +1317,7 @@ impl pb::federation_server::Federation for NodeService {
             Err(e) => format!("refused:{}", e.reason()),
         };
         let entry = NewEntry {
-            at_ms: now_ms(),
+            at_ms: self.clock.now_ms(),
             caller: peer.identity.as_deref().unwrap_or(""),
             query_id: &query_id,
             envelope: &body.envelope,
@@ -1389,7 +1404,7 @@ impl pb::federation_server::Federation for NodeService {
                 body.key_id.clone()
             };
             let entry = NewEntry {
-                at_ms: now_ms(),
+                at_ms: self.clock.now_ms(),
                 caller: peer.identity.as_deref().unwrap_or(""),
                 query_id: &query_id,
                 envelope: stand_in.as_deref().unwrap_or(&body.envelope),
@@ -1407,7 +1422,7 @@ impl pb::federation_server::Federation for NodeService {
             // still gets its entry.
             let fingerprint = peer.fingerprint();
             let flood_only = NewEntry {
-                at_ms: now_ms(),
+                at_ms: self.clock.now_ms(),
                 caller: peer.identity.as_deref().unwrap_or(""),
                 query_id: "",
                 envelope: b"",

@@ -382,3 +382,70 @@ async fn the_daily_budget_holds_under_concurrent_queries() {
     drop(client);
     fed.stop().await;
 }
+
+#[tokio::test]
+async fn freshness_and_the_daily_budget_follow_the_node_s_clock() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use vrs_core::clock::ManualClock;
+
+    // A second server over the same node directory, reading the time from a manual clock set
+    // to 23:58 UTC on 30 June 2024.
+    let fed = TestFederation::start(&[spec("THA", 300, 88, "[budget]\ndaily_queries = 1\n")]).await;
+    let config =
+        vrs_node::config::NodeConfig::load(&fed.node_dir("THA").join("node.toml")).unwrap();
+    let clock = ManualClock::new(1_719_791_880_000);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let clock: Arc<dyn vrs_core::clock::Clock> = Arc::new(clock.clone());
+        async move {
+            vrs_node::server::serve_with_clock(listener, &config, clock, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    let client = vrs_tests::NodeClient::connect(
+        addr,
+        &vrs_core::tls::node_identity("THA"),
+        vrs_tests::client_config(&fed.coordinator_tls()),
+    )
+    .await
+    .unwrap();
+    let signer = fed.signer();
+    let at = |q: pb::Query, issued_at_ms: i64| {
+        let mut e = signer.envelope("THA", q);
+        e.issued_at_ms = issued_at_ms;
+        signer.sign(&e)
+    };
+    use vrs_core::clock::Clock;
+    let t0 = clock.now_ms();
+    // Issued at the node's "now": answered, although it is years from the real time.
+    client
+        .aggregate(at(incidents_by_quarter("2022", 0), t0))
+        .await
+        .unwrap();
+    // The day's one answer is spent.
+    let spent = client
+        .aggregate(at(incidents_by_quarter("2023", 0), t0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&spent).as_deref(), Some("DAILY_BUDGET_SPENT"));
+    // Six minutes later an envelope issued at t0 is stale; the next UTC day has a fresh budget.
+    clock.advance(Duration::from_secs(6 * 60));
+    let stale = client
+        .aggregate(at(incidents_by_quarter("2023", 0), t0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&stale).as_deref(), Some("STALE_QUERY"));
+    client
+        .aggregate(at(incidents_by_quarter("2023", 0), clock.now_ms()))
+        .await
+        .unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    drop(client);
+    fed.stop().await;
+}
