@@ -76,6 +76,9 @@ pub enum AuditError {
     /// No pending query with this id.
     #[error("no pending query {0}")]
     NoSuchPending(String),
+    /// The file cannot be created.
+    #[error("audit log: {0}")]
+    Io(#[from] std::io::Error),
     /// A stored value does not read back.
     #[error("audit log: corrupt {0}")]
     Corrupt(String),
@@ -193,7 +196,23 @@ fn entry_hash(prev: &str, seq: i64, e: &NewEntry<'_>) -> String {
 impl AuditLog {
     /// Opens (creating if needed) the audit log in a node directory.
     pub fn open(dir: &Path) -> Result<AuditLog, AuditError> {
-        let conn = Connection::open(dir.join(AUDIT_FILE))?;
+        let path = dir.join(AUDIT_FILE);
+        // Created 0600 before SQLite opens it (its -wal and -shm files take the same mode): the
+        // log holds every signed query and the ledger (issue 12, item 11).
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(AuditError::Io(e)),
+            }
+        }
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -513,6 +532,18 @@ mod tests {
                 "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {sql}"
             ))
             .unwrap();
+    }
+
+    #[test]
+    fn a_new_log_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        drop(AuditLog::open(dir.path()).unwrap());
+        let mode = std::fs::metadata(dir.path().join(AUDIT_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 
     #[test]
