@@ -424,6 +424,8 @@ mod tests {
         ) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().to_path_buf();
+            // The node opens its log once at start; the threads then share the file.
+            drop(AuditLog::open(&path).unwrap());
             let lim = limits(100_000, 70_000);
             let chunks: Vec<Vec<_>> = queries.chunks(10).map(|c| c.to_vec()).collect();
             std::thread::scope(|s| {
