@@ -1009,6 +1009,32 @@ impl Drop for DailySlot {
     }
 }
 
+/// What the audit log keeps of a request: as received once its signature verified; before
+/// that, only the envelope's SHA-256 and length, and at most 64 bytes of signature and key id
+/// (issue 12, item 3).
+fn kept(
+    body: &pb::AggregateRequest,
+    unverified: bool,
+) -> (std::borrow::Cow<'_, [u8]>, &[u8], std::borrow::Cow<'_, str>) {
+    if !unverified {
+        return (
+            std::borrow::Cow::Borrowed(body.envelope.as_slice()),
+            &body.signature,
+            std::borrow::Cow::Borrowed(body.key_id.as_str()),
+        );
+    }
+    let stand_in = format!(
+        "unverified sha256:{} len:{}",
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &body.envelope)),
+        body.envelope.len()
+    );
+    (
+        std::borrow::Cow::Owned(stand_in.into_bytes()),
+        &body.signature[..body.signature.len().min(64)],
+        std::borrow::Cow::Owned(body.key_id.chars().take(64).collect()),
+    )
+}
+
 /// What [`NodeService::gate`] decided.
 enum Gate {
     /// Held for the operator's approval.
@@ -1316,20 +1342,23 @@ impl pb::federation_server::Federation for NodeService {
             Ok(p) => format!("planned:would_refuse:{}", p.refusal),
             Err(e) => format!("refused:{}", e.reason()),
         };
+        // Plans are audited like queries: unverified bytes by digest, floods counted.
+        let unverified = matches!(&planned, Err(e) if e.before_signature());
+        let (envelope, signature, key_id) = kept(&body, unverified);
         let entry = NewEntry {
             at_ms: self.clock.now_ms(),
             caller: peer.identity.as_deref().unwrap_or(""),
             query_id: &query_id,
-            envelope: &body.envelope,
-            signature: &body.signature,
-            key_id: &body.key_id,
+            envelope: &envelope,
+            signature,
+            key_id: &key_id,
             outcome: &outcome,
             answer_digest: "",
             privacy: "",
         };
-        self.audit()
-            .and_then(|mut log| log.append(&entry).map_err(internal))
-            .map_err(|e| e.to_status())?;
+        let fingerprint = peer.fingerprint();
+        let write = planned.is_ok() || self.refusal_audit.allow(&fingerprint);
+        self.write_entry(write, &fingerprint, &entry)?;
         planned.map(Response::new).map_err(|e| {
             tracing::warn!(reason = e.reason(), "plan refused");
             e.to_status()
@@ -1385,29 +1414,12 @@ impl pb::federation_server::Federation for NodeService {
             // Unverified bytes are not kept: a refusal before the signature holds their
             // SHA-256 and length, so a flood of junk cannot fill the node's disk.
             let unverified = matches!(&handled, Err(e) if e.before_signature());
-            let stand_in = unverified.then(|| {
-                format!(
-                    "unverified sha256:{} len:{}",
-                    hex::encode(ring::digest::digest(&ring::digest::SHA256, &body.envelope)),
-                    body.envelope.len()
-                )
-                .into_bytes()
-            });
-            let signature: &[u8] = if unverified {
-                &body.signature[..body.signature.len().min(64)]
-            } else {
-                &body.signature
-            };
-            let key_id: String = if unverified {
-                body.key_id.chars().take(64).collect()
-            } else {
-                body.key_id.clone()
-            };
+            let (envelope, signature, key_id) = kept(&body, unverified);
             let entry = NewEntry {
                 at_ms: self.clock.now_ms(),
                 caller: peer.identity.as_deref().unwrap_or(""),
                 query_id: &query_id,
-                envelope: stand_in.as_deref().unwrap_or(&body.envelope),
+                envelope: &envelope,
                 signature,
                 key_id: &key_id,
                 outcome: &outcome,

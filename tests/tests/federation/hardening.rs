@@ -120,6 +120,13 @@ async fn a_flood_of_junk_cannot_fill_the_audit_log() {
         let status = client.aggregate(request).await.unwrap_err();
         assert_eq!(vrs_tests::reason(&status).as_deref(), Some("BAD_SIGNATURE"));
     }
+    // The same junk sent to Plan is audited the same way.
+    for _ in 0..sent {
+        let mut request = signer.sign_bytes(vec![0x5a; 60_000]);
+        request.signature[0] ^= 1;
+        let status = client.plan(request).await.unwrap_err();
+        assert_eq!(vrs_tests::reason(&status).as_deref(), Some("BAD_SIGNATURE"));
+    }
     // A good query after the flood: the flood's count is logged with it.
     client
         .aggregate(signer.request(
@@ -152,7 +159,7 @@ async fn a_flood_of_junk_cannot_fill_the_audit_log() {
         });
     assert_eq!(
         individual + flood,
-        sent,
+        2 * sent,
         "every refusal is accounted for: {outcomes:?}"
     );
     assert!(
