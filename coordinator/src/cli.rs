@@ -5,6 +5,7 @@
 //! returns an exit status; what goes wrong is a [`CliError`], printed as one line by
 //! [`vrs_core::cli::main`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use vrs_core::telemetry::LoggingError;
 
 use crate::budget::{self, BudgetError};
 use crate::fanout::{FanoutError, Federation, NodeDescription, NodeOutcome};
+use crate::receipts::{self, ReceiptsError};
 use crate::registry::{Registry, RegistryError};
 use crate::report::{self, ReportError};
 use crate::{merge, output};
@@ -78,6 +80,9 @@ pub enum Command {
         #[arg(long)]
         registry: PathBuf,
     },
+    /// The audit receipts the nodes gave: check them, and a node's exported log against them.
+    #[command(name = "audit-receipts", subcommand)]
+    AuditReceipts(ReceiptAction),
     /// Ask the report's regional questions and write one self-contained HTML report with charts.
     Report {
         /// Registry file (TOML).
@@ -95,6 +100,29 @@ pub enum Command {
         /// zCDP ρ each question spends on every quarter it touches (default: each node's default).
         #[arg(long)]
         rho: Option<f64>,
+    },
+}
+
+/// `vrs-coordinator audit-receipts …`
+#[derive(Debug, Subcommand)]
+#[allow(missing_docs)]
+pub enum ReceiptAction {
+    /// Check every kept receipt (signature under the node's audit key, no fork, no rollback) and,
+    /// for each `--log COUNTRY=FILE`, that the node's export (`vrs-node audit export`) still
+    /// holds every entry a receipt commits to. Exit status 1 when anything does not hold.
+    Verify {
+        /// Registry file (TOML); the book is its `receipts` file.
+        #[arg(long)]
+        registry: PathBuf,
+        /// A node's exported audit log, as COUNTRY=FILE (repeatable).
+        #[arg(long = "log", value_name = "COUNTRY=FILE")]
+        logs: Vec<String>,
+        /// Ask every node for its signed head now (Describe) before checking.
+        #[arg(long)]
+        live: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }
 
@@ -125,6 +153,12 @@ pub enum CliError {
     /// The log settings cannot be used.
     #[error(transparent)]
     Logging(#[from] LoggingError),
+    /// The receipt book or an export cannot be read.
+    #[error(transparent)]
+    Receipts(#[from] ReceiptsError),
+    /// A `--log` flag is not COUNTRY=FILE.
+    #[error("--log {0}: expected COUNTRY=FILE, e.g. --log IDN=idn-audit.jsonl")]
+    LogFlag(String),
 }
 
 /// Runs one subcommand on a multi-threaded runtime of its own.
@@ -155,6 +189,12 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             } => ask(&registry, &query, format, per_node, query_id, rho).await,
             Command::Budget { registry, format } => budgets(&registry, format).await,
             Command::Describe { registry } => describe(&registry).await,
+            Command::AuditReceipts(ReceiptAction::Verify {
+                registry,
+                logs,
+                live,
+                format,
+            }) => verify_receipts(&registry, &logs, live, format).await,
             Command::Report {
                 registry,
                 out,
@@ -256,6 +296,87 @@ pub async fn describe(registry: &Path) -> Result<ExitCode, CliError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vrs-coordinator audit-receipts verify`: one line per node (or JSON); exit 1 on any problem.
+pub async fn verify_receipts(
+    registry: &Path,
+    logs: &[String],
+    live: bool,
+    format: Format,
+) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let mut exports = HashMap::new();
+    for flag in logs {
+        let (country, file) = flag
+            .split_once('=')
+            .filter(|(c, f)| !c.is_empty() && !f.is_empty())
+            .ok_or_else(|| CliError::LogFlag(flag.clone()))?;
+        let country = parse_country_flag(country).ok_or_else(|| CliError::LogFlag(flag.clone()))?;
+        exports.insert(country, receipts::read_export(Path::new(file))?);
+    }
+    if live {
+        // Describe appends each node's signed head to the book.
+        let fed = Federation::connect(&registry)?;
+        for (country, described) in fed.describe().await {
+            if let Err(e) = described {
+                eprintln!(
+                    "{}",
+                    vrs_core::terminal::sanitize(&format!(
+                        "{country}: no live head ({}: {})",
+                        e.label(),
+                        e.detail()
+                    ))
+                );
+            }
+        }
+    }
+    let path = registry.receipts_path();
+    let book = if path.exists() || !exports.is_empty() {
+        receipts::read(&path).or_else(|e| match e {
+            ReceiptsError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Vec::new())
+            }
+            e => Err(e),
+        })?
+    } else {
+        Vec::new()
+    };
+    let checks = receipts::verify(&book, &registry.pinned_audit_keys(), &exports);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&checks)?),
+        Format::Table | Format::Csv => {
+            if checks.is_empty() {
+                println!("no receipts kept yet in {}", path.display());
+            }
+            for c in &checks {
+                let export = c
+                    .export_entries
+                    .map(|n| format!(", export of {n} entries checked"))
+                    .unwrap_or_default();
+                let status = if c.ok() { "OK" } else { "FAILED" };
+                println!(
+                    "{}",
+                    vrs_core::terminal::sanitize(&format!(
+                        "{} {status}: {} receipts up to entry {}{export}",
+                        c.country, c.receipts, c.highest_entry
+                    ))
+                );
+                for p in &c.problems {
+                    println!("  - {}", vrs_core::terminal::sanitize(p));
+                }
+            }
+        }
+    }
+    Ok(if checks.iter().all(receipts::NodeCheck::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn parse_country_flag(s: &str) -> Option<String> {
+    s.parse::<Country>().ok().map(|c| c.to_string())
 }
 
 /// What `describe` prints for one node.

@@ -24,6 +24,7 @@ use tonic::transport::Channel;
 use vrs_core::answer::{
     Answer, Cell, CellValue, ProtectionMode, QuarterBudget, ReleasePrivacy, SuppressionReason,
 };
+use vrs_core::audit_chain::AuditReceipt;
 use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::Country;
 use vrs_core::query::{Dimension, Query};
@@ -32,6 +33,7 @@ use vrs_core::tls::{self, TlsError};
 use vrs_proto::pb;
 use vrs_proto::pb::federation_client::FederationClient;
 
+use crate::receipts::{Book, Kept, Kind, ReceiptsError};
 use crate::registry::Registry;
 
 /// What one node did with a query.
@@ -88,6 +90,9 @@ pub struct NodeResult {
     pub outcome: NodeOutcome,
     /// Time from sending to the outcome.
     pub elapsed: Duration,
+    /// The node's signed receipt for the audit entry of this outcome (answers and held queries),
+    /// kept in the receipt book.
+    pub receipt: Option<AuditReceipt>,
 }
 
 /// Set-up failures of the coordinator.
@@ -102,6 +107,9 @@ pub enum FanoutError {
     /// The system random source failed.
     #[error("the system random source failed")]
     Random,
+    /// The receipt book cannot be opened.
+    #[error(transparent)]
+    Receipts(#[from] ReceiptsError),
 }
 
 struct NodeConn {
@@ -118,6 +126,8 @@ pub struct Federation {
     rng: SystemRandom,
     /// Stamps envelopes (`issued_at_ms`).
     clock: Arc<dyn Clock>,
+    /// Where every audit receipt a node gives is kept.
+    book: Arc<Book>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -162,7 +172,21 @@ impl Federation {
             deadline: registry.deadline(),
             rng: SystemRandom::new(),
             clock: Arc::new(SystemClock),
+            book: Arc::new(Book::open(&registry.receipts_path())?),
         })
+    }
+
+    /// The receipt book this federation keeps its nodes' audit receipts in.
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
+    /// Appends what came with each outcome to the receipt book. A book that cannot be written
+    /// is reported loudly and does not hold the answers back (they came over mutual TLS).
+    fn keep(&self, lines: Vec<Kept>) {
+        if let Err(e) = self.book.keep(&lines) {
+            tracing::error!(error = %e, receipts = lines.len(), "cannot keep audit receipts");
+        }
     }
 
     /// Stamps envelopes with `clock` instead of the system clock.
@@ -194,23 +218,51 @@ impl Federation {
     /// same id is sent again with a fresh signature and timestamp).
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
         let id = query_id.to_string();
-        self.send(query, query_id, move |country, mut client, req| {
-            let id = id.clone();
-            async move {
-                match client.aggregate(req).await {
-                    Err(status) => outcome_of_status(&status),
-                    Ok(resp) => outcome_of_response(country, &id, resp.into_inner()),
+        let results: Vec<NodeResult> = self
+            .send(query, query_id, move |country, mut client, req| {
+                let id = id.clone();
+                async move {
+                    match client.aggregate(req).await {
+                        Err(status) => (outcome_of_status(&status), None),
+                        Ok(resp) => outcome_of_response(country, &id, resp.into_inner()),
+                    }
                 }
-            }
-        })
-        .await
-        .into_iter()
-        .map(|(country, outcome, elapsed)| NodeResult {
-            country,
-            outcome: outcome.unwrap_or_else(|failed| failed),
-            elapsed,
-        })
-        .collect()
+            })
+            .await
+            .into_iter()
+            .map(|(country, outcome, elapsed)| {
+                let (outcome, receipt) = outcome.unwrap_or_else(|failed| (failed, None));
+                NodeResult {
+                    country,
+                    outcome,
+                    elapsed,
+                    receipt,
+                }
+            })
+            .collect();
+        let now = self.clock.now_ms();
+        self.keep(
+            results
+                .iter()
+                .filter_map(|r| {
+                    let receipt = r.receipt.clone()?;
+                    let (kind, answer_digest) = match &r.outcome {
+                        NodeOutcome::Answered(a) => (Kind::Answer, a.digest()),
+                        NodeOutcome::PendingApproval => (Kind::Pending, String::new()),
+                        _ => return None,
+                    };
+                    Some(Kept {
+                        kind,
+                        query_id: query_id.to_string(),
+                        answer_digest,
+                        audit_key: String::new(),
+                        receipt,
+                        kept_at_ms: now,
+                    })
+                })
+                .collect(),
+        );
+        results
     }
 
     /// Sends `query` to every node's `Plan` with a fresh query id: what each would charge, and
@@ -342,6 +394,22 @@ impl Federation {
                 slot.1 = r;
             }
         }
+        let now = self.clock.now_ms();
+        self.keep(
+            out.iter()
+                .filter_map(|(_, d)| {
+                    let d = d.as_ref().ok()?;
+                    Some(Kept {
+                        kind: Kind::Describe,
+                        query_id: String::new(),
+                        answer_digest: String::new(),
+                        audit_key: d.audit_key.clone(),
+                        receipt: d.audit_head.clone()?,
+                        kept_at_ms: now,
+                    })
+                })
+                .collect(),
+        );
         out
     }
 }
@@ -435,6 +503,10 @@ pub struct NodeDescription {
     pub privacy: Option<PrivacyParameters>,
     /// Budget of every quarter of its coverage (zCDP mode; empty in rules mode).
     pub budget: Vec<QuarterBudget>,
+    /// The key it signs its audit heads with (hex Ed25519).
+    pub audit_key: String,
+    /// Its audit log's signed head when it answered.
+    pub audit_head: Option<AuditReceipt>,
 }
 
 /// Maps a gRPC status from a node to an outcome: refusals carry the node's `vrs-reason`;
@@ -527,7 +599,41 @@ fn suppression_of(code: i32) -> Option<SuppressionReason> {
 /// noisy cells without privacy accounting or with a σ other than the answer's, and an
 /// `answer_digest` that is not the SHA-256 of what was received ([`Answer::digest`], the
 /// function the node records in its audit log).
-fn outcome_of_response(country: Country, query_id: &str, r: pb::AggregateResponse) -> NodeOutcome {
+fn outcome_of_response(
+    country: Country,
+    query_id: &str,
+    mut r: pb::AggregateResponse,
+) -> (NodeOutcome, Option<AuditReceipt>) {
+    let receipt = match r.receipt.take().map(|x| receipt_of(country, x)).transpose() {
+        Ok(x) => x,
+        Err(why) => return (bad(why), None),
+    };
+    let outcome = answer_of_response(country, query_id, r);
+    if matches!(outcome, NodeOutcome::Answered(_)) && receipt.is_none() {
+        // Every answer is logged before it is sent; a node that cannot show where is not
+        // believed (invariant 4, checkable from outside).
+        return (bad("answer carries no audit receipt"), None);
+    }
+    (outcome, receipt)
+}
+
+/// A receipt in domain form, its shape checked (its signature is checked against the node's
+/// key by [`crate::receipts::verify`]).
+fn receipt_of(country: Country, r: pb::AuditReceipt) -> Result<AuditReceipt, &'static str> {
+    let head_ok = r.head.len() == 64 && r.head.bytes().all(|b| b.is_ascii_hexdigit());
+    if !head_ok || r.signature.len() != 64 {
+        return Err("audit receipt is malformed");
+    }
+    Ok(AuditReceipt {
+        country: country.to_string(),
+        entries: r.entries,
+        head: r.head.to_ascii_lowercase(),
+        signed_at_ms: r.signed_at_ms,
+        signature: hex::encode(r.signature),
+    })
+}
+
+fn answer_of_response(country: Country, query_id: &str, r: pb::AggregateResponse) -> NodeOutcome {
     if r.country != country.as_str() {
         return bad("response names another country");
     }
@@ -619,6 +725,9 @@ fn description_of_response(
     if d.country != country.as_str() {
         return Err("response names another country");
     }
+    if d.audit_head.is_none() || d.audit_key.is_empty() {
+        return Err("description carries no signed audit head");
+    }
     let p = d.policy.unwrap_or_default();
     let Some(mode) = mode_of(p.mode) else {
         return Err("description names no protection mode");
@@ -667,5 +776,7 @@ fn description_of_response(
         },
         privacy,
         budget: d.budget.into_iter().map(budget_of).collect(),
+        audit_key: clip(&d.audit_key),
+        audit_head: d.audit_head.map(|h| receipt_of(country, h)).transpose()?,
     })
 }

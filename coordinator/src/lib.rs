@@ -24,5 +24,6 @@ pub mod cli;
 pub mod fanout;
 pub mod merge;
 pub mod output;
+pub mod receipts;
 pub mod registry;
 pub mod report;

@@ -419,6 +419,7 @@ mod tests {
                 privacy: None,
             }),
             elapsed: Duration::from_millis(3),
+            receipt: None,
         }
     }
 
@@ -431,6 +432,7 @@ mod tests {
                 country: "MYS".parse().unwrap(),
                 outcome: NodeOutcome::TimedOut,
                 elapsed: Duration::from_secs(5),
+                receipt: None,
             },
         ];
         let r = merge("q", Unit::Incidents, &[Dimension::Mode], &results);
@@ -517,6 +519,7 @@ mod tests {
                 }),
             }),
             elapsed: Duration::from_millis(3),
+            receipt: None,
         }
     }
 

@@ -40,6 +40,10 @@ pub struct CoordinatorSection {
     /// Deadline for establishing a connection, milliseconds. Default 3000.
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
+    /// The receipt book: every audit receipt the nodes give (JSON Lines, appended). Default
+    /// `receipts.jsonl` beside the registry.
+    #[serde(default)]
+    pub receipts: Option<PathBuf>,
 }
 
 fn default_deadline_ms() -> u64 {
@@ -61,6 +65,11 @@ pub struct NodeEntry {
     /// Identity the node's certificate must carry; default `node.<iso3>.vrs.test`.
     #[serde(default)]
     pub identity: Option<String>,
+    /// The node's audit key (hex Ed25519, as `vrs-node check` prints it), when agreed out of
+    /// band. Without it, the key the node first publishes in `Describe` is the one its receipts
+    /// are checked under.
+    #[serde(default)]
+    pub audit_key: Option<String>,
 }
 
 impl NodeEntry {
@@ -97,6 +106,9 @@ pub enum RegistryError {
     /// No nodes.
     #[error("the registry lists no nodes")]
     Empty,
+    /// A node's pinned audit key is not 64 hex characters.
+    #[error("{0}: audit_key is not 64 hex characters")]
+    BadAuditKey(Country),
     /// A coordinator name that cannot be part of a DNS name.
     #[error("coordinator name must be 1-40 characters of [a-z0-9-]")]
     BadName,
@@ -137,6 +149,20 @@ impl Registry {
                 return Err(RegistryError::Duplicate(n.country));
             }
         }
+        let receipts = r
+            .coordinator
+            .receipts
+            .get_or_insert_with(|| PathBuf::from(crate::receipts::DEFAULT_FILE));
+        if receipts.is_relative() {
+            *receipts = dir.join(&*receipts);
+        }
+        for n in &r.nodes {
+            if let Some(k) = &n.audit_key
+                && vrs_core::signing::PublicKey::from_hex(k).is_err()
+            {
+                return Err(RegistryError::BadAuditKey(n.country));
+            }
+        }
         for p in [
             &mut r.tls.ca,
             &mut r.tls.cert,
@@ -163,6 +189,27 @@ impl Registry {
     /// Connection deadline.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.coordinator.connect_timeout_ms)
+    }
+
+    /// Where the receipt book is kept.
+    pub fn receipts_path(&self) -> PathBuf {
+        self.coordinator
+            .receipts
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::receipts::DEFAULT_FILE))
+    }
+
+    /// The audit keys pinned in the registry, by country code.
+    pub fn pinned_audit_keys(
+        &self,
+    ) -> std::collections::HashMap<String, vrs_core::signing::PublicKey> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let k = vrs_core::signing::PublicKey::from_hex(n.audit_key.as_deref()?).ok()?;
+                Some((n.country.to_string(), k))
+            })
+            .collect()
     }
 }
 

@@ -1270,6 +1270,8 @@ mod tests {
                         mode: vrs_core::answer::ProtectionMode::RulesV1,
                         privacy: None,
                         budget: Vec::new(),
+                        audit_key: String::new(),
+                        audit_head: None,
                     }),
                 },
                 NodeInfo {

@@ -79,6 +79,7 @@ fn answered(country: &str, dims: &[Dimension], cells: Vec<Cell>) -> NodeResult {
             privacy: None,
         }),
         elapsed: Duration::from_millis(12),
+        receipt: None,
     }
 }
 
@@ -113,6 +114,7 @@ fn answered_noisy(country: &str, dims: &[Dimension], sigma: f64, cells: Vec<Cell
             }),
         }),
         elapsed: Duration::from_millis(15),
+        receipt: None,
     }
 }
 
@@ -121,6 +123,7 @@ fn other(country: &str, outcome: NodeOutcome) -> NodeResult {
         country: country.parse().unwrap(),
         outcome,
         elapsed: Duration::from_millis(2_000),
+        receipt: None,
     }
 }
 

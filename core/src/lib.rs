@@ -10,6 +10,8 @@
 //! - [`table`]: aligned text and CSV rendering of result tables.
 //! - [`terminal`]: peer-provided text made safe for an operator's terminal.
 //! - [`signing`]: Ed25519 query signatures over a domain-separated message.
+//! - [`audit_chain`]: how audit entries are chained, the node's signed audit receipts, and the check
+//!   of an exported log against them.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
 //! - [`tls`]: mutual TLS 1.3 (rustls + ring): config loading, certificate identities, the server's
 //!   handshake stream and the client's connector. The one part of this crate that does I/O.
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod audit_chain;
 pub mod cli;
 pub mod clock;
 pub mod codes;

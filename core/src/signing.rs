@@ -1,4 +1,5 @@
-//! Query signatures: Ed25519 (ring) over a domain-separated message.
+//! Ed25519 signatures (ring) over domain-separated messages: the coordinator's query signatures,
+//! and the node's audit receipts ([`crate::audit_chain`]).
 //!
 //! The coordinator signs `CONTEXT || envelope`, where `envelope` is the exact byte string it sends
 //! (the prost encoding of a `QueryEnvelope`). The node verifies over the bytes it received and only
@@ -35,7 +36,8 @@ pub enum SigningError {
     BadSignature,
 }
 
-/// A coordinator's signing key. `Debug` never shows key material.
+/// An Ed25519 signing key: the coordinator's query key, or a node's audit key. `Debug` never
+/// shows key material.
 pub struct SigningKey {
     pair: Ed25519KeyPair,
 }
@@ -77,9 +79,15 @@ impl SigningKey {
 
     /// Signs an envelope.
     pub fn sign(&self, envelope: &[u8]) -> Vec<u8> {
-        let mut msg = Vec::with_capacity(CONTEXT.len() + envelope.len());
-        msg.extend_from_slice(CONTEXT);
-        msg.extend_from_slice(envelope);
+        self.sign_with_context(CONTEXT, envelope)
+    }
+
+    /// Signs `context || message`: each use of a key has its own context, so a signature made
+    /// for one purpose is never valid for another.
+    pub fn sign_with_context(&self, context: &[u8], message: &[u8]) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(context.len() + message.len());
+        msg.extend_from_slice(context);
+        msg.extend_from_slice(message);
         self.pair.sign(&msg).as_ref().to_vec()
     }
 }
@@ -114,9 +122,19 @@ impl PublicKey {
 
     /// Verifies a signature over an envelope.
     pub fn verify(&self, envelope: &[u8], signature: &[u8]) -> Result<(), SigningError> {
-        let mut msg = Vec::with_capacity(CONTEXT.len() + envelope.len());
-        msg.extend_from_slice(CONTEXT);
-        msg.extend_from_slice(envelope);
+        self.verify_with_context(CONTEXT, envelope, signature)
+    }
+
+    /// Verifies a signature over `context || message`.
+    pub fn verify_with_context(
+        &self,
+        context: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SigningError> {
+        let mut msg = Vec::with_capacity(context.len() + message.len());
+        msg.extend_from_slice(context);
+        msg.extend_from_slice(message);
         UnparsedPublicKey::new(&ED25519, &self.0)
             .verify(&msg, signature)
             .map_err(|_| SigningError::BadSignature)

@@ -21,7 +21,8 @@ use serde::Serialize;
 pub const AUDIT_FILE: &str = "audit.sqlite";
 
 /// Hash of the (absent) entry before the first.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use vrs_core::audit_chain::GENESIS;
+use vrs_core::audit_chain::entry_hash;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS audit (
@@ -64,6 +65,41 @@ CREATE TABLE IF NOT EXISTS pending (
 ) WITHOUT ROWID;
 "#;
 
+/// File name of the node's audit key (Ed25519, PKCS#8) inside a node directory: it signs the
+/// head of the audit log in every answer and in `Describe` (an audit receipt), so a coordinator
+/// holding receipts can tell a rewritten log from the one it was shown.
+pub const AUDIT_KEY_FILE: &str = "audit-key.pk8";
+
+/// Loads the node's audit key, making one (0600) when the directory has none. Returns the key
+/// and whether it was made now. A key file that exists but cannot be read or parsed is an error,
+/// never replaced: a new key is what a coordinator sees when a log is replaced.
+pub fn audit_key(dir: &Path) -> Result<(vrs_core::signing::SigningKey, bool), AuditError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(AUDIT_KEY_FILE);
+    let unreadable = |why: String| AuditError::Corrupt(format!("{}: {why}", path.display()));
+    match std::fs::read(&path) {
+        Ok(bytes) => vrs_core::signing::SigningKey::from_pkcs8(&bytes)
+            .map(|k| (k, false))
+            .map_err(|_| unreadable("not an Ed25519 PKCS#8 key".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let pkcs8 =
+                vrs_core::signing::generate_pkcs8().map_err(|e| unreadable(e.to_string()))?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(&pkcs8)?;
+            f.sync_all()?;
+            let key = vrs_core::signing::SigningKey::from_pkcs8(&pkcs8)
+                .map_err(|e| unreadable(e.to_string()))?;
+            Ok((key, true))
+        }
+        Err(e) => Err(AuditError::Io(e)),
+    }
+}
+
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -84,59 +120,13 @@ pub enum AuditError {
     Corrupt(String),
 }
 
-/// One audit entry as written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEntry<'a> {
-    /// When, in ms since the Unix epoch.
-    pub at_ms: i64,
-    /// The caller's certificate identity ("" when there was none).
-    pub caller: &'a str,
-    /// The query id ("" when the envelope could not be read).
-    pub query_id: &'a str,
-    /// The signed envelope as received (empty if none).
-    pub envelope: &'a [u8],
-    /// The signature as received.
-    pub signature: &'a [u8],
-    /// The key id as received.
-    pub key_id: &'a str,
-    /// `answered`, `pending_approval`, or `refused:<REASON>`.
-    pub outcome: &'a str,
-    /// Hex SHA-256 of the released answer ("" when nothing was released).
-    pub answer_digest: &'a str,
-    /// zCDP: what the release charged (release id, ρ, quarters, replayed) as compact JSON;
-    /// "" when nothing was charged. Part of the hash when present, so the privacy-loss ledger
-    /// is chained with the log.
-    pub privacy: &'a str,
-}
+/// One audit entry as written (its fields are hashed as [`vrs_core::audit_chain`] says, so an
+/// auditor can recompute the chain from an export).
+pub use vrs_core::audit_chain::NewEntry;
 
-/// One audit entry as read back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Entry {
-    /// Position in the chain, from 1.
-    pub seq: i64,
-    /// When, ms since the Unix epoch.
-    pub at_ms: i64,
-    /// Caller identity.
-    pub caller: String,
-    /// Query id.
-    pub query_id: String,
-    /// Envelope bytes, hex.
-    pub envelope_hex: String,
-    /// Signature, hex.
-    pub signature_hex: String,
-    /// Key id.
-    pub key_id: String,
-    /// Outcome.
-    pub outcome: String,
-    /// Digest of the released answer.
-    pub answer_digest: String,
-    /// What the release charged ("" when nothing).
-    pub privacy: String,
-    /// Hash of the previous entry.
-    pub prev_hash: String,
-    /// This entry's hash.
-    pub hash: String,
-}
+/// One audit entry as read back: the form `audit export` writes, which an auditor's tool reads
+/// back and recomputes ([`vrs_core::audit_chain::verify_export`]).
+pub use vrs_core::audit_chain::ExportedEntry as Entry;
 
 /// Where the chain breaks, as found by [`AuditLog::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -166,31 +156,6 @@ pub struct Pending {
 #[derive(Debug)]
 pub struct AuditLog {
     pub(crate) conn: Connection,
-}
-
-fn entry_hash(prev: &str, seq: i64, e: &NewEntry<'_>) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut field = |b: &[u8]| {
-        ctx.update(&(b.len() as u64).to_be_bytes());
-        ctx.update(b);
-    };
-    field(b"vrs.audit.v1");
-    field(prev.as_bytes());
-    field(&seq.to_be_bytes());
-    field(&e.at_ms.to_be_bytes());
-    field(e.caller.as_bytes());
-    field(e.query_id.as_bytes());
-    field(e.envelope);
-    field(e.signature);
-    field(e.key_id.as_bytes());
-    field(e.outcome.as_bytes());
-    field(e.answer_digest.as_bytes());
-    // Entries written before the ledger existed have no privacy field and hash as they did.
-    if !e.privacy.is_empty() {
-        field(b"privacy");
-        field(e.privacy.as_bytes());
-    }
-    hex::encode(ctx.finish())
 }
 
 impl AuditLog {

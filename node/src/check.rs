@@ -343,7 +343,28 @@ pub fn run(config_path: &Path, clock: &dyn Clock) -> Report {
             ),
             Err(e) => report.add(Level::Fail, "audit log", e.to_string()),
         },
+        Err(_) if dir.join(crate::audit::AUDIT_KEY_FILE).exists() => report.add(
+            Level::Fail,
+            "audit log",
+            "missing, but the node has an audit key: the log was removed (coordinators holding \
+             its receipts will see it)",
+        ),
         Err(_) => report.add(Level::Ok, "audit log", "none yet (created on first query)"),
+    }
+    match std::fs::read(dir.join(crate::audit::AUDIT_KEY_FILE)) {
+        Ok(bytes) => match vrs_core::signing::SigningKey::from_pkcs8(&bytes) {
+            Ok(k) => report.add(
+                Level::Ok,
+                "audit key",
+                format!("signs receipts as {}", k.public_key().to_hex()),
+            ),
+            Err(_) => report.add(Level::Fail, "audit key", "not an Ed25519 PKCS#8 key"),
+        },
+        Err(_) => report.add(
+            Level::Ok,
+            "audit key",
+            "none yet (made when the node starts)",
+        ),
     }
     report
 }

@@ -352,13 +352,20 @@ pub fn init(dir: &Path, country: &str) -> Result<ExitCode, CliError> {
         return Err(CliError::AlreadyANode(config_path.display().to_string()));
     }
     let store = Store::create(dir, country)?;
+    // The audit log and the key that signs its head exist from the start, so a log that is
+    // missing later was removed (`check` says so) and receipts carry one key for the node's life.
+    drop(AuditLog::open(dir)?);
+    let (key, _) = crate::audit::audit_key(dir)?;
     std::fs::write(&config_path, initial_config(country))
         .map_err(IoError::doing(format!("write {}", config_path.display())))?;
     println!(
-        "Created node {country} in {}:\n  {}  (store, schema v{})\n  {}  (configuration: policy, TLS, callers — edit it)",
+        "Created node {country} in {}:\n  {}  (store, schema v{})\n  {}  (audit log)\n  {}  (audit key {})\n  {}  (configuration: policy, TLS, callers — edit it)",
         dir.display(),
         store.path().display(),
         store.schema_version()?,
+        dir.join(crate::audit::AUDIT_FILE).display(),
+        dir.join(crate::audit::AUDIT_KEY_FILE).display(),
+        key.public_key().to_hex(),
         config_path.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -16,9 +16,10 @@ use std::time::Duration;
 use prost::Message;
 use tonic::{Request, Response, Status};
 use vrs_core::answer::{Answer, CellValue, ReleasePrivacy, SuppressionReason};
+use vrs_core::audit_chain::AuditReceipt;
 use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::query::{Dimension, Query, QueryError, RawQuery, Unit};
-use vrs_core::signing::PublicKey;
+use vrs_core::signing::{PublicKey, SigningKey};
 use vrs_proto::pb;
 
 use tracing::Instrument;
@@ -334,6 +335,8 @@ pub struct NodeService {
     permits: Arc<tokio::sync::Semaphore>,
     clock_window: Duration,
     max_request_bytes: usize,
+    /// Signs the audit log's head in every answer and in `Describe`.
+    audit_key: Arc<SigningKey>,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -398,10 +401,16 @@ struct Admitted {
     query: Query,
 }
 
-/// The outcome of one `Aggregate` call. `audited` answers were logged with their ledger commit;
-/// the others are logged by the caller of [`NodeService::handle`].
+/// Where an entry landed in the audit log: its sequence number and chain hash.
+type Logged = (i64, String);
+
+/// The outcome of one `Aggregate` call. An answer `audited` at a position was logged with its
+/// ledger commit; the others are logged by the caller of [`NodeService::handle`].
 enum Handled {
-    Answered { answer: Answer, audited: bool },
+    Answered {
+        answer: Answer,
+        audited: Option<Logged>,
+    },
     Pending,
 }
 
@@ -438,6 +447,14 @@ impl NodeService {
             callers.insert(c.identity.clone(), keys);
         }
         let audit = AuditLog::open(&dir)?;
+        let (audit_key, made) = crate::audit::audit_key(&dir)?;
+        if made {
+            tracing::warn!(
+                key = %audit_key.public_key().to_hex(),
+                "made a new audit key: coordinators holding receipts signed by an earlier key \
+                 will report the change"
+            );
+        }
         let server = &config.file.server;
         Ok(NodeService {
             country: store.country(),
@@ -463,6 +480,7 @@ impl NodeService {
             )),
             clock_window: DEFAULT_CLOCK_WINDOW,
             max_request_bytes: server.max_request_bytes,
+            audit_key: Arc::new(audit_key),
         })
     }
 
@@ -742,7 +760,7 @@ impl NodeService {
         if let Some(answer) = stored {
             return Ok(Handled::Answered {
                 answer,
-                audited: false,
+                audited: None,
             });
         }
         let privacy = {
@@ -753,58 +771,61 @@ impl NodeService {
         let audit = self.audit.clone();
         let policy = self.privacy.clone();
         let clock = self.clock.clone();
-        let task = tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
-            let _permit = permit;
-            let released = pool
-                .take()
-                .map_err(|e| {
-                    tracing::error!(error = %e, "cannot open store");
-                    ServiceError::Internal
-                })
-                .and_then(|store| {
-                    let r = release::compute(&store, &plan, &policy, privacy);
-                    pool.give_back(store);
-                    Ok(r?.0)
-                });
-            let mut log = audit.lock().map_err(|_| ServiceError::Internal)?;
-            let answer = match released {
-                Ok(a) => a,
-                Err(e) => {
-                    // Nothing was released: the reservation is given back.
-                    if let Err(c) = log.cancel(&evidence.query_id) {
-                        tracing::error!(error = %c, "cannot cancel a reservation");
+        let task =
+            tokio::task::spawn_blocking(move || -> Result<(Answer, Logged), ServiceError> {
+                let _permit = permit;
+                let released = pool
+                    .take()
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "cannot open store");
+                        ServiceError::Internal
+                    })
+                    .and_then(|store| {
+                        let r = release::compute(&store, &plan, &policy, privacy);
+                        pool.give_back(store);
+                        Ok(r?.0)
+                    });
+                let mut log = audit.lock().map_err(|_| ServiceError::Internal)?;
+                let answer = match released {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Nothing was released: the reservation is given back.
+                        if let Err(c) = log.cancel(&evidence.query_id) {
+                            tracing::error!(error = %c, "cannot cancel a reservation");
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
+                };
+                let digest = answer_digest(&answer);
+                let charge = charge_summary(&answer, false);
+                let entry = NewEntry {
+                    at_ms: clock.now_ms(),
+                    caller: &evidence.caller,
+                    query_id: &evidence.query_id,
+                    envelope: &evidence.envelope,
+                    signature: &evidence.signature,
+                    key_id: &evidence.key_id,
+                    outcome: "answered",
+                    answer_digest: &digest,
+                    privacy: &charge,
+                };
+                let mut stored = answer.clone();
+                if let Some(p) = &mut stored.privacy {
+                    p.quarters.clear();
                 }
-            };
-            let digest = answer_digest(&answer);
-            let charge = charge_summary(&answer, false);
-            let entry = NewEntry {
-                at_ms: clock.now_ms(),
-                caller: &evidence.caller,
-                query_id: &evidence.query_id,
-                envelope: &evidence.envelope,
-                signature: &evidence.signature,
-                key_id: &evidence.key_id,
-                outcome: "answered",
-                answer_digest: &digest,
-                privacy: &charge,
-            };
-            let mut stored = answer.clone();
-            if let Some(p) = &mut stored.privacy {
-                p.quarters.clear();
-            }
-            if let Err(e) = log.commit_release(&entry, &plan.release_id, &stored, false) {
-                tracing::error!(error = %e, "cannot commit the release; refusing");
-                let _ = log.cancel(&evidence.query_id);
-                return Err(ServiceError::Internal);
-            }
-            Ok(answer)
-        });
-        let answer = task.await.map_err(|_| ServiceError::Internal)??;
+                match log.commit_release(&entry, &plan.release_id, &stored, false) {
+                    Ok(logged) => Ok((answer, logged)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot commit the release; refusing");
+                        let _ = log.cancel(&evidence.query_id);
+                        Err(ServiceError::Internal)
+                    }
+                }
+            });
+        let (answer, logged) = task.await.map_err(|_| ServiceError::Internal)??;
         Ok(Handled::Answered {
             answer,
-            audited: true,
+            audited: Some(logged),
         })
     }
 
@@ -859,7 +880,7 @@ impl NodeService {
             }
             return Ok(Handled::Answered {
                 answer,
-                audited: false,
+                audited: None,
             });
         }
         // zCDP: everything that can refuse the query is decided before the gate records its id.
@@ -883,29 +904,50 @@ impl NodeService {
         Ok(handled)
     }
 
-    /// Writes `entry` (after any flood counted for `fingerprint`), or, when `write` is false,
-    /// only counts it for that certificate's next entry.
+    /// Writes `entry` (after any flood counted for `fingerprint`) and returns where it landed,
+    /// or, when `write` is false, only counts it for that certificate's next entry.
     fn write_entry(
         &self,
         write: bool,
         fingerprint: &str,
         entry: &NewEntry<'_>,
-    ) -> Result<(), Status> {
+    ) -> Result<Option<Logged>, Status> {
         if !write {
             if let Ok(mut c) = self.coalesced.lock() {
                 *c.entry(fingerprint.to_string()).or_insert(0) += 1;
             }
-            return Ok(());
+            return Ok(None);
         }
         self.flush_flood(fingerprint, entry)?;
         self.audit()
             .and_then(|mut log| {
-                log.append(entry).map(|_| ()).map_err(|e| {
+                log.append(entry).map(Some).map_err(|e| {
                     tracing::error!(error = %e, "cannot write the audit log; refusing");
                     ServiceError::Internal
                 })
             })
             .map_err(|e| e.to_status())
+    }
+
+    /// The audit receipt for the entry at `logged`: the node's signature over its country, the
+    /// entry's position and its chain hash. Every answer carries the receipt of its own entry.
+    fn receipt(&self, logged: Option<&Logged>) -> Option<pb::AuditReceipt> {
+        let (seq, hash) = logged?;
+        let entries = u64::try_from(*seq).ok()?;
+        let signed = AuditReceipt::sign(
+            &self.audit_key,
+            self.country.as_str(),
+            entries,
+            hash,
+            self.clock.now_ms(),
+        );
+        match signed {
+            Ok(r) => Some(pb_receipt(&r)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign the audit head");
+                None
+            }
+        }
     }
 
     /// Logs the refusals counted but not written for `fingerprint`, as one entry.
@@ -1281,6 +1323,16 @@ fn describe(
     })
 }
 
+/// The wire form of a receipt (its signature as raw bytes).
+fn pb_receipt(r: &AuditReceipt) -> pb::AuditReceipt {
+    pb::AuditReceipt {
+        entries: r.entries,
+        head: r.head.clone(),
+        signed_at_ms: r.signed_at_ms,
+        signature: hex::decode(&r.signature).unwrap_or_default(),
+    }
+}
+
 fn to_pb_reason(r: SuppressionReason) -> pb::SuppressionReason {
     match r {
         SuppressionReason::BelowThreshold => pb::SuppressionReason::BelowThreshold,
@@ -1314,14 +1366,20 @@ impl pb::federation_server::Federation for NodeService {
             })?;
             let audit = self.audit();
             let out = audit.and_then(|a| {
-                describe(
+                let mut out = describe(
                     &store,
                     &self.policy,
                     &self.privacy,
                     &a,
                     &caller,
                     self.clock.now_ms(),
-                )
+                )?;
+                // The log's head as of now, signed: a coordinator that sees a later head with
+                // fewer entries, or another key, knows the log was replaced.
+                let head = a.head().map_err(internal)?;
+                out.audit_head = self.receipt(Some(&head));
+                out.audit_key = self.audit_key.public_key().to_hex();
+                Ok(out)
             });
             self.pool.give_back(store);
             out
@@ -1393,24 +1451,41 @@ impl pb::federation_server::Federation for NodeService {
                 "answered".to_string(),
                 answer_digest(answer),
                 charge_summary(answer, true),
-                *audited,
+                audited.clone(),
             ),
             Ok(Handled::Pending) => (
                 "pending_approval".to_string(),
                 String::new(),
                 String::new(),
-                false,
+                None,
             ),
             Err(e) => (
                 format!("refused:{}", e.reason()),
                 String::new(),
                 String::new(),
-                false,
+                None,
             ),
         };
         // Invariant 4: nothing is released unless its audit entry is written first. A fresh
         // zCDP release wrote its own, in one transaction with its ledger commit.
-        if !already {
+        let logged = if let Some(logged) = already {
+            // A fresh release was logged with its ledger commit; a flood counted before it
+            // still gets its entry.
+            let fingerprint = peer.fingerprint();
+            let flood_only = NewEntry {
+                at_ms: self.clock.now_ms(),
+                caller: peer.identity.as_deref().unwrap_or(""),
+                query_id: "",
+                envelope: b"",
+                signature: b"",
+                key_id: "",
+                outcome: "",
+                answer_digest: "",
+                privacy: "",
+            };
+            self.flush_flood(&fingerprint, &flood_only)?;
+            Some(logged)
+        } else {
             // Unverified bytes are not kept: a refusal before the signature holds their
             // SHA-256 and length, so a flood of junk cannot fill the node's disk.
             let unverified = matches!(&handled, Err(e) if e.before_signature());
@@ -1428,24 +1503,8 @@ impl pb::federation_server::Federation for NodeService {
             };
             let fingerprint = peer.fingerprint();
             let write = handled.is_ok() || self.refusal_audit.allow(&fingerprint);
-            self.write_entry(write, &fingerprint, &entry)?;
-        } else {
-            // A fresh release was logged with its ledger commit; a flood counted before it
-            // still gets its entry.
-            let fingerprint = peer.fingerprint();
-            let flood_only = NewEntry {
-                at_ms: self.clock.now_ms(),
-                caller: peer.identity.as_deref().unwrap_or(""),
-                query_id: "",
-                envelope: b"",
-                signature: b"",
-                key_id: "",
-                outcome: "",
-                answer_digest: "",
-                privacy: "",
-            };
-            self.flush_flood(&fingerprint, &flood_only)?;
-        }
+            self.write_entry(write, &fingerprint, &entry)?
+        };
         let caller = peer.identity.as_deref().unwrap_or("");
         match handled {
             Err(e) => {
@@ -1458,6 +1517,7 @@ impl pb::federation_server::Federation for NodeService {
                     country: self.country.to_string(),
                     query_id,
                     status: pb::AnswerStatus::PendingApproval as i32,
+                    receipt: self.receipt(logged.as_ref()),
                     policy: Some(public_policy(&self.policy.public(), &self.privacy, caller)),
                     ..pb::AggregateResponse::default()
                 }))
@@ -1502,7 +1562,7 @@ impl pb::federation_server::Federation for NodeService {
                     policy: Some(public_policy(&self.policy.public(), &self.privacy, caller)),
                     answer_digest: digest,
                     privacy: answer.privacy.as_ref().map(pb_release_privacy),
-                    receipt: None,
+                    receipt: self.receipt(logged.as_ref()),
                 }))
             }
         }

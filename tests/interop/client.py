@@ -6,7 +6,8 @@ signing key, the way a coordinator written in another language would:
 
 - standard gRPC health (grpc.health.v1) and server reflection (v1alpha, and v1 by path);
 - the reflected descriptor of vrs.federation.v2 equals the one compiled here from proto/;
-- Describe, and Aggregate with an envelope signed here (Ed25519 over the domain-separated
+- Describe and its signed audit head, and Aggregate (with its audit receipt checked here from the
+  wire format alone) with an envelope signed here (Ed25519 over the domain-separated
   context and the exact serialized QueryEnvelope bytes) using the PKCS#8 key from the demo;
 - refusals with their gRPC code and `vrs-reason` trailer: replay, tampered signature, tampered
   envelope, wrong audience, unknown key, stale timestamp;
@@ -46,7 +47,8 @@ import grpc  # noqa: E402
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -54,6 +56,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 # Must match vrs_core::signing::CONTEXT.
 SIGNING_CONTEXT = b"vrs.federation.v2.query\0"
+# Must match vrs_core::audit_chain::RECEIPT_CONTEXT (PROTOCOL.md, "Audit receipts").
+RECEIPT_CONTEXT = b"vrs.federation.v2.audit-head\0"
 FEDERATION_SERVICE = "vrs.federation.v2.Federation"
 FEDERATION_FILE = "vrs/federation/v2/federation.proto"
 COORDINATOR = "bali-rc"
@@ -463,6 +467,34 @@ def check_describe(ctx: Context) -> None:
     expect(d.policy.min_contributors >= 2, f"min_contributors {d.policy.min_contributors}")
     expect(d.first_period <= d.last_period and len(d.first_period) == 7,
            f"periods {d.first_period!r}..{d.last_period!r}")
+    # The signed audit head, checked here from the wire format alone (PROTOCOL.md).
+    expect(len(d.audit_key) == 64, f"audit_key {d.audit_key!r}")
+    expect(d.HasField("audit_head"), "no signed audit head")
+    verify_receipt(bytes.fromhex(d.audit_key), ctx.country, d.audit_head)
+    AUDIT_KEYS[ctx.country] = bytes.fromhex(d.audit_key)
+
+
+# The audit key each node published in Describe (check_describe runs before check_aggregate).
+AUDIT_KEYS: dict[str, bytes] = {}
+
+
+def verify_receipt(key: bytes, country: str, r) -> None:
+    """An audit receipt: Ed25519 over RECEIPT_CONTEXT || country || entries (8 bytes BE) ||
+    head (32 bytes) || signed_at_ms (8 bytes BE); a changed field must not verify."""
+    expect(len(r.head) == 64 and len(r.signature) == 64, "receipt shape")
+    def message(entries: int) -> bytes:
+        return (RECEIPT_CONTEXT + country.encode() + entries.to_bytes(8, "big")
+                + bytes.fromhex(r.head) + r.signed_at_ms.to_bytes(8, "big", signed=True))
+    pub = Ed25519PublicKey.from_public_bytes(key)
+    try:
+        pub.verify(r.signature, message(r.entries))
+    except InvalidSignature:
+        raise CheckFailed("the audit receipt does not verify under the node's audit key")
+    try:
+        pub.verify(r.signature, message(r.entries + 1))
+    except InvalidSignature:
+        return
+    raise CheckFailed("an altered audit receipt verifies")
 
 
 @dataclass
@@ -506,6 +538,9 @@ def check_aggregate(ctx: Context, state: Answered) -> None:
     expect(len(resp.answer_digest) == 64 and all(c in "0123456789abcdef" for c in resp.answer_digest),
            f"answer_digest {resp.answer_digest!r}")
     expect(resp.HasField("policy") and resp.policy.min_count >= 3, "policy missing")
+    expect(resp.HasField("receipt") and resp.receipt.entries > 0, "no audit receipt")
+    expect(ctx.country in AUDIT_KEYS, "no audit key from Describe")
+    verify_receipt(AUDIT_KEYS[ctx.country], ctx.country, resp.receipt)
     state.note = f"{released} noisy cells ({negative} negative), sigma {p.sigma:.3f}, rho {p.rho_micro} micro"
 
 

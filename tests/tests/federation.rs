@@ -12,6 +12,7 @@
 //!   the bar of one release bought with the whole budget) and a `rules_v1` node (which leaks).
 //! - `privacy`: the zCDP release path end to end: universe, noise scale, ledger, replay, budget
 //!   exhaustion, Plan, concurrency against the budget.
+//! - `receipts`: the node's signed audit receipts against each way of rewriting its log.
 //! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
@@ -29,6 +30,8 @@ mod hardening;
 mod health;
 #[path = "federation/privacy.rs"]
 mod privacy;
+#[path = "federation/receipts.rs"]
+mod receipts;
 #[path = "federation/reference.rs"]
 mod reference;
 #[path = "federation/security.rs"]
