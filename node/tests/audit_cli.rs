@@ -91,3 +91,31 @@ fn edited_deleted_and_reordered_entries_are_caught() {
         assert!(out.contains(what), "{sql}: {out}");
     }
 }
+
+/// Issue 12, item 9: `init` makes the audit log and its key, so a log deleted later is named by
+/// `check` (it said "none yet" before), and the audit key is printed for the coordinator.
+#[test]
+fn check_names_a_deleted_log_and_prints_the_audit_key() {
+    let dir = node_with_audit(2);
+    let check = |dir: &std::path::Path| {
+        let out = Command::new(BIN)
+            .args(["check", "--config", dir.join("node.toml").to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let key = std::fs::read(dir.path().join("audit-key.pk8")).unwrap();
+    let public = vrs_core::signing::SigningKey::from_pkcs8(&key)
+        .unwrap()
+        .public_key()
+        .to_hex();
+    let before = check(dir.path());
+    assert!(before.contains(&public), "{before}");
+    assert!(!before.contains("was removed"), "{before}");
+    std::fs::remove_file(dir.path().join("audit.sqlite")).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("audit.sqlite{suffix}")));
+    }
+    let after = check(dir.path());
+    assert!(after.contains("was removed"), "{after}");
+}
