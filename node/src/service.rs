@@ -22,8 +22,6 @@ use vrs_core::query::{Dimension, Query, QueryError, RawQuery, Unit};
 use vrs_core::signing::{PublicKey, SigningKey};
 use vrs_proto::pb;
 
-use tracing::Instrument;
-
 use crate::audit::{AuditError, AuditLog, NewEntry};
 use crate::config::{ApprovalMode, BudgetSection, NodeConfig};
 use crate::disclosure::zcdp;
@@ -104,6 +102,13 @@ pub enum ServiceError {
     /// The node is busy.
     #[error("node busy, try again later")]
     Busy,
+    /// The request waited past its deadline before it was looked at; nothing was spent.
+    #[error("the request's deadline passed before the node reached it")]
+    QueuedPastDeadline,
+    /// The deadline passed after the query was admitted and before its answer was computed;
+    /// the query id is spent, no budget is.
+    #[error("the request's deadline passed before its answer was computed")]
+    DeadlineExceeded,
     /// The query asks for a ρ outside the node's per-query range.
     #[error("rho must be between {min} and {max} micro-rho (0 asks for the node's default)")]
     RhoOutOfRange {
@@ -146,6 +151,7 @@ impl ServiceError {
                 | ServiceError::Revoked
                 | ServiceError::BadSignature
                 | ServiceError::Busy
+                | ServiceError::QueuedPastDeadline
         )
     }
 
@@ -171,6 +177,9 @@ impl ServiceError {
             ServiceError::Query(q) => q.code(),
             ServiceError::NotPublished(_) => "NOT_PUBLISHED",
             ServiceError::Busy => "BUSY",
+            ServiceError::QueuedPastDeadline | ServiceError::DeadlineExceeded => {
+                "DEADLINE_EXCEEDED"
+            }
             ServiceError::RhoOutOfRange { .. } => "RHO_OUT_OF_RANGE",
             ServiceError::BudgetExhausted { .. } => "PRIVACY_BUDGET_EXHAUSTED",
             ServiceError::Universe(UniverseError::TooLarge { .. }) => "UNIVERSE_TOO_LARGE",
@@ -200,6 +209,9 @@ impl ServiceError {
             ServiceError::Revoked | ServiceError::Denied => Code::PermissionDenied,
             ServiceError::QueryMismatch => Code::InvalidArgument,
             ServiceError::Busy => Code::Unavailable,
+            ServiceError::QueuedPastDeadline | ServiceError::DeadlineExceeded => {
+                Code::DeadlineExceeded
+            }
             ServiceError::Replay => Code::AlreadyExists,
             ServiceError::StaleQuery => Code::FailedPrecondition,
             ServiceError::NotPublished(_) => Code::PermissionDenied,
@@ -309,8 +321,16 @@ impl RateLimiter {
     }
 }
 
-/// Everything the service needs, shared across requests.
+/// The gRPC service. Every request's work — SQLite reads and writes, fsyncs, aggregation —
+/// runs on a blocking thread that owns a handle to the shared state, so it finishes and is
+/// audited even when the caller goes away (the entry then says `cancelled`), and the async
+/// runtime's threads never wait on the disk.
 pub struct NodeService {
+    inner: Arc<Inner>,
+}
+
+/// Everything the service needs, shared across requests.
+struct Inner {
     country: vrs_core::codes::Country,
     policy: Policy,
     privacy: PrivacyPolicy,
@@ -337,13 +357,15 @@ pub struct NodeService {
     max_request_bytes: usize,
     /// Signs the audit log's head in every answer and in `Describe`.
     audit_key: Arc<SigningKey>,
+    /// The server's own limit on one request (the caller's `grpc-timeout` may be shorter).
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for NodeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeService")
-            .field("country", &self.country)
-            .field("callers", &self.callers.keys().collect::<Vec<_>>())
+            .field("country", &self.inner.country)
+            .field("callers", &self.inner.callers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -457,39 +479,51 @@ impl NodeService {
         }
         let server = &config.file.server;
         Ok(NodeService {
-            country: store.country(),
-            policy: config.policy.clone(),
-            privacy: config.privacy.clone(),
-            clock: Arc::new(SystemClock),
-            secret,
-            callers,
-            pool: Arc::new(ReadPool {
-                dir,
-                idle: Mutex::new(vec![store]),
+            inner: Arc::new(Inner {
+                country: store.country(),
+                policy: config.policy.clone(),
+                privacy: config.privacy.clone(),
+                clock: Arc::new(SystemClock),
+                secret,
+                callers,
+                pool: Arc::new(ReadPool {
+                    dir,
+                    idle: Mutex::new(vec![store]),
+                }),
+                audit: Arc::new(Mutex::new(audit)),
+                revoked: RevocationList::new(&config.revocation_file()),
+                limiter: RateLimiter::new(&config.file.budget),
+                refusal_audit: RateLimiter::with(
+                    REFUSALS_AUDITED_PER_MINUTE,
+                    REFUSALS_AUDITED_BURST,
+                ),
+                coalesced: Mutex::new(HashMap::new()),
+                daily_budget: config.file.budget.daily_queries,
+                in_flight: Arc::new(Mutex::new(HashMap::new())),
+                approval: config.file.approval.mode,
+                permits: Arc::new(tokio::sync::Semaphore::new(
+                    server.max_concurrent_requests.max(1),
+                )),
+                clock_window: DEFAULT_CLOCK_WINDOW,
+                max_request_bytes: server.max_request_bytes,
+                audit_key: Arc::new(audit_key),
+                request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
             }),
-            audit: Arc::new(Mutex::new(audit)),
-            revoked: RevocationList::new(&config.revocation_file()),
-            limiter: RateLimiter::new(&config.file.budget),
-            refusal_audit: RateLimiter::with(REFUSALS_AUDITED_PER_MINUTE, REFUSALS_AUDITED_BURST),
-            coalesced: Mutex::new(HashMap::new()),
-            daily_budget: config.file.budget.daily_queries,
-            in_flight: Arc::new(Mutex::new(HashMap::new())),
-            approval: config.file.approval.mode,
-            permits: Arc::new(tokio::sync::Semaphore::new(
-                server.max_concurrent_requests.max(1),
-            )),
-            clock_window: DEFAULT_CLOCK_WINDOW,
-            max_request_bytes: server.max_request_bytes,
-            audit_key: Arc::new(audit_key),
         })
     }
 
-    /// The same service reading the time from `clock` (tests use a manual one).
+    /// The same service reading the time from `clock` (tests use a manual one). Called on a
+    /// service no request has seen yet.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> NodeService {
-        self.clock = clock;
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.clock = clock,
+            None => tracing::error!("with_clock on a service already serving: clock unchanged"),
+        }
         self
     }
+}
 
+impl Inner {
     fn audit(&self) -> Result<std::sync::MutexGuard<'_, AuditLog>, ServiceError> {
         self.audit.lock().map_err(|_| ServiceError::Internal)
     }
@@ -701,15 +735,16 @@ impl NodeService {
     }
 
     /// The zCDP path after the gate: a stored release is returned as it was, free; otherwise
-    /// the charge is reserved with the query id, the release computed and noised on a blocking
-    /// thread that also commits the charge with the audit entry (so a caller that goes away
-    /// cannot leave a release unaudited), and only then is the answer sent.
-    async fn answer_zcdp(
+    /// the charge is reserved with the query id, the release computed and noised, and the
+    /// charge committed with the audit entry in one transaction — outcome `cancelled` when the
+    /// caller has gone by then (the release is kept and its budget spent: the noise was drawn).
+    /// Work still queued when the deadline passes is dropped and its reservation given back.
+    fn answer_zcdp(
         &self,
         plan: ReleasePlan,
         evidence: Evidence,
         id_known: bool,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        call: &Call<'_>,
     ) -> Result<Handled, ServiceError> {
         let now = self.clock.now_ms();
         let caller = evidence.caller.clone();
@@ -767,106 +802,98 @@ impl NodeService {
             let audit = self.audit()?;
             self.release_privacy(&plan, &caller, false, &audit)?
         };
-        let pool = self.pool.clone();
-        let audit = self.audit.clone();
-        let policy = self.privacy.clone();
-        let clock = self.clock.clone();
-        let task =
-            tokio::task::spawn_blocking(move || -> Result<(Answer, Logged), ServiceError> {
-                let _permit = permit;
-                let released = pool
-                    .take()
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "cannot open store");
-                        ServiceError::Internal
-                    })
-                    .and_then(|store| {
-                        let r = release::compute(&store, &plan, &policy, privacy);
-                        pool.give_back(store);
-                        Ok(r?.0)
-                    });
-                let mut log = audit.lock().map_err(|_| ServiceError::Internal)?;
-                let answer = match released {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Nothing was released: the reservation is given back.
-                        if let Err(c) = log.cancel(&evidence.query_id) {
-                            tracing::error!(error = %c, "cannot cancel a reservation");
-                        }
-                        return Err(e);
-                    }
-                };
-                let digest = answer_digest(&answer);
-                let charge = charge_summary(&answer, false);
-                let entry = NewEntry {
-                    at_ms: clock.now_ms(),
-                    caller: &evidence.caller,
-                    query_id: &evidence.query_id,
-                    envelope: &evidence.envelope,
-                    signature: &evidence.signature,
-                    key_id: &evidence.key_id,
-                    outcome: "answered",
-                    answer_digest: &digest,
-                    privacy: &charge,
-                };
-                let mut stored = answer.clone();
-                if let Some(p) = &mut stored.privacy {
-                    p.quarters.clear();
+        let released = if call.past_deadline() {
+            Err(ServiceError::DeadlineExceeded)
+        } else {
+            self.pool
+                .take()
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot open store");
+                    ServiceError::Internal
+                })
+                .and_then(|store| {
+                    let r = release::compute(&store, &plan, &self.privacy, privacy);
+                    self.pool.give_back(store);
+                    Ok(r?.0)
+                })
+        };
+        let mut log = self.audit()?;
+        let answer = match released {
+            Ok(a) => a,
+            Err(e) => {
+                // Nothing was released: the reservation is given back.
+                if let Err(c) = log.cancel(&evidence.query_id) {
+                    tracing::error!(error = %c, "cannot cancel a reservation");
                 }
-                match log.commit_release(&entry, &plan.release_id, &stored, false) {
-                    Ok(logged) => Ok((answer, logged)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot commit the release; refusing");
-                        let _ = log.cancel(&evidence.query_id);
-                        Err(ServiceError::Internal)
-                    }
-                }
-            });
-        let (answer, logged) = task.await.map_err(|_| ServiceError::Internal)??;
+                return Err(e);
+            }
+        };
+        let digest = answer_digest(&answer);
+        let charge = charge_summary(&answer, false);
+        let entry = NewEntry {
+            at_ms: self.clock.now_ms(),
+            caller: &evidence.caller,
+            query_id: &evidence.query_id,
+            envelope: &evidence.envelope,
+            signature: &evidence.signature,
+            key_id: &evidence.key_id,
+            outcome: if call.gone() { CANCELLED } else { "answered" },
+            answer_digest: &digest,
+            privacy: &charge,
+        };
+        let mut stored = answer.clone();
+        if let Some(p) = &mut stored.privacy {
+            p.quarters.clear();
+        }
+        let logged = match log.commit_release(&entry, &plan.release_id, &stored, false) {
+            Ok(logged) => logged,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot commit the release; refusing");
+                let _ = log.cancel(&evidence.query_id);
+                return Err(ServiceError::Internal);
+            }
+        };
         Ok(Handled::Answered {
             answer,
             audited: Some(logged),
         })
     }
 
-    async fn answer(
-        &self,
-        query: Query,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> Result<Answer, ServiceError> {
-        let pool = self.pool.clone();
-        let policy = self.policy.clone();
-        let secret = self.secret.clone();
-        tokio::task::spawn_blocking(move || -> Result<Answer, ServiceError> {
-            let _permit = permit;
-            let store = pool.take().map_err(|e| {
-                tracing::error!(error = %e, "cannot open store");
-                ServiceError::Internal
-            })?;
-            let result = aggregate(&store, &query);
-            pool.give_back(store);
-            let table = result?;
-            Ok(disclosure::release(&table, &policy, &secret).answer)
-        })
-        .await
-        .map_err(|_| ServiceError::Internal)?
+    /// Rules mode: exact aggregation, then the v1 disclosure rules (dropped when its deadline
+    /// passed while it waited).
+    fn answer(&self, query: Query, call: &Call<'_>) -> Result<Answer, ServiceError> {
+        if call.past_deadline() {
+            return Err(ServiceError::DeadlineExceeded);
+        }
+        let store = self.pool.take().map_err(|e| {
+            tracing::error!(error = %e, "cannot open store");
+            ServiceError::Internal
+        })?;
+        let result = aggregate(&store, &query);
+        self.pool.give_back(store);
+        let table = result?;
+        Ok(disclosure::release(&table, &self.policy, &self.secret).answer)
     }
 
-    async fn handle(
+    fn handle(
         &self,
         peer: &Peer,
         req: &pb::AggregateRequest,
         query_id: &mut String,
         slot: &mut Option<DailySlot>,
+        call: &Call<'_>,
     ) -> Result<Handled, ServiceError> {
         let caller = self.caller(peer)?;
         // A node that is busy says so before anything is spent: no rate token, no query id,
-        // no budget (issue 12, item 11). The permit is held until the answer is computed.
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ServiceError::Busy)?;
+        // no budget (issue 12, item 11). The permit, taken when the request arrived, is held
+        // until the answer is computed.
+        if call.permit.is_none() {
+            return Err(ServiceError::Busy);
+        }
+        // Queued past its deadline: dropped before anything is spent.
+        if call.past_deadline() {
+            return Err(ServiceError::QueuedPastDeadline);
+        }
         let (admitted, query_bytes) = self.admit(&caller, req, query_id)?;
         if !self.privacy.is_zcdp() {
             let approved =
@@ -874,7 +901,7 @@ impl NodeService {
                     Gate::Hold => return Ok(Handled::Pending),
                     Gate::Go { approved, .. } => approved,
                 };
-            let answer = self.answer(admitted.query, permit).await?;
+            let answer = self.answer(admitted.query, call)?;
             if approved {
                 self.mark_answered(query_id);
             }
@@ -897,7 +924,7 @@ impl NodeService {
             signature: req.signature.clone(),
             key_id: req.key_id.clone(),
         };
-        let handled = self.answer_zcdp(plan, evidence, id_known, permit).await?;
+        let handled = self.answer_zcdp(plan, evidence, id_known, call)?;
         if approved {
             self.mark_answered(query_id);
         }
@@ -1348,13 +1375,10 @@ pub fn answer_digest(answer: &Answer) -> String {
     answer.digest()
 }
 
-#[tonic::async_trait]
-impl pb::federation_server::Federation for NodeService {
-    async fn describe(
-        &self,
-        req: Request<pb::DescribeRequest>,
-    ) -> Result<Response<pb::DescribeResponse>, Status> {
-        let caller = self.caller(&Peer::of(&req)).map_err(|e| {
+/// The three calls, as their blocking work runs them.
+impl Inner {
+    fn describe_now(&self, peer: &Peer) -> Result<pb::DescribeResponse, Status> {
+        let caller = self.caller(peer).map_err(|e| {
             tracing::warn!(reason = e.reason(), "describe refused");
             e.to_status()
         })?;
@@ -1384,17 +1408,16 @@ impl pb::federation_server::Federation for NodeService {
             self.pool.give_back(store);
             out
         })();
-        described.map(Response::new).map_err(|e| e.to_status())
+        described.map_err(|e| e.to_status())
     }
 
-    async fn plan(
+    fn plan_now(
         &self,
-        req: Request<pb::AggregateRequest>,
-    ) -> Result<Response<pb::PlanResponse>, Status> {
-        let peer = Peer::of(&req);
-        let body = req.into_inner();
+        peer: &Peer,
+        body: &pb::AggregateRequest,
+    ) -> Result<pb::PlanResponse, Status> {
         let mut query_id = String::new();
-        let planned = self.plan(&peer, &body, &mut query_id);
+        let planned = self.plan(peer, body, &mut query_id);
         let outcome = match &planned {
             Ok(p) if p.would_answer => "planned".to_string(),
             Ok(p) => format!("planned:would_refuse:{}", p.refusal),
@@ -1402,7 +1425,7 @@ impl pb::federation_server::Federation for NodeService {
         };
         // Plans are audited like queries: unverified bytes by digest, floods counted.
         let unverified = matches!(&planned, Err(e) if e.before_signature());
-        let (envelope, signature, key_id) = kept(&body, unverified);
+        let (envelope, signature, key_id) = kept(body, unverified);
         let entry = NewEntry {
             at_ms: self.clock.now_ms(),
             caller: peer.identity.as_deref().unwrap_or(""),
@@ -1417,44 +1440,38 @@ impl pb::federation_server::Federation for NodeService {
         let fingerprint = peer.fingerprint();
         let write = planned.is_ok() || self.refusal_audit.allow(&fingerprint);
         self.write_entry(write, &fingerprint, &entry)?;
-        planned.map(Response::new).map_err(|e| {
+        planned.map_err(|e| {
             tracing::warn!(reason = e.reason(), "plan refused");
             e.to_status()
         })
     }
 
-    async fn aggregate(
+    /// One `Aggregate` call from start to audit entry, on its blocking thread. An answer or
+    /// held query whose caller has gone by the time its entry is written is logged as
+    /// `cancelled` (the id is spent; a fresh zCDP release is kept, its budget spent).
+    fn aggregate_now(
         &self,
-        req: Request<pb::AggregateRequest>,
-    ) -> Result<Response<pb::AggregateResponse>, Status> {
-        let peer = Peer::of(&req);
-        let body = req.into_inner();
-        let span = tracing::info_span!(
-            "aggregate",
-            caller = peer.identity.as_deref().unwrap_or("-"),
-            node = %self.country,
-            query_id = tracing::field::Empty
-        );
+        peer: &Peer,
+        body: &pb::AggregateRequest,
+        call: &Call<'_>,
+    ) -> Result<pb::AggregateResponse, Status> {
         let mut query_id = String::new();
         // Held until this query's audit entry is written (the end of this function).
         let mut _slot: Option<DailySlot> = None;
-        let handled = self
-            .handle(&peer, &body, &mut query_id, &mut _slot)
-            .instrument(span.clone())
-            .await;
-        let _entered = span.enter();
+        let handled = self.handle(peer, body, &mut query_id, &mut _slot, call);
         if !query_id.is_empty() {
-            span.record("query_id", query_id.as_str());
+            tracing::Span::current().record("query_id", query_id.as_str());
         }
+        let gone = handled.is_ok() && call.gone();
         let (outcome, digest, charge, already) = match &handled {
             Ok(Handled::Answered { answer, audited }) => (
-                "answered".to_string(),
+                if gone { CANCELLED } else { "answered" }.to_string(),
                 answer_digest(answer),
                 charge_summary(answer, true),
                 audited.clone(),
             ),
             Ok(Handled::Pending) => (
-                "pending_approval".to_string(),
+                if gone { CANCELLED } else { "pending_approval" }.to_string(),
                 String::new(),
                 String::new(),
                 None,
@@ -1489,7 +1506,7 @@ impl pb::federation_server::Federation for NodeService {
             // Unverified bytes are not kept: a refusal before the signature holds their
             // SHA-256 and length, so a flood of junk cannot fill the node's disk.
             let unverified = matches!(&handled, Err(e) if e.before_signature());
-            let (envelope, signature, key_id) = kept(&body, unverified);
+            let (envelope, signature, key_id) = kept(body, unverified);
             let entry = NewEntry {
                 at_ms: self.clock.now_ms(),
                 caller: peer.identity.as_deref().unwrap_or(""),
@@ -1513,14 +1530,14 @@ impl pb::federation_server::Federation for NodeService {
             }
             Ok(Handled::Pending) => {
                 tracing::info!("query held for approval");
-                Ok(Response::new(pb::AggregateResponse {
+                Ok(pb::AggregateResponse {
                     country: self.country.to_string(),
                     query_id,
                     status: pb::AnswerStatus::PendingApproval as i32,
                     receipt: self.receipt(logged.as_ref()),
                     policy: Some(public_policy(&self.policy.public(), &self.privacy, caller)),
                     ..pb::AggregateResponse::default()
-                }))
+                })
             }
             Ok(Handled::Answered { answer, .. }) => {
                 let released = answer
@@ -1549,7 +1566,7 @@ impl pb::federation_server::Federation for NodeService {
                         },
                     })
                     .collect();
-                Ok(Response::new(pb::AggregateResponse {
+                Ok(pb::AggregateResponse {
                     country: self.country.to_string(),
                     query_id,
                     status: pb::AnswerStatus::Answered as i32,
@@ -1563,8 +1580,124 @@ impl pb::federation_server::Federation for NodeService {
                     answer_digest: digest,
                     privacy: answer.privacy.as_ref().map(pb_release_privacy),
                     receipt: self.receipt(logged.as_ref()),
-                }))
+                })
             }
+        }
+    }
+}
+
+/// One `Aggregate` call as its blocking work sees it: the concurrency permit taken when it
+/// arrived (`None`: the node was busy), its deadline, and the channel its answer goes back on
+/// (closed once the caller has gone).
+struct Call<'a> {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    deadline: std::time::Instant,
+    reply: &'a tokio::sync::oneshot::Sender<Result<pb::AggregateResponse, Status>>,
+}
+
+impl Call<'_> {
+    fn past_deadline(&self) -> bool {
+        std::time::Instant::now() >= self.deadline
+    }
+
+    fn gone(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// The outcome of an answer or held query whose caller had gone when its entry was written.
+pub const CANCELLED: &str = "cancelled";
+
+/// The caller's own deadline (`grpc-timeout`: up to 8 digits and a unit), if it sent one.
+pub fn caller_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let v = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if !(2..=9).contains(&v.len()) {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Runs `work` on a blocking thread (SQLite and fsyncs never run on the runtime's threads).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|_| Err(ServiceError::Internal.to_status()))
+}
+
+#[tonic::async_trait]
+impl pb::federation_server::Federation for NodeService {
+    async fn describe(
+        &self,
+        req: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        let peer = Peer::of(&req);
+        let inner = self.inner.clone();
+        blocking(move || inner.describe_now(&peer))
+            .await
+            .map(Response::new)
+    }
+
+    async fn plan(
+        &self,
+        req: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::PlanResponse>, Status> {
+        let peer = Peer::of(&req);
+        let body = req.into_inner();
+        let inner = self.inner.clone();
+        blocking(move || inner.plan_now(&peer, &body))
+            .await
+            .map(Response::new)
+    }
+
+    /// The work runs to its audit entry on a blocking thread whether or not the caller waits
+    /// for it (issue 12, item 5): tonic dropping this future at the deadline only closes the
+    /// reply channel, which the work reads as "cancelled".
+    async fn aggregate(
+        &self,
+        req: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::AggregateResponse>, Status> {
+        let peer = Peer::of(&req);
+        let limit = caller_timeout(req.metadata()).map_or(self.inner.request_timeout, |t| {
+            t.min(self.inner.request_timeout)
+        });
+        let deadline = std::time::Instant::now() + limit;
+        let body = req.into_inner();
+        let permit = self.inner.permits.clone().try_acquire_owned().ok();
+        let span = tracing::info_span!(
+            "aggregate",
+            caller = peer.identity.as_deref().unwrap_or("-"),
+            node = %self.inner.country,
+            query_id = tracing::field::Empty
+        );
+        let inner = self.inner.clone();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let work = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let call = Call {
+                permit,
+                deadline,
+                reply: &reply,
+            };
+            let result = inner.aggregate_now(&peer, &body, &call);
+            drop(call);
+            let _ = reply.send(result);
+        });
+        drop(work);
+        match answer.await {
+            Ok(result) => result.map(Response::new),
+            Err(_) => Err(ServiceError::Internal.to_status()),
         }
     }
 }

@@ -436,6 +436,23 @@ impl NodeClient {
         bounded(client.aggregate(request)).await
     }
 
+    /// `Aggregate` sent with `grpc-timeout` = `deadline`, and abandoned by this side after
+    /// `abandon_after` (the stream is reset, as when a caller goes away): `None` when abandoned.
+    pub async fn aggregate_abandoned(
+        &self,
+        request: pb::AggregateRequest,
+        deadline: Duration,
+        abandon_after: Duration,
+    ) -> Option<Result<pb::AggregateResponse, Status>> {
+        let mut client = FederationClient::new(self.channel.clone());
+        let mut req = tonic::Request::new(request);
+        req.set_timeout(deadline);
+        tokio::time::timeout(abandon_after, client.aggregate(req))
+            .await
+            .ok()
+            .map(|r| r.map(Response::into_inner))
+    }
+
     /// `Plan` with a request as given.
     pub async fn plan(&self, request: pb::AggregateRequest) -> Result<pb::PlanResponse, Status> {
         let mut client = FederationClient::new(self.channel.clone());

@@ -178,3 +178,108 @@ async fn a_flood_of_junk_cannot_fill_the_audit_log() {
     drop(client);
     fed.stop().await;
 }
+
+fn incidents_in(year: &str) -> vrs_proto::pb::Query {
+    vrs_proto::pb::Query {
+        unit: "incidents".into(),
+        group_by: vec!["quarter".into()],
+        period_from: year.into(),
+        period_to: year.into(),
+        ..vrs_proto::pb::Query::default()
+    }
+}
+
+/// Issue 12, item 5: a caller that goes away, and work that waited past its deadline. The audit
+/// log's write lock is held from outside (as a slow disk would hold it), so both queries wait in
+/// the node. The one whose caller left is finished and logged `cancelled` (before: the handler
+/// was dropped and the blocking release logged `answered`); the one whose deadline passed is
+/// dropped before any record is read, logged `refused:DEADLINE_EXCEEDED`, and spends no budget
+/// (before: answered a second after its caller had given up).
+#[tokio::test]
+async fn a_caller_that_goes_away_is_logged_cancelled_and_late_work_is_dropped() {
+    let fed = TestFederation::start(&[vrs_tests::spec("THA", 200, 21, "")]).await;
+    let dir = fed.node_dir("THA");
+    let client = fed.coordinator_client("THA").await;
+    let signer = fed.signer();
+    let blocker = rusqlite::Connection::open(dir.join("audit.sqlite")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let gone = signer.envelope("THA", incidents_in("2022"));
+    let abandoned = client
+        .aggregate_abandoned(
+            signer.sign(&gone),
+            Duration::from_secs(20),
+            Duration::from_millis(300),
+        )
+        .await;
+    assert!(
+        abandoned.is_none(),
+        "the node answered while its log was locked"
+    );
+
+    let late = signer.envelope("THA", incidents_in("2023"));
+    let refused = client
+        .aggregate_abandoned(
+            signer.sign(&late),
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the deadline ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{refused:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    blocker.execute_batch("COMMIT").unwrap();
+
+    let outcome_of = |id: &str| -> Option<(String, String)> {
+        let log = vrs_node::audit::AuditLog::open_existing(&dir).unwrap();
+        log.entries(1, 10_000)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.query_id == id)
+            .map(|e| (e.outcome, e.answer_digest))
+    };
+    let mut found = (None, None);
+    for _ in 0..100 {
+        found = (outcome_of(&gone.query_id), outcome_of(&late.query_id));
+        if found.0.is_some() && found.1.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (cancelled, dropped) = (found.0.expect("an entry for the abandoned query"), found.1);
+    assert_eq!(cancelled.0, "cancelled");
+    assert_eq!(
+        cancelled.1.len(),
+        64,
+        "the release was computed and kept: its digest is logged"
+    );
+    let dropped = dropped.expect("an entry for the late query");
+    assert_eq!(
+        dropped,
+        ("refused:DEADLINE_EXCEEDED".to_string(), String::new())
+    );
+
+    // The late query spent nothing; the abandoned release did (its noise was drawn).
+    let described = client.describe().await.unwrap();
+    let spent = |q: &str| {
+        described
+            .budget
+            .iter()
+            .find(|b| b.quarter == q)
+            .map(|b| b.rho_spent_micro)
+            .unwrap()
+    };
+    assert!(spent("2022-Q1") > 0);
+    assert_eq!(spent("2023-Q1"), 0);
+    let log = vrs_node::audit::AuditLog::open_existing(&dir).unwrap();
+    assert!(log.verify().unwrap().is_ok());
+    drop(client);
+    fed.stop().await;
+}
