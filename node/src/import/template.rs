@@ -25,7 +25,7 @@ use std::str::FromStr;
 use vrs_core::codes::{AgeGroup, CodeError, Country, Method, Mode, Sex};
 
 use super::rows::{CsvRows, Fields, HeaderError, RowStatus, short};
-use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, Smuggler};
+use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, RecordKind, Smuggler};
 
 /// The template's columns, in the order [`CsvWriter`] writes them.
 pub const COLUMNS: [&str; 16] = [
@@ -278,13 +278,13 @@ fn optional_text(cell: &str) -> Option<String> {
 
 /// Which column of the file holds each template column.
 #[derive(Debug, Clone)]
-struct Layout {
+pub(crate) struct Layout {
     index: [Option<usize>; COLUMNS.len()],
     width: usize,
 }
 
 impl Layout {
-    fn from_header(header: &[String]) -> Result<Layout, HeaderError> {
+    pub(crate) fn from_header(header: &[String]) -> Result<Layout, HeaderError> {
         let mut index = [None; COLUMNS.len()];
         let mut unknown = Vec::new();
         for (i, name) in header.iter().enumerate() {
@@ -326,7 +326,7 @@ impl Layout {
         self.index[col as usize].map_or("", |i| f.get(i))
     }
 
-    fn record(&self, f: &Fields<'_>) -> Result<IncidentRecord, String> {
+    pub(crate) fn record(&self, f: &Fields<'_>) -> Result<IncidentRecord, String> {
         if f.len() != self.width {
             return Err(format!(
                 "row has {} fields, the header has {}",
@@ -337,6 +337,7 @@ impl Layout {
         let c = |col| self.cell(f, col);
         let period = c(Col::Period).trim();
         Ok(IncidentRecord {
+            kind: RecordKind::Incident,
             source_id: c(Col::SourceId).to_string(),
             period: period.parse().map_err(|e| format!("period: {e}"))?,
             date: optional_text(c(Col::Date).trim()),
@@ -347,6 +348,7 @@ impl Layout {
             dead: parse_count(c(Col::Dead)).map_err(|e| format!("dead: {e}"))?,
             missing: parse_count(c(Col::Missing)).map_err(|e| format!("missing: {e}"))?,
             route: parse_route(c(Col::Route), c(Col::RouteModes))?,
+            corridor: None,
             methods: parse_methods(c(Col::Methods))?,
             fees: parse_fees(c(Col::Fees))?,
             migrants: parse_migrants(c(Col::Migrants))?,
