@@ -955,6 +955,44 @@ fn formula_errors_reject_their_row_only_where_a_column_is_read() {
 }
 
 #[test]
+fn the_mapping_names_the_sheet_and_a_header_below_title_rows() {
+    let mut n = Node::new();
+    let p = n.path("report.xlsx");
+    let mut rows = vec![vec![s("Border agency - detections, March 2024")], vec![]];
+    rows.extend(detections_rows().into_iter().take(3));
+    let cover = vec![vec![s("About this workbook")]];
+    xlsx(&p, &[("Cover", &cover), ("Data", &rows)]);
+    let with_keys = format!("sheet = \"Data\"\nheader_row = 3\n{DETECTIONS}");
+    let r = n.import(&p, &mapping(&with_keys));
+    assert_eq!(r.sheet.as_deref(), Some("Data"));
+    assert_eq!((r.imported, r.rejected), (2, 0), "{:?}", r.rejections);
+    // --sheet wins over the mapping's sheet.
+    let mut opts = mapping(&with_keys);
+    opts.sheet = Some("Cover".into());
+    assert!(matches!(
+        n.import_err(&p, &opts),
+        ImportError::Header { .. }
+    ));
+    // Without header_row the title row is the header: the mapping does not fit it.
+    let e = n.import_err(&p, &mapping(&format!("sheet = \"Data\"\n{DETECTIONS}")));
+    assert!(e.to_string().contains("not in the file's header"), "{e}");
+    // A row number with no value is no header.
+    let e = n.import_err(
+        &p,
+        &mapping(&format!("sheet = \"Data\"\nheader_row = 2\n{DETECTIONS}")),
+    );
+    assert!(e.to_string().contains("empty"), "{e}");
+    assert!(Mapping::from_toml(&format!("header_row = 0\n{DETECTIONS}")).is_err());
+    // The rows keep their spreadsheet numbers below a header on row 3.
+    let mut n = Node::new();
+    let mut bad = rows.clone();
+    bad[4][2] = s("Narnia");
+    xlsx(&p, &[("Data", &bad)]);
+    let r = n.import(&p, &mapping(&format!("header_row = 3\n{DETECTIONS}")));
+    assert_eq!(r.rejections.iter().map(|x| x.line).collect::<Vec<_>>(), [5]);
+}
+
+#[test]
 fn a_template_workbook_imports_without_a_mapping() {
     let mut n = Node::new();
     let p = n.path("template.xlsx");
