@@ -16,6 +16,11 @@
 //!   naming the column and the cell; in a column nothing reads it is ignored;
 //! - a value outside the header's columns rejects the row: no header names it, so it would
 //!   otherwise be dropped unseen.
+//!
+//! Before calamine opens a workbook, its zip directory is read: a workbook whose parts would
+//! unpack to more than [`MAX_UNPACKED_BYTES`] (a zip bomb, or a sheet no node should load into
+//! memory) is refused. The zip reader refuses to unpack an entry past its declared size, so the
+//! declared sizes bound what is read.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -27,6 +32,12 @@ use super::mapping::Bound;
 use super::rows::{Fields, HeaderError, MAX_FIELDS, MAX_ROW_BYTES, short};
 use super::template::{self, Layout};
 use super::{Row, RowSource};
+
+/// Most bytes a workbook's parts may unpack to, by the sizes its zip directory declares (2 GiB:
+/// a 100 MB export of XML unpacks to about 1 GiB).
+pub const MAX_UNPACKED_BYTES: u64 = 2 << 30;
+/// Most entries in a workbook's zip.
+pub const MAX_ZIP_ENTRIES: usize = 10_000;
 
 /// The two spreadsheet formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +113,18 @@ pub enum SheetError {
     /// The workbook has no sheet at all.
     #[error("the workbook has no sheet")]
     NoSheets,
+    /// The workbook would unpack to more than a node reads.
+    #[error(
+        "the workbook unpacks to {unpacked} bytes in {entries} parts, more than the {max} bytes (or {MAX_ZIP_ENTRIES} parts) a node reads: save it as CSV"
+    )]
+    TooLarge {
+        /// Bytes its parts declare.
+        unpacked: u64,
+        /// Parts in the zip.
+        entries: usize,
+        /// The limit.
+        max: u64,
+    },
     /// The cells of a sheet do not come in row order.
     #[error("the sheet's cells are out of order (row {0}): the file is damaged")]
     OutOfOrder(u64),
@@ -235,6 +258,26 @@ fn book_error(e: impl std::fmt::Display) -> SheetError {
     SheetError::Book(e.to_string())
 }
 
+/// Reads the workbook's zip directory: at most [`MAX_ZIP_ENTRIES`] parts that unpack to at most
+/// `max` bytes together.
+fn check_unpacked(path: &Path, max: u64) -> Result<(), SheetError> {
+    let file = File::open(path).map_err(book_error)?;
+    let mut z = zip::ZipArchive::new(BufReader::new(file)).map_err(book_error)?;
+    let entries = z.len();
+    let mut unpacked: u64 = 0;
+    for i in 0..entries.min(MAX_ZIP_ENTRIES + 1) {
+        unpacked = unpacked.saturating_add(z.by_index_raw(i).map_err(book_error)?.size());
+    }
+    if unpacked > max || entries > MAX_ZIP_ENTRIES {
+        return Err(SheetError::TooLarge {
+            unpacked,
+            entries,
+            max,
+        });
+    }
+    Ok(())
+}
+
 fn choose(names: &[String], asked: Option<&str>) -> Result<String, SheetError> {
     match asked {
         Some(a) => names
@@ -257,6 +300,7 @@ pub(crate) fn read(
     asked: Option<&str>,
     header_row: Option<u32>,
 ) -> Result<Result<Sheet, HeaderError>, SheetError> {
+    check_unpacked(path, MAX_UNPACKED_BYTES)?;
     let file = File::open(path).map_err(book_error)?;
     let reader = BufReader::new(file);
     let mut gather = Gather::default();
@@ -496,6 +540,30 @@ mod tests {
         assert_eq!(number(0.5), "0.5");
         assert_eq!(number(150_000.0), "150000");
         assert_eq!(number(1e16), "10000000000000000");
+    }
+
+    #[test]
+    fn a_workbook_that_unpacks_to_too_much_is_refused_by_its_directory() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.xlsx");
+        let mut z = zip::ZipWriter::new(File::create(&p).unwrap());
+        z.start_file(
+            "xl/sharedStrings.xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.write_all(&vec![b'a'; 1 << 20]).unwrap();
+        z.finish().unwrap();
+        // 1 MiB of `a` packs to a few kilobytes.
+        assert!(std::fs::metadata(&p).unwrap().len() < 1 << 14);
+        assert!(check_unpacked(&p, 1 << 20).is_ok());
+        let e = check_unpacked(&p, (1 << 20) - 1).unwrap_err();
+        assert!(
+            matches!(e, SheetError::TooLarge { unpacked, .. } if unpacked == 1 << 20),
+            "{e}"
+        );
+        assert!(e.to_string().contains("save it as CSV"), "{e}");
     }
 
     #[test]

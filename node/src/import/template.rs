@@ -451,10 +451,17 @@ impl<W: Write> CsvWriter<W> {
         })
     }
 
-    /// Writes one incident. Fails (`InvalidInput`) only for a route whose legs do not join up,
-    /// which the `A>B>C` syntax cannot express (and [`IncidentRecord::check`] refuses anyway).
+    /// Writes one incident. Fails (`InvalidInput`) for a route whose legs do not join up, which
+    /// the `A>B>C` syntax cannot express (and [`IncidentRecord::check`] refuses anyway), and for
+    /// what the template has no column for — a statistics row, a corridor — rather than drop it.
     pub fn write(&mut self, r: &IncidentRecord) -> io::Result<()> {
         use std::fmt::Write as _;
+        if r.kind != RecordKind::Incident || r.corridor.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the template has no kind or corridor column: write statistics rows and corridors as JSON Lines",
+            ));
+        }
         for cell in &mut self.row {
             cell.clear();
         }
@@ -541,6 +548,21 @@ mod tests {
     use super::*;
     use crate::record::tests::sample;
     use vrs_core::codes::{AgeGroup, FeeScope, PaymentMode, Sex, SmugglerRole, SmugglerStage};
+
+    #[test]
+    fn the_writer_refuses_what_it_has_no_column_for() {
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        w.write(&sample()).unwrap();
+        let stats = crate::record::tests::statistics_sample();
+        let e = w.write(&stats).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let mut with_corridor = sample();
+        with_corridor.corridor = Some(vrs_core::codes::Corridor::WesternBalkan);
+        assert!(w.write(&with_corridor).is_err());
+        // Only the first record was written.
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert_eq!(out.lines().count(), 2);
+    }
 
     #[test]
     fn whole_numbers_accept_spreadsheet_decimals_only_when_whole() {
