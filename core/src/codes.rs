@@ -590,6 +590,39 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A corridor's code, written as agencies write names — any case, spaces or hyphens for
+        /// underscores, a leading "the", a trailing "route" — reads as that corridor; and an
+        /// agency country code in any case, padded, reads as its documented target.
+        #[test]
+        fn labels_read_back_however_they_are_written(
+            c in 0..Corridor::ALL.len(),
+            a in 0..AGENCY_COUNTRY_CODES.len(),
+            sep in proptest::sample::select(vec![" ", "-", "_", ""]),
+            upper in proptest::collection::vec(proptest::bool::ANY, 64),
+            the in proptest::bool::ANY,
+            route in proptest::sample::select(vec!["", " route", " Route", " routes", " corridor"]),
+            pad in "[ ]{0,3}",
+        ) {
+            let corridor = Corridor::ALL[c];
+            let cased = |s: &str| -> String {
+                s.chars()
+                    .zip(upper.iter().cycle())
+                    .map(|(ch, up)| if *up { ch.to_ascii_uppercase() } else { ch.to_ascii_lowercase() })
+                    .collect()
+            };
+            let mut label = cased(&corridor.code().replace('_', sep));
+            if the {
+                label = format!("The {label}");
+            }
+            label.push_str(route);
+            proptest::prop_assert_eq!(Corridor::from_label(&label), Some(corridor), "{}", label);
+            let (alias, target) = AGENCY_COUNTRY_CODES[a];
+            let written = format!("{pad}{}{pad}", cased(alias));
+            proptest::prop_assert_eq!(Country::from_agency_code(&written), Some(target), "{}", written);
+        }
+    }
+
     #[test]
     fn code_errors_do_not_echo_long_input() {
         let long = "X".repeat(10_000);
