@@ -469,6 +469,17 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Statistics rows stored (records of kind `statistics`; [`Store::incident_count`] counts
+    /// them with the incidents).
+    pub fn statistics_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM incident WHERE kind = ?1",
+            [KIND_STATISTICS],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// The store's data version: a counter that every import adding records moves on (0 for a
     /// store that never imported any). With the canonical query it identifies a release.
     pub fn data_version(&self) -> Result<u64, StoreError> {
@@ -1220,6 +1231,10 @@ mod tests {
             .query_row("SELECT SUM(count) FROM migrant_group", [], |r| r.get(0))
             .unwrap();
         assert_eq!(people, 12 + 150_000);
+        assert_eq!(
+            (s.incident_count().unwrap(), s.statistics_count().unwrap()),
+            (2, 1)
+        );
         assert!(s.integrity_problems().unwrap().is_empty());
         // A kind the schema does not know is refused by the store itself.
         assert!(

@@ -1935,6 +1935,45 @@ mod tests {
     }
 
     #[test]
+    fn spreadsheet_dates_read_as_iso_with_or_without_a_time() {
+        let d = |s: &str| parse_iso_date(s).map(|d| d.to_string());
+        assert_eq!(d("2024-03-14").as_deref(), Some("2024-03-14"));
+        assert_eq!(d("2024-03-14T10:30:00").as_deref(), Some("2024-03-14"));
+        assert_eq!(d("2024-03-14T10:30:00.250").as_deref(), Some("2024-03-14"));
+        for bad in [
+            "14/03/2024",
+            "2024-02-30",
+            "2024-03-14 10:30:00",
+            "",
+            "2024-03",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        // In a mapped row, ISO is tried after the mapping's formats only for spreadsheets.
+        let m = "[source_id]\ncolumn = \"id\"\n[fields]\ncountry = { value = \"THA\" }\ndate = { column = \"d\", formats = [\"%d/%m/%Y\"] }\n";
+        let rows = run(m, "id,d\n1,2024-03-14T08:00:00\n2,14/03/2024\n").unwrap();
+        assert!(
+            rows[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("matches none of the date formats")
+        );
+        assert_eq!(record(&rows[1]).date.as_deref(), Some("2024-03-14"));
+        let mapping = Mapping::from_toml(m).unwrap();
+        let header: Vec<String> = ["id", "d"].map(String::from).into();
+        let mut bound = mapping.bind(&header).unwrap();
+        bound.accept_iso_dates();
+        let text = "12024-03-14T08:00:00";
+        let ends = [1, text.len()];
+        let fields = Fields::new(text, &ends);
+        match bound.apply(&fields).unwrap() {
+            Mapped::Record(r) => assert_eq!(r.date.as_deref(), Some("2024-03-14")),
+            Mapped::Skipped => panic!("skipped"),
+        }
+        assert!(bound.reads(0) && bound.reads(1) && !bound.reads(2));
+    }
+
+    #[test]
     fn negative_counts_can_mean_unknown() {
         let m = r#"
             [source_id]
