@@ -242,6 +242,109 @@ impl FeeBand {
     }
 }
 
+code_enum! {
+    /// A named migration corridor, as Frontex, IOM and the Bali Process report by. A record may
+    /// name one beside its origin → destination legs; a corridor says which regional route a
+    /// journey belongs to, which two countries alone cannot (Libya → Italy is the Central
+    /// Mediterranean, Türkiye → Greece the Eastern Mediterranean or the Eastern land border).
+    Corridor, "corridor" {
+        /// North Africa (Libya, Tunisia, Egypt) to Italy and Malta.
+        CentralMediterranean => "central_mediterranean",
+        /// Morocco and Algeria to mainland Spain and Ceuta and Melilla.
+        WesternMediterranean => "western_mediterranean",
+        /// Türkiye to Greece, Cyprus and Bulgaria, by sea and by land.
+        EasternMediterranean => "eastern_mediterranean",
+        /// West Africa (Senegal, Mauritania, Morocco) to the Canary Islands.
+        WesternAfricanAtlantic => "western_african_atlantic",
+        /// Through the Western Balkans towards the European Union.
+        WesternBalkan => "western_balkan",
+        /// The eastern land borders of the European Union (Belarus, Ukraine, Russia, Moldova).
+        EasternBorders => "eastern_borders",
+        /// Across the Black Sea to Romania and Bulgaria.
+        BlackSea => "black_sea",
+        /// The circular route between Albania and Greece.
+        CircularAlbaniaGreece => "circular_albania_greece",
+        /// From France and Belgium across the Channel to the United Kingdom.
+        EnglishChannel => "english_channel",
+        /// East and Horn of Africa to Yemen and the Gulf (IOM's Eastern Route).
+        EhoaEastern => "ehoa_eastern",
+        /// East and Horn of Africa to North Africa and Europe (IOM's Northern Route).
+        EhoaNorthern => "ehoa_northern",
+        /// East and Horn of Africa to Southern Africa (IOM's Southern Route).
+        EhoaSouthern => "ehoa_southern",
+        /// Across the Sahara towards North Africa.
+        SaharaCrossing => "sahara_crossing",
+        /// Through Central America and Mexico to the United States.
+        CentralAmerican => "central_american",
+        /// Within South America, and north through the Darién.
+        SouthAmerican => "south_american",
+        /// Across the Caribbean Sea.
+        Caribbean => "caribbean",
+        /// Bali Process: Myanmar and Bangladesh across the Bay of Bengal and the Andaman Sea.
+        BayOfBengalAndamanSea => "bay_of_bengal_andaman_sea",
+        /// Bali Process: South-East Asia over land (the Mekong countries to Thailand and Malaysia).
+        MekongOverland => "mekong_overland",
+        /// Bali Process: by sea from Indonesia, Sri Lanka or Viet Nam towards Australia.
+        IndianOceanAustralia => "indian_ocean_australia",
+        /// South-West Asia (Afghanistan, Pakistan) to Iran and Türkiye.
+        SouthwestAsiaOverland => "southwest_asia_overland",
+        /// A named corridor not in this list.
+        Other => "other",
+    }
+}
+
+impl Corridor {
+    /// The corridor a label names: its code, or a name as agencies write it, compared without
+    /// case, spaces, hyphens, a leading "the" and a trailing "route" — `Central Mediterranean
+    /// Route`, `central-mediterranean`, `Western Balkans`, `Eastern land borders`, `Channel`,
+    /// `EHOA Eastern Route`.
+    pub fn from_label(label: &str) -> Option<Corridor> {
+        if let Ok(c) = label.trim().parse::<Corridor>() {
+            return Some(c);
+        }
+        let mut key: String = label
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        for prefix in ["the"] {
+            if let Some(rest) = key.strip_prefix(prefix)
+                && !rest.is_empty()
+            {
+                key = rest.to_string();
+            }
+        }
+        for suffix in ["routes", "route", "corridor"] {
+            if let Some(rest) = key.strip_suffix(suffix)
+                && !rest.is_empty()
+            {
+                key = rest.to_string();
+            }
+        }
+        let found = match key.as_str() {
+            "westernbalkans" => Corridor::WesternBalkan,
+            "easternlandborders" | "easternlandborder" | "easternborder" => {
+                Corridor::EasternBorders
+            }
+            "channel" | "englishchannel" => Corridor::EnglishChannel,
+            "westernafrican" | "atlantic" | "canaryislands" => Corridor::WesternAfricanAtlantic,
+            "circularalbaniatogreece" | "circularfromalbaniatogreece" => {
+                Corridor::CircularAlbaniaGreece
+            }
+            "ehoaeastern" | "hornofafricatoyemen" => Corridor::EhoaEastern,
+            "ehoanorthern" => Corridor::EhoaNorthern,
+            "ehoasouthern" => Corridor::EhoaSouthern,
+            "sahara" | "saharadesertcrossing" | "saharadesert" => Corridor::SaharaCrossing,
+            "andamansea" | "bayofbengal" => Corridor::BayOfBengalAndamanSea,
+            _ => Corridor::ALL
+                .iter()
+                .copied()
+                .find(|c| c.code().replace('_', "") == key)?,
+        };
+        Some(found)
+    }
+}
+
 /// Defines a three-letter ISO code newtype checked against a sorted list.
 macro_rules! iso_code {
     ($(#[$meta:meta])* $name:ident, $list:literal, $table:expr) => {
@@ -320,7 +423,57 @@ iso_code! {
 impl Country {
     /// The unknown country, `UNK`.
     pub const UNKNOWN: Country = Country(*b"UNK");
+    /// Stateless, `XXA` (ICAO 9303).
+    pub const STATELESS: Country = Country(*b"XXA");
+
+    /// A country as agencies' exports write it: a code of this list in any case, or one of the
+    /// non-ISO codes of [`AGENCY_COUNTRY_CODES`] (ICAO 9303's `XXA`/`XXB`/`XXC`/`XXX`, words
+    /// like `stateless` and `unknown`), mapped by that table's documented defaults.
+    pub fn from_agency_code(s: &str) -> Option<Country> {
+        let key = s.trim().to_uppercase();
+        if let Ok(c) = key.parse::<Country>() {
+            return Some(c);
+        }
+        AGENCY_COUNTRY_CODES
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| *c)
+    }
 }
+
+/// Non-ISO country codes and words agencies use, and the code each one is stored as. Compared
+/// after trimming and upper-casing. `UNK` stays this project's *unknown*: ICAO 9303 gives `UNK`
+/// to UNMIK travel documents of Kosovo, which agencies rarely mean.
+pub const AGENCY_COUNTRY_CODES: &[(&str, Country)] = &[
+    // ICAO 9303: stateless person.
+    ("STATELESS", Country::STATELESS),
+    // ICAO 9303: refugee under the 1951 Convention (XXB) or another refugee (XXC); the
+    // document does not give a citizenship, so it is unknown to the federation.
+    ("XXB", Country::UNKNOWN),
+    ("XXC", Country::UNKNOWN),
+    ("REFUGEE", Country::UNKNOWN),
+    // ICAO 9303: person of unspecified nationality.
+    ("XXX", Country::UNKNOWN),
+    ("UNKNOWN", Country::UNKNOWN),
+    ("UNSPECIFIED", Country::UNKNOWN),
+    ("NOT KNOWN", Country::UNKNOWN),
+    ("N/A", Country::UNKNOWN),
+    ("?", Country::UNKNOWN),
+    // A citizenship outside the agency's own list: unknown to the federation.
+    ("OTHER", Country::UNKNOWN),
+    ("OTH", Country::UNKNOWN),
+    // Kosovo: the code on its passports, and the UN's.
+    ("RKS", Country(*b"XKX")),
+    ("KOS", Country(*b"XKX")),
+    // ICAO 9303: Germany's one-letter code in machine-readable zones.
+    ("D", Country(*b"DEU")),
+    // ICAO 9303: the British nationality variants.
+    ("GBD", Country(*b"GBR")),
+    ("GBN", Country(*b"GBR")),
+    ("GBO", Country(*b"GBR")),
+    ("GBP", Country(*b"GBR")),
+    ("GBS", Country(*b"GBR")),
+];
 
 impl Currency {
     /// The US dollar, in which fee amounts are compared.
@@ -369,6 +522,105 @@ mod tests {
         assert_eq!(FeeBand::of_usd(9_999), FeeBand::From5000);
         assert_eq!(FeeBand::of_usd(10_000), FeeBand::From10000);
         assert_eq!(FeeBand::of_usd(1_000_000), FeeBand::From10000);
+    }
+
+    #[test]
+    fn agency_codes_map_to_documented_defaults() {
+        let code = |s: &str| Country::from_agency_code(s).map(|c| c.to_string());
+        for (given, want) in [
+            ("XXA", "XXA"),
+            ("stateless", "XXA"),
+            (" Stateless ", "XXA"),
+            ("XXB", "UNK"),
+            ("XXC", "UNK"),
+            ("XXX", "UNK"),
+            ("UNK", "UNK"),
+            ("unknown", "UNK"),
+            ("Other", "UNK"),
+            ("RKS", "XKX"),
+            ("D", "DEU"),
+            ("GBN", "GBR"),
+            ("tha", "THA"),
+        ] {
+            assert_eq!(code(given).as_deref(), Some(want), "{given}");
+        }
+        for bad in ["ZZZ", "", "Narnia", "XXD"] {
+            assert_eq!(code(bad), None, "{bad}");
+        }
+        // Every target is a valid country and no alias shadows a real code.
+        for (alias, target) in AGENCY_COUNTRY_CODES {
+            assert!(target.as_str().parse::<Country>().is_ok());
+            assert!(alias.parse::<Country>().is_err(), "{alias} is a real code");
+        }
+    }
+
+    #[test]
+    fn corridors_are_read_from_codes_and_common_names() {
+        for c in Corridor::ALL {
+            assert_eq!(Corridor::from_label(c.code()), Some(*c));
+        }
+        for (label, want) in [
+            (
+                "Central Mediterranean Route",
+                Corridor::CentralMediterranean,
+            ),
+            ("central-mediterranean", Corridor::CentralMediterranean),
+            ("Western Balkans", Corridor::WesternBalkan),
+            ("Western Balkan route", Corridor::WesternBalkan),
+            ("Eastern land borders", Corridor::EasternBorders),
+            ("Eastern Borders", Corridor::EasternBorders),
+            (
+                "Western African Atlantic Route",
+                Corridor::WesternAfricanAtlantic,
+            ),
+            ("EHOA Eastern Route", Corridor::EhoaEastern),
+            ("The Channel", Corridor::EnglishChannel),
+            ("Andaman Sea", Corridor::BayOfBengalAndamanSea),
+        ] {
+            assert_eq!(Corridor::from_label(label), Some(want), "{label}");
+        }
+        for bad in [
+            "",
+            "route",
+            "Asia Pacific routes",
+            "Intra-African routes",
+            "Mediterranean",
+        ] {
+            assert_eq!(Corridor::from_label(bad), None, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A corridor's code, written as agencies write names — any case, spaces or hyphens for
+        /// underscores, a leading "the", a trailing "route" — reads as that corridor; and an
+        /// agency country code in any case, padded, reads as its documented target.
+        #[test]
+        fn labels_read_back_however_they_are_written(
+            c in 0..Corridor::ALL.len(),
+            a in 0..AGENCY_COUNTRY_CODES.len(),
+            sep in proptest::sample::select(vec![" ", "-", "_", ""]),
+            upper in proptest::collection::vec(proptest::bool::ANY, 64),
+            the in proptest::bool::ANY,
+            route in proptest::sample::select(vec!["", " route", " Route", " routes", " corridor"]),
+            pad in "[ ]{0,3}",
+        ) {
+            let corridor = Corridor::ALL[c];
+            let cased = |s: &str| -> String {
+                s.chars()
+                    .zip(upper.iter().cycle())
+                    .map(|(ch, up)| if *up { ch.to_ascii_uppercase() } else { ch.to_ascii_lowercase() })
+                    .collect()
+            };
+            let mut label = cased(&corridor.code().replace('_', sep));
+            if the {
+                label = format!("The {label}");
+            }
+            label.push_str(route);
+            proptest::prop_assert_eq!(Corridor::from_label(&label), Some(corridor), "{}", label);
+            let (alias, target) = AGENCY_COUNTRY_CODES[a];
+            let written = format!("{pad}{}{pad}", cased(alias));
+            proptest::prop_assert_eq!(Country::from_agency_code(&written), Some(target), "{}", written);
+        }
     }
 
     #[test]

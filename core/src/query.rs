@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::codes::{
-    AgeGroup, CodeError, Country, FeeBand, Method, Mode, PlaceType, Sex, SmugglerRole,
+    AgeGroup, CodeError, Corridor, Country, FeeBand, Method, Mode, PlaceType, Sex, SmugglerRole,
     SmugglerStage,
 };
 use crate::period::{Month, PeriodError, PeriodSpec};
@@ -104,6 +104,9 @@ pub enum Dimension {
     Destination,
     /// Origin → destination pair, written `ORIG>DEST`.
     Route,
+    /// Named migration corridor (Central Mediterranean, Western Balkan…), when the record
+    /// names one.
+    Corridor,
     /// Mode of transport of the incident.
     Mode,
     /// Place type of the incident.
@@ -134,6 +137,7 @@ impl Dimension {
         Dimension::Transit,
         Dimension::Destination,
         Dimension::Route,
+        Dimension::Corridor,
         Dimension::Mode,
         Dimension::PlaceType,
         Dimension::Method,
@@ -155,6 +159,7 @@ impl Dimension {
             Dimension::Transit => "transit",
             Dimension::Destination => "destination",
             Dimension::Route => "route",
+            Dimension::Corridor => "corridor",
             Dimension::Mode => "mode",
             Dimension::PlaceType => "place_type",
             Dimension::Method => "method",
@@ -168,9 +173,12 @@ impl Dimension {
     }
 
     /// Whether records may lack a value for this dimension, which then falls in the
-    /// [`UNKNOWN`] bucket (mode and place type are optional on an incident).
+    /// [`UNKNOWN`] bucket (mode, place type and corridor are optional on an incident).
     pub const fn has_unknown_bucket(self) -> bool {
-        matches!(self, Dimension::Mode | Dimension::PlaceType)
+        matches!(
+            self,
+            Dimension::Mode | Dimension::PlaceType | Dimension::Corridor
+        )
     }
 
     /// Whether the dimension is a period (its values depend on the data held).
@@ -214,6 +222,7 @@ impl Dimension {
             | Dimension::Citizenship => codes(Country::all()),
             // Pairs of countries: too many to list; any `ORIG>DEST` of two valid codes.
             Dimension::Route => Some(Vec::new()),
+            Dimension::Corridor => codes(Corridor::ALL.iter().map(|c| c.code()).chain([UNKNOWN])),
             Dimension::Mode => codes(Mode::ALL.iter().map(|m| m.code()).chain([UNKNOWN])),
             Dimension::PlaceType => codes(PlaceType::ALL.iter().map(|p| p.code()).chain([UNKNOWN])),
             Dimension::Method => codes(Method::ALL.iter()),
@@ -264,6 +273,10 @@ impl Dimension {
                 let d: Country = d.parse().map_err(|e: CodeError| bad(e.to_string()))?;
                 Ok(DimValue::Route(o, d))
             }
+            Dimension::Corridor => v
+                .parse::<Corridor>()
+                .map(|c| DimValue::Code(c.code()))
+                .map_err(|e| bad(e.to_string())),
             Dimension::Mode => v
                 .parse::<Mode>()
                 .map(|c| DimValue::Code(c.code()))
@@ -790,6 +803,28 @@ mod tests {
         assert!(
             RawQuery::from_cli("incidents", None, &["mode".into()], None, None, false).is_err()
         );
+    }
+
+    #[test]
+    fn corridors_are_a_closed_dimension_with_an_unknown_bucket() {
+        let values = Dimension::Corridor.closed_values().unwrap();
+        assert_eq!(values.len(), Corridor::ALL.len() + 1);
+        assert_eq!(values.last().map(String::as_str), Some(UNKNOWN));
+        for v in &values {
+            assert_eq!(
+                Dimension::Corridor.parse_value(v).map(|d| d.to_string()),
+                Ok(v.clone())
+            );
+        }
+        assert!(
+            Dimension::Corridor
+                .parse_value("Central Mediterranean")
+                .is_err()
+        );
+        assert_eq!("corridor".parse::<Dimension>(), Ok(Dimension::Corridor));
+        for u in Unit::ALL {
+            assert!(Dimension::Corridor.applies_to(*u));
+        }
     }
 
     #[test]

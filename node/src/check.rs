@@ -302,16 +302,21 @@ pub fn run(config_path: &Path, clock: &dyn Clock) -> Report {
                     ),
                 );
             }
-            match (
-                store.integrity_problems(),
-                store.incident_count(),
-                store.period_range(),
-            ) {
-                (Ok(p), Ok(n), Ok(range)) if p.is_empty() => report.add(
+            let counts = store
+                .incident_count()
+                .and_then(|n| Ok((n, store.statistics_count()?)));
+            match (store.integrity_problems(), counts, store.period_range()) {
+                (Ok(p), Ok((n, stats)), Ok(range)) if p.is_empty() => report.add(
                     Level::Ok,
                     "store",
                     format!(
-                        "integrity ok, {n} incidents{}",
+                        "integrity ok, {} incidents{}{}",
+                        n - stats.min(n),
+                        if stats > 0 {
+                            format!(" and {stats} statistics rows")
+                        } else {
+                            String::new()
+                        },
                         range
                             .map(|(a, b)| format!(", {a} to {b}"))
                             .unwrap_or_default()

@@ -136,7 +136,8 @@ pub enum Command {
         #[arg(long)]
         country: String,
     },
-    /// Import records (template CSV / JSON Lines, or any layout through a mapping file).
+    /// Import records (template CSV / JSON Lines / XLSX / ODS, or any layout through a mapping
+    /// file).
     Import {
         /// Node directory.
         #[arg(long)]
@@ -144,10 +145,17 @@ pub enum Command {
         /// Mapping file (TOML) for a layout other than the template.
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// Format of the input files: csv, jsonl (ndjson), xlsx or ods. Default: from each
+        /// file's extension (a mapping reads a file of another name as CSV).
+        #[arg(long, value_name = "FORMAT")]
+        input_format: Option<crate::import::Format>,
+        /// Spreadsheets: the sheet to read (default: the mapping's `sheet`, else the first).
+        #[arg(long, value_name = "NAME")]
+        sheet: Option<String>,
         /// Import nothing from a file if any of its rows is rejected.
         #[arg(long)]
         strict: bool,
-        /// Summary format.
+        /// Format of the summary printed (not of the input: see --input-format).
         #[arg(long, value_enum, default_value = "text")]
         format: SummaryFormat,
         /// Files to import.
@@ -306,10 +314,22 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Import {
             dir,
             mapping,
+            input_format,
+            sheet,
             strict,
             format,
             files,
-        } => import(&dir, mapping.as_deref(), strict, format, &files),
+        } => import(
+            &dir,
+            &ImportFlags {
+                mapping: mapping.as_deref(),
+                input_format,
+                sheet,
+                strict,
+            },
+            format,
+            &files,
+        ),
         Command::Synth {
             country,
             incidents,
@@ -371,25 +391,39 @@ pub fn init(dir: &Path, country: &str) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `vrs-node import` reads its files.
+#[derive(Debug, Clone, Default)]
+pub struct ImportFlags<'a> {
+    /// `--mapping`.
+    pub mapping: Option<&'a Path>,
+    /// `--input-format`.
+    pub input_format: Option<crate::import::Format>,
+    /// `--sheet`.
+    pub sheet: Option<String>,
+    /// `--strict`.
+    pub strict: bool,
+}
+
 /// `vrs-node import`: files into the store, one transaction per file; a summary. Exit status 2
-/// when `strict` and some row was rejected.
+/// when a file's rows were all rejected, or `strict` rolled a file back
+/// ([`crate::import::ImportOutcome::exit_code`]).
 pub fn import(
     dir: &Path,
-    mapping: Option<&Path>,
-    strict: bool,
+    flags: &ImportFlags<'_>,
     format: SummaryFormat,
     files: &[PathBuf],
 ) -> Result<ExitCode, CliError> {
     let config = NodeConfig::load(dir)?;
     let mut store = Store::open(&config.data_dir())?;
-    let mapping = match mapping {
+    let mapping = match flags.mapping {
         Some(p) => Some(Mapping::load(p)?),
         None => None,
     };
     let opts = ImportOptions {
-        strict,
+        strict: flags.strict,
         mapping,
-        format: None,
+        format: flags.input_format,
+        sheet: flags.sheet.clone(),
         progress: std::io::stderr().is_terminal(),
     };
     let report = import_files(&mut store, files, &config.file.fx, &opts)?;
@@ -551,9 +585,19 @@ fn import_summary(report: &crate::import::ImportReport) -> String {
         );
     }
     for f in &report.files {
+        let sheet = f
+            .sheet
+            .as_ref()
+            .map(|s| format!(" (sheet {s:?})"))
+            .unwrap_or_default();
+        let skipped = if f.skipped > 0 {
+            format!(", {} skipped", f.skipped)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{}: {} imported, {} rejected, {} duplicates{}",
+            "{}{sheet}: {} imported, {} rejected, {} duplicates{skipped}{}",
             f.file,
             f.imported,
             f.rejected,

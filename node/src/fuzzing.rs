@@ -51,7 +51,7 @@ use crate::import::template::{
 };
 use crate::import::{self, ImportError, ImportOptions, Mapping};
 use crate::query::{PlanError, aggregate};
-use crate::record::IncidentRecord;
+use crate::record::{IncidentRecord, RecordKind};
 use crate::service::check_published;
 use crate::store::Store;
 use crate::synth::{self, SynthConfig};
@@ -660,6 +660,7 @@ pub fn mapping_toml(data: &[u8]) {
 /// A checked record with nothing in its optional fields, for [`cell_syntax`] to fill one at a time.
 fn blank_record() -> IncidentRecord {
     IncidentRecord {
+        kind: RecordKind::Incident,
         source_id: "FUZZ-1".into(),
         period: Month::new(2024, 1).expect("a valid month"),
         date: None,
@@ -670,6 +671,7 @@ fn blank_record() -> IncidentRecord {
         dead: 0,
         missing: 0,
         route: Vec::new(),
+        corridor: None,
         methods: BTreeSet::new(),
         fees: Vec::new(),
         migrants: Vec::new(),

@@ -94,11 +94,12 @@ struct UnitRows {
 
 fn unit_rows(unit: Unit) -> UnitRows {
     match unit {
+        // Statistics rows (kind 1) are people, not incidents: incident and fee units skip them.
         Unit::Incidents => UnitRows {
             from: "incident i",
             value: "1",
             key: "i.record_key",
-            only: None,
+            only: Some("i.kind = 0"),
         },
         Unit::Deaths => UnitRows {
             from: "incident i",
@@ -128,7 +129,7 @@ fn unit_rows(unit: Unit) -> UnitRows {
             from: "fee u JOIN incident i ON i.id = u.incident_id",
             value: "1",
             key: "u.record_key",
-            only: None,
+            only: Some("i.kind = 0"),
         },
     }
 }
@@ -142,6 +143,7 @@ fn column(d: Dimension) -> &'static str {
         Dimension::Origin => "origin",
         Dimension::Destination => "destination",
         Dimension::Route => "origin || '>' || destination",
+        Dimension::Corridor => "corridor",
         Dimension::Mode => "mode",
         Dimension::PlaceType => "place_type",
         Dimension::Transit => "country",
@@ -181,6 +183,7 @@ fn source(d: Dimension, unit: Unit) -> Source {
         Dimension::Origin => Source::Row("i.origin"),
         Dimension::Destination => Source::Row("i.destination"),
         Dimension::Route => Source::Row("(i.origin || '>' || i.destination)"),
+        Dimension::Corridor => Source::Row("COALESCE(i.corridor, 'unknown')"),
         Dimension::Mode => Source::Row("COALESCE(i.mode, 'unknown')"),
         Dimension::PlaceType => Source::Row("COALESCE(i.place_type, 'unknown')"),
         Dimension::Transit => Source::Multi(MultiTable::Transit),

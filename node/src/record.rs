@@ -4,13 +4,20 @@
 //! methods, fees, migrant groups and smuggler profiles (DESIGN §4). Every importer (template CSV,
 //! JSON Lines, mapped layouts) and the synthetic generator produce these; the store writes them.
 //! [`IncidentRecord::check`] holds the cross-field rules, so an importer only has to build fields.
+//!
+//! A record is of one of two [`RecordKind`]s. An *incident* is a case event. A *statistics* row
+//! is a pre-aggregated figure an agency publishes — "N migrants of nationality X detected in
+//! month M on route R by mode Y" — with no incident behind it: one migrant group, optionally a
+//! route and a corridor, mode and place type, and nothing else (no fees, methods, smugglers,
+//! deaths or missing). It counts in person units (migrants) only; incident and fee units skip
+//! it (docs/IMPORT.md, docs/PRIVACY.md).
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use vrs_core::codes::{
-    AgeGroup, Country, Currency, FeeScope, Method, Mode, PaymentMode, PlaceType, Sex, SmugglerRole,
-    SmugglerStage,
+    AgeGroup, Corridor, Country, Currency, FeeScope, Method, Mode, PaymentMode, PlaceType, Sex,
+    SmugglerRole, SmugglerStage,
 };
 use vrs_core::period::Month;
 
@@ -18,8 +25,11 @@ use vrs_core::period::Month;
 pub const MAX_SOURCE_ID_LEN: usize = 128;
 /// Longest free-text note kept (it never leaves the node).
 pub const MAX_NOTE_LEN: usize = 2_000;
-/// Largest count of people in one field or group.
+/// Largest count of people in `dead` or `missing`, and the default cap on one migrant group
+/// (and on all groups of one record together); see [`RecordLimits`].
 pub const MAX_PEOPLE: u32 = 100_000;
+/// The hard ceiling on [`RecordLimits::max_group_count`]: no configuration goes above it.
+pub const MAX_GROUP_CEILING: u32 = 10_000_000;
 /// Most legs, fees, groups or smugglers on one incident.
 pub const MAX_ITEMS: usize = 64;
 /// Largest fee amount accepted, in its own currency.
@@ -90,10 +100,87 @@ pub struct Smuggler {
     pub stage: SmugglerStage,
 }
 
-/// One incident with everything attached to it.
+/// What a record stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// One detection, interception or case event.
+    #[default]
+    Incident,
+    /// A pre-aggregated figure: one migrant group detected in a month (on a route, by a mode),
+    /// with no incident identity. Counted in person units only.
+    Statistics,
+}
+
+impl RecordKind {
+    /// The stable code (`incident`, `statistics`).
+    pub const fn code(self) -> &'static str {
+        match self {
+            RecordKind::Incident => "incident",
+            RecordKind::Statistics => "statistics",
+        }
+    }
+
+    fn is_incident(&self) -> bool {
+        *self == RecordKind::Incident
+    }
+}
+
+impl std::str::FromStr for RecordKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RecordKind, String> {
+        match s {
+            "incident" => Ok(RecordKind::Incident),
+            "statistics" => Ok(RecordKind::Statistics),
+            other => Err(format!(
+                "{:?} is not a record kind (incident, statistics)",
+                other.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+}
+
+/// Caps a record is checked against that an import may set (a mapping's `max_group_count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// Most people in one migrant group, and in all groups of one record together.
+    /// Default [`MAX_PEOPLE`]; never above [`MAX_GROUP_CEILING`].
+    max_group_count: u32,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        RecordLimits {
+            max_group_count: MAX_PEOPLE,
+        }
+    }
+}
+
+impl RecordLimits {
+    /// Limits with a per-group cap of `max_group_count` (1 to [`MAX_GROUP_CEILING`]).
+    pub fn with_max_group_count(max_group_count: u32) -> Result<RecordLimits, String> {
+        if (1..=MAX_GROUP_CEILING).contains(&max_group_count) {
+            Ok(RecordLimits { max_group_count })
+        } else {
+            Err(format!(
+                "{max_group_count} is not a group cap from 1 to {MAX_GROUP_CEILING}"
+            ))
+        }
+    }
+
+    /// The per-group cap.
+    pub fn max_group_count(&self) -> u32 {
+        self.max_group_count
+    }
+}
+
+/// One incident (or statistics row, see [`RecordKind`]) with everything attached to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentRecord {
+    /// Incident or statistics row; `incident` when absent.
+    #[serde(default, skip_serializing_if = "RecordKind::is_incident")]
+    pub kind: RecordKind,
     /// The agency's own key for the incident; unique within a node. Re-importing a record with a
     /// known `source_id` changes nothing.
     pub source_id: String,
@@ -122,6 +209,9 @@ pub struct IncidentRecord {
     /// Journey legs in order (origin → … → destination).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub route: Vec<Leg>,
+    /// The named migration corridor the journey belongs to, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corridor: Option<Corridor>,
     /// Methods observed.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub methods: BTreeSet<Method>,
@@ -154,9 +244,24 @@ pub enum RecordError {
     /// Consecutive legs do not join up.
     #[error("route leg {0} does not start where the previous leg ended")]
     BrokenRoute(usize),
-    /// A count above the sane maximum.
+    /// A count of dead or missing above [`MAX_PEOPLE`].
     #[error("{0} is above {MAX_PEOPLE}")]
     TooMany(&'static str),
+    /// A migrant group (or a record's groups together) above the import's per-group cap.
+    #[error(
+        "{what} {count} is above the cap of {max} people per group (a mapping's `max_group_count` raises it, up to {MAX_GROUP_CEILING})"
+    )]
+    OverGroupCap {
+        /// `migrant group count` or `migrants` (all groups of the record).
+        what: &'static str,
+        /// The count found.
+        count: u64,
+        /// The cap in force.
+        max: u32,
+    },
+    /// A statistics row with something only an incident has, or without its one group.
+    #[error("a statistics row {0}")]
+    Statistics(&'static str),
     /// More items than allowed in a list.
     #[error("more than {MAX_ITEMS} {0}")]
     TooManyItems(&'static str),
@@ -175,8 +280,14 @@ pub enum RecordError {
 }
 
 impl IncidentRecord {
-    /// Checks the cross-field rules.
+    /// Checks the cross-field rules with the default [`RecordLimits`].
     pub fn check(&self) -> Result<(), RecordError> {
+        self.check_with(&RecordLimits::default())
+    }
+
+    /// Checks the cross-field rules with the caps of `limits`.
+    pub fn check_with(&self, limits: &RecordLimits) -> Result<(), RecordError> {
+        let cap = limits.max_group_count;
         let printable = |s: &str| !s.chars().any(char::is_control);
         if self.source_id.is_empty()
             || self.source_id.len() > MAX_SOURCE_ID_LEN
@@ -227,21 +338,46 @@ impl IncidentRecord {
             if g.count == 0 {
                 return Err(RecordError::EmptyGroup);
             }
-            if g.count > MAX_PEOPLE {
-                return Err(RecordError::TooMany("migrant group count"));
+            if g.count > cap {
+                return Err(RecordError::OverGroupCap {
+                    what: "migrant group count",
+                    count: u64::from(g.count),
+                    max: cap,
+                });
             }
             if g.unaccompanied && !g.age_group.is_minor() {
                 return Err(RecordError::UnaccompaniedAdult);
             }
         }
-        if self
+        let people = self
             .migrants
             .iter()
             .map(|g| u64::from(g.count))
-            .sum::<u64>()
-            > u64::from(MAX_PEOPLE)
-        {
-            return Err(RecordError::TooMany("migrants"));
+            .sum::<u64>();
+        if people > u64::from(cap) {
+            return Err(RecordError::OverGroupCap {
+                what: "migrants (all groups of the row)",
+                count: people,
+                max: cap,
+            });
+        }
+        if self.kind == RecordKind::Statistics {
+            let broken = if self.migrants.len() != 1 {
+                Some("holds exactly one migrant group")
+            } else if !self.fees.is_empty() {
+                Some("has no fees")
+            } else if !self.smugglers.is_empty() {
+                Some("has no smugglers")
+            } else if !self.methods.is_empty() {
+                Some("has no methods")
+            } else if self.dead > 0 || self.missing > 0 {
+                Some("has no dead or missing")
+            } else {
+                None
+            };
+            if let Some(rule) = broken {
+                return Err(RecordError::Statistics(rule));
+            }
         }
         if let Some(n) = &self.note
             && n.chars().count() > MAX_NOTE_LEN
@@ -281,6 +417,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> IncidentRecord {
         IncidentRecord {
+            kind: RecordKind::Incident,
             source_id: "THA-2024-0001".into(),
             period: "2024-03".parse().unwrap(),
             date: Some("2024-03-14".into()),
@@ -302,6 +439,7 @@ pub(crate) mod tests {
                     mode: Some(Mode::Land),
                 },
             ],
+            corridor: None,
             methods: [Method::GuideEscort, Method::ConcealmentVehicle]
                 .into_iter()
                 .collect(),
@@ -364,6 +502,89 @@ pub(crate) mod tests {
         let mut r = sample();
         r.source_id = "a\nb".into();
         assert_eq!(r.check(), Err(RecordError::BadSourceId));
+    }
+
+    /// A statistics row: 150,000 Syrians detected in a month on the Eastern Mediterranean.
+    pub(crate) fn statistics_sample() -> IncidentRecord {
+        let mut r = sample();
+        r.kind = RecordKind::Statistics;
+        r.source_id = "FX-2024-03-SYR".into();
+        r.fees.clear();
+        r.smugglers.clear();
+        r.methods.clear();
+        r.date = None;
+        r.note = None;
+        r.route.truncate(1);
+        r.corridor = Some(Corridor::EasternMediterranean);
+        r.migrants[0].citizenship = "SYR".parse().unwrap();
+        r.migrants[0].count = 150_000;
+        r
+    }
+
+    #[test]
+    fn the_group_cap_is_configurable_up_to_its_ceiling() {
+        let mut r = sample();
+        r.migrants[0].count = MAX_PEOPLE + 1;
+        let e = r.check().unwrap_err();
+        assert!(
+            matches!(e, RecordError::OverGroupCap { count, max, .. } if count == u64::from(MAX_PEOPLE) + 1 && max == MAX_PEOPLE)
+        );
+        assert!(e.to_string().contains("max_group_count"), "{e}");
+        let wide = RecordLimits::with_max_group_count(1_000_000).unwrap();
+        assert_eq!(r.check_with(&wide), Ok(()));
+        r.migrants[0].count = 1_000_001;
+        assert!(r.check_with(&wide).is_err());
+        assert!(RecordLimits::with_max_group_count(MAX_GROUP_CEILING).is_ok());
+        assert!(RecordLimits::with_max_group_count(MAX_GROUP_CEILING + 1).is_err());
+        assert!(RecordLimits::with_max_group_count(0).is_err());
+        // The record's groups together are capped too.
+        let mut r = sample();
+        let mut second = r.migrants[0].clone();
+        second.sex = Sex::Female;
+        r.migrants[0].count = 60_000;
+        second.count = 60_000;
+        r.migrants.push(second);
+        assert!(matches!(
+            r.check(),
+            Err(RecordError::OverGroupCap { count: 120_000, .. })
+        ));
+    }
+
+    #[test]
+    fn statistics_rows_hold_one_group_and_nothing_an_incident_has() {
+        let wide = RecordLimits::with_max_group_count(1_000_000).unwrap();
+        let s = statistics_sample();
+        assert_eq!(s.check_with(&wide), Ok(()));
+        let mut bad = s.clone();
+        bad.fees = sample().fees;
+        assert_eq!(
+            bad.check_with(&wide),
+            Err(RecordError::Statistics("has no fees"))
+        );
+        let mut bad = s.clone();
+        bad.smugglers = sample().smugglers;
+        assert!(bad.check_with(&wide).is_err());
+        let mut bad = s.clone();
+        bad.methods = sample().methods;
+        assert!(bad.check_with(&wide).is_err());
+        let mut bad = s.clone();
+        bad.dead = 1;
+        assert!(bad.check_with(&wide).is_err());
+        let mut bad = s.clone();
+        bad.migrants.clear();
+        assert!(bad.check_with(&wide).is_err());
+        let mut bad = s.clone();
+        let mut g = bad.migrants[0].clone();
+        g.citizenship = "IRQ".parse().unwrap();
+        g.count = 1;
+        bad.migrants.push(g);
+        assert!(bad.check_with(&wide).is_err());
+        // Kind and corridor go through JSON; an incident writes neither when absent.
+        let j = serde_json::to_string(&s).unwrap();
+        assert!(j.contains("\"kind\":\"statistics\""), "{j}");
+        assert!(j.contains("\"corridor\":\"eastern_mediterranean\""), "{j}");
+        assert_eq!(serde_json::from_str::<IncidentRecord>(&j).unwrap(), s);
+        assert!(!serde_json::to_string(&sample()).unwrap().contains("kind"));
     }
 
     #[test]

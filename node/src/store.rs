@@ -19,13 +19,15 @@ use vrs_core::codes::{Country, FeeBand, Method};
 use vrs_core::period::Month;
 
 use crate::fx::FxRates;
-use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, RecordError, Smuggler};
+use crate::record::{
+    Fee, IncidentRecord, Leg, MigrantGroup, RecordError, RecordKind, RecordLimits, Smuggler,
+};
 
 /// File name of the store inside a node directory.
 pub const STORE_FILE: &str = "node.sqlite";
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migrations, in order: entry `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -206,7 +208,23 @@ INSERT INTO smuggler_v2
 DROP TABLE smuggler;
 ALTER TABLE smuggler_v2 RENAME TO smuggler;
 "#,
+    // Version 3: agencies' exports as they come. `kind` tells an incident (0) from a
+    // pre-aggregated statistics row (1: one migrant group, no incident identity), which
+    // incident and fee units skip; `corridor` is the named migration corridor, if given.
+    // Every stored row was an incident without a corridor.
+    r#"
+ALTER TABLE incident ADD COLUMN kind INTEGER NOT NULL DEFAULT 0 CHECK (kind IN (0, 1));
+ALTER TABLE incident ADD COLUMN corridor TEXT;
+-- The month index covers counts of incidents over periods alone; it now needs the kind.
+DROP INDEX incident_month;
+CREATE INDEX incident_month ON incident(month, record_key, dead, missing, kind);
+"#,
 ];
+
+/// `incident.kind` of an incident.
+pub const KIND_INCIDENT: i64 = 0;
+/// `incident.kind` of a statistics row.
+pub const KIND_STATISTICS: i64 = 1;
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -443,11 +461,22 @@ impl Store {
         })
     }
 
-    /// Number of incidents stored.
+    /// Number of records stored: incidents and statistics rows.
     pub fn incident_count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM incident", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Statistics rows stored (records of kind `statistics`; [`Store::incident_count`] counts
+    /// them with the incidents).
+    pub fn statistics_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM incident WHERE kind = ?1",
+            [KIND_STATISTICS],
+            |r| r.get(0),
+        )?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -536,6 +565,7 @@ impl Store {
                 deferred,
                 stmts,
                 written: 0,
+                limits: RecordLimits::default(),
             }),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -663,6 +693,8 @@ pub struct ImportTx<'a> {
     stmts: Statements<'a>,
     /// Records written so far (the data version moves on only when some were).
     written: u64,
+    /// Caps records are checked against (the file's mapping may raise the group cap).
+    limits: RecordLimits,
 }
 
 /// The import's insert statements, prepared once. Rows of the tables under `incident` are
@@ -683,8 +715,9 @@ impl<'a> Statements<'a> {
         Ok(Statements {
             incident: conn.prepare(
                 "INSERT INTO incident(source_id, month, quarter, year, date, agency, country,
-                     place_type, mode, origin, destination, dead, missing, note, record_key, import_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                     place_type, mode, origin, destination, dead, missing, note, record_key, import_id,
+                 kind, corridor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                  ON CONFLICT(source_id) DO NOTHING",
             )?,
             leg: Chunked::prepare(conn)?,
@@ -931,10 +964,15 @@ pub struct ImportCounts {
 }
 
 impl ImportTx<'_> {
+    /// Checks the records inserted from now on against `limits` (the default caps otherwise).
+    pub fn set_limits(&mut self, limits: RecordLimits) {
+        self.limits = limits;
+    }
+
     /// Checks and writes one record. A row error ([`StoreError::is_row_error`]) leaves the
     /// transaction usable and nothing of that record written.
     pub fn insert(&mut self, r: &IncidentRecord) -> Result<Inserted, StoreError> {
-        r.check()?;
+        r.check_with(&self.limits)?;
         let mut fees_usd = Vec::with_capacity(r.fees.len());
         for f in &r.fees {
             let usd = self
@@ -961,6 +999,11 @@ impl ImportTx<'_> {
             r.note,
             self.keys.next()?,
             self.import_id,
+            match r.kind {
+                RecordKind::Incident => KIND_INCIDENT,
+                RecordKind::Statistics => KIND_STATISTICS,
+            },
+            r.corridor.map(|c| c.code()),
         ])?;
         if changed == 0 {
             return Ok(Inserted::Duplicate);
@@ -1119,6 +1162,86 @@ mod tests {
             Store::open(&dir.path().join("nope")),
             Err(StoreError::Missing(_))
         ));
+    }
+
+    /// A store written by the version-2 schema (before record kinds and corridors) is migrated
+    /// on open: its incidents stay incidents without a corridor, nothing is lost, and the new
+    /// columns take both kinds.
+    #[test]
+    fn a_version_2_store_migrates_to_kinds_and_corridors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(dir.path());
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(
+                "INSERT INTO meta(key, value) VALUES ('country', 'THA'), ('perturbation_secret', '00');
+                 INSERT INTO import_run VALUES (1, '2024-01-01', 'old.csv', '00', 1, 0, 0);
+                 INSERT INTO incident(id, source_id, month, quarter, year, country, origin, destination,
+                     dead, missing, record_key, import_id)
+                     VALUES (1, 'OLD-1', 202401, 20241, 2024, 'THA', 'MMR', 'MYS', 2, 0, 7, 1);
+                 INSERT INTO migrant_group VALUES (1, 0, 'MMR', 'M', '18-24', 0, 12, 9);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        assert_eq!(Store::schema_version_of(dir.path()).unwrap(), 2);
+        assert!(matches!(
+            Store::open_read_only(dir.path()),
+            Err(StoreError::TooOld { found: 2, .. })
+        ));
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let old: (String, i64, Option<String>, i64) = s
+            .conn()
+            .query_row(
+                "SELECT source_id, kind, corridor, dead FROM incident",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(old, ("OLD-1".into(), KIND_INCIDENT, None, 2));
+        let fx = FxRates::sample();
+        let mut tx = s.begin_import("new.jsonl", "01", &fx).unwrap();
+        tx.set_limits(RecordLimits::with_max_group_count(1_000_000).unwrap());
+        let stats = crate::record::tests::statistics_sample();
+        assert_eq!(tx.insert(&stats).unwrap(), Inserted::New);
+        tx.commit(ImportCounts::default()).unwrap();
+        let kinds: Vec<(i64, Option<String>)> = s
+            .conn()
+            .prepare("SELECT kind, corridor FROM incident ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            kinds,
+            [
+                (KIND_INCIDENT, None),
+                (KIND_STATISTICS, Some("eastern_mediterranean".into()))
+            ]
+        );
+        let people: i64 = s
+            .conn()
+            .query_row("SELECT SUM(count) FROM migrant_group", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(people, 12 + 150_000);
+        assert_eq!(
+            (s.incident_count().unwrap(), s.statistics_count().unwrap()),
+            (2, 1)
+        );
+        assert!(s.integrity_problems().unwrap().is_empty());
+        // A kind the schema does not know is refused by the store itself.
+        assert!(
+            s.conn()
+                .execute("UPDATE incident SET kind = 2 WHERE id = 1", [])
+                .is_err()
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use vrs_core::period::Month;
 
 use crate::fx::FxRates;
 use crate::import::template::CsvWriter;
-use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, Smuggler};
+use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, RecordKind, Smuggler};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -920,6 +920,7 @@ impl Generator {
 
         self.seq += 1;
         IncidentRecord {
+            kind: RecordKind::Incident,
             source_id: format!("SYN-{}-{:09}", reporting, self.seq),
             period: self.month,
             date: Some(format!("{}-{:02}", self.month, day)),
@@ -930,6 +931,7 @@ impl Generator {
             dead,
             missing,
             route: route_legs,
+            corridor: None,
             methods,
             fees,
             migrants,

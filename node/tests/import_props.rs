@@ -14,7 +14,7 @@ use vrs_core::codes::{
 use vrs_core::period::Month;
 use vrs_node::fx::FxRates;
 use vrs_node::import::{CsvReader, CsvWriter, ImportOptions, import_file};
-use vrs_node::record::{Fee, IncidentRecord, Leg, MigrantGroup, Smuggler};
+use vrs_node::record::{Fee, IncidentRecord, Leg, MigrantGroup, RecordKind, Smuggler};
 use vrs_node::store::Store;
 
 // ---------------------------------------------------------------------------------------------
@@ -142,6 +142,7 @@ fn record() -> impl Strategy<Value = IncidentRecord> {
                 (period, day, agency, country, place_type, mode, dead, missing),
                 (route, methods, fees, migrants, smugglers, note),
             )| IncidentRecord {
+                kind: RecordKind::Incident,
                 source_id: String::new(),
                 period,
                 date: day.map(|d| format!("{period}-{d:02}")),
@@ -152,6 +153,7 @@ fn record() -> impl Strategy<Value = IncidentRecord> {
                 dead,
                 missing,
                 route,
+                corridor: None,
                 methods,
                 fees,
                 migrants,
@@ -560,6 +562,7 @@ proptest! {
 fn json_lines_rejections_carry_their_line_numbers() {
     let mut f = Fixture::new(&[]);
     let mut good = IncidentRecord {
+        kind: RecordKind::Incident,
         source_id: "J-1".into(),
         period: "2024-01".parse().unwrap(),
         date: None,
@@ -570,6 +573,7 @@ fn json_lines_rejections_carry_their_line_numbers() {
         dead: 0,
         missing: 0,
         route: Vec::new(),
+        corridor: None,
         methods: Default::default(),
         fees: Vec::new(),
         migrants: Vec::new(),

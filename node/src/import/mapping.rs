@@ -20,14 +20,14 @@ use std::path::{Path, PathBuf};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use vrs_core::codes::{
-    AgeGroup, Country, Currency, FeeScope, Method, Mode, PaymentMode, PlaceType, Sex, SmugglerRole,
-    SmugglerStage,
+    AgeGroup, Corridor, Country, Currency, FeeScope, Method, Mode, PaymentMode, PlaceType, Sex,
+    SmugglerRole, SmugglerStage,
 };
 use vrs_core::period::Month;
 
 use super::rows::{Fields, short};
 use super::template::{parse_amount, parse_code, parse_whole};
-use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, Smuggler};
+use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, RecordKind, RecordLimits, Smuggler};
 
 /// Largest mapping file read.
 const MAX_MAPPING_BYTES: u64 = 1 << 20;
@@ -114,6 +114,15 @@ fn default_delimiter() -> String {
 struct MappingFile {
     #[serde(default = "default_delimiter")]
     delimiter: String,
+    /// What every row is: incidents (default) or pre-aggregated statistics.
+    #[serde(default)]
+    kind: RecordKind,
+    /// Most people in one migrant group (and in one row's groups together).
+    max_group_count: Option<u32>,
+    /// Spreadsheets: the sheet to read (default: the first).
+    sheet: Option<String>,
+    /// Spreadsheets: the row number of the header (default: the first row with a value).
+    header_row: Option<u32>,
     source_id: SourceIdSpec,
     #[serde(default)]
     skip: Vec<CondSpec>,
@@ -161,6 +170,7 @@ struct FieldsSpec {
     note: Option<ValueSpec>,
     route: Option<ValueSpec>,
     route_modes: Option<ValueSpec>,
+    corridor: Option<ValueSpec>,
     methods: Option<ValueSpec>,
 }
 
@@ -267,6 +277,7 @@ enum Kind {
     Period,
     Country,
     Currency,
+    Corridor,
     Mode,
     PlaceType,
     Method,
@@ -328,6 +339,39 @@ fn parse_period(s: &str, formats: &[String]) -> Result<Month, String> {
     ))
 }
 
+/// A country as agencies write it: an ISO code in any case, or one of the documented non-ISO
+/// codes ([`vrs_core::codes::AGENCY_COUNTRY_CODES`]: `XXB` → `UNK`, `stateless` → `XXA`, …).
+fn parse_country(s: &str) -> Result<Country, String> {
+    Country::from_agency_code(s).ok_or_else(|| {
+        vrs_core::codes::CodeError {
+            list: Country::LIST,
+            value: short(s),
+        }
+        .to_string()
+    })
+}
+
+/// A corridor: its code, or a common name of it ([`Corridor::from_label`]).
+fn parse_corridor(s: &str) -> Result<Corridor, String> {
+    Corridor::from_label(s).ok_or_else(|| {
+        vrs_core::codes::CodeError {
+            list: Corridor::LIST,
+            value: short(s),
+        }
+        .to_string()
+    })
+}
+
+/// A spreadsheet's date cell, as the reader writes it: `YYYY-MM-DD`, or with a time of day
+/// `YYYY-MM-DDTHH:MM:SS` (the time is not kept).
+fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|t| t.date())
+    })
+}
+
 fn parse_bool(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "yes" | "y" | "1" => Ok(true),
@@ -342,8 +386,9 @@ fn check_kind(kind: Kind, s: &str, formats: &[String]) -> Result<(), String> {
         Kind::Text => Ok(()),
         Kind::Date => parse_date(s, formats).map(drop),
         Kind::Period => parse_period(s, formats).map(drop),
-        Kind::Country => parse_code::<Country>(s).map(drop),
+        Kind::Country => parse_country(s).map(drop),
         Kind::Currency => parse_code::<Currency>(s).map(drop),
+        Kind::Corridor => parse_corridor(s).map(drop),
         Kind::Mode => parse_code::<Mode>(s).map(drop),
         Kind::PlaceType => parse_code::<PlaceType>(s).map(drop),
         Kind::Method => parse_code::<Method>(s).map(drop),
@@ -368,6 +413,8 @@ struct Resolver<'h> {
     header: Option<&'h [String]>,
     unknown: BTreeSet<String>,
     ambiguous: Option<String>,
+    /// The columns named, by index.
+    used: BTreeSet<usize>,
 }
 
 impl Resolver<'_> {
@@ -377,7 +424,10 @@ impl Resolver<'_> {
         };
         let mut hits = header.iter().enumerate().filter(|(_, h)| *h == name);
         match (hits.next(), hits.next()) {
-            (Some((i, _)), None) => i,
+            (Some((i, _)), None) => {
+                self.used.insert(i);
+                i
+            }
             (Some(_), Some(_)) => {
                 self.ambiguous.get_or_insert_with(|| short(name));
                 0
@@ -840,7 +890,9 @@ struct Rules {
     note: Option<Value>,
     route: Option<Value>,
     route_modes: Option<Value>,
+    corridor: Option<Value>,
     methods: Option<Value>,
+    kind: RecordKind,
     fees: Vec<FeeRule>,
     migrants: Vec<MigrantRule>,
     smugglers: Vec<SmugglerRule>,
@@ -1061,11 +1113,53 @@ impl Rules {
                 Split::May,
                 r,
             )?,
+            corridor: opt_value(&f.corridor, "fields.corridor", Kind::Corridor, Split::No, r)?,
             methods: opt_value(&f.methods, "fields.methods", Kind::Method, Split::May, r)?,
+            kind: m.kind,
             fees,
             migrants,
             smugglers,
         })
+    }
+
+    /// A statistics mapping makes one migrant group per row and nothing an incident has.
+    fn check_statistics(&self) -> Result<(), MappingError> {
+        if self.kind != RecordKind::Statistics {
+            return Ok(());
+        }
+        let why = "a statistics row is one migrant group";
+        if self.migrants.len() != 1 {
+            return Err(invalid(
+                "migrants",
+                format!("{why}: give exactly one [[migrants]] table"),
+            ));
+        }
+        let m = &self.migrants[0];
+        if [&m.citizenship, &m.sex, &m.age_group, &m.unaccompanied]
+            .into_iter()
+            .flatten()
+            .any(|v| v.split.is_some())
+        {
+            return Err(invalid(
+                "migrants[0]",
+                format!("{why}: no field of it may be `split`"),
+            ));
+        }
+        for (present, what) in [
+            (!self.fees.is_empty(), "fees"),
+            (!self.smugglers.is_empty(), "smugglers"),
+            (self.methods.is_some(), "fields.methods"),
+            (self.dead.is_some(), "fields.dead"),
+            (self.missing.is_some(), "fields.missing"),
+        ] {
+            if present {
+                return Err(invalid(
+                    what,
+                    format!("{why}, without fees, smugglers, methods, dead or missing"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1077,6 +1171,7 @@ impl Rules {
 pub struct Mapping {
     spec: MappingFile,
     delimiter: u8,
+    limits: RecordLimits,
 }
 
 impl fmt::Debug for Mapping {
@@ -1114,18 +1209,57 @@ impl Mapping {
                 ));
             }
         };
+        let limits = match spec.max_group_count {
+            None => RecordLimits::default(),
+            Some(n) => {
+                RecordLimits::with_max_group_count(n).map_err(|e| invalid("max_group_count", e))?
+            }
+        };
+        if let Some(sheet) = &spec.sheet
+            && (sheet.is_empty() || sheet.chars().count() > 100)
+        {
+            return Err(invalid("sheet", "a sheet name has 1-100 characters"));
+        }
+        if spec.header_row == Some(0) {
+            return Err(invalid("header_row", "rows are numbered from 1"));
+        }
         let mut r = Resolver {
             header: None,
             unknown: BTreeSet::new(),
             ambiguous: None,
+            used: BTreeSet::new(),
         };
-        Rules::compile(&spec, &mut r)?;
-        Ok(Mapping { spec, delimiter })
+        Rules::compile(&spec, &mut r)?.check_statistics()?;
+        Ok(Mapping {
+            spec,
+            delimiter,
+            limits,
+        })
     }
 
     /// The field delimiter of the files this mapping reads.
     pub fn delimiter(&self) -> u8 {
         self.delimiter
+    }
+
+    /// The caps rows are checked against (`max_group_count`, or the default).
+    pub fn limits(&self) -> RecordLimits {
+        self.limits
+    }
+
+    /// The kind of record every row makes.
+    pub fn kind(&self) -> RecordKind {
+        self.spec.kind
+    }
+
+    /// Spreadsheets: the sheet the mapping names, if any.
+    pub fn sheet(&self) -> Option<&str> {
+        self.spec.sheet.as_deref()
+    }
+
+    /// Spreadsheets: the header's row number (from 1) the mapping gives, if any.
+    pub fn header_row(&self) -> Option<u32> {
+        self.spec.header_row
     }
 
     /// Binds the mapping to a file's header: every column named must be in it, once.
@@ -1134,6 +1268,7 @@ impl Mapping {
             header: Some(header),
             unknown: BTreeSet::new(),
             ambiguous: None,
+            used: BTreeSet::new(),
         };
         let rules = Rules::compile(&self.spec, &mut r)?;
         if !r.unknown.is_empty() {
@@ -1149,6 +1284,8 @@ impl Mapping {
             rules,
             width: header.len(),
             seen: HashMap::new(),
+            reads: (0..header.len()).map(|i| r.used.contains(&i)).collect(),
+            iso_dates: false,
         })
     }
 }
@@ -1168,6 +1305,11 @@ pub(crate) struct Bound {
     rules: Rules,
     width: usize,
     seen: HashMap<String, u32>,
+    /// Per header column, whether a rule reads it.
+    reads: Vec<bool>,
+    /// Whether an ISO date (`YYYY-MM-DD`, or with a time) is taken in a date or period field
+    /// when no `formats` entry matches: how a spreadsheet's date cells are read.
+    iso_dates: bool,
 }
 
 /// Pads an `Option<Value>` lookup: a field without a rule has no value.
@@ -1268,6 +1410,17 @@ fn field<T>(
 }
 
 impl Bound {
+    /// Whether a rule reads column `i` of the header.
+    pub(crate) fn reads(&self, i: usize) -> bool {
+        self.reads.get(i).copied().unwrap_or(false)
+    }
+
+    /// Takes ISO dates in date and period fields after the mapping's own formats: a
+    /// spreadsheet's date cells come as `YYYY-MM-DD` (or `YYYY-MM-DDTHH:MM:SS`).
+    pub(crate) fn accept_iso_dates(&mut self) {
+        self.iso_dates = true;
+    }
+
     /// Builds the record a row describes. Errors are row rejections.
     pub(crate) fn apply(&mut self, f: &Fields<'_>) -> Result<Mapped, String> {
         if f.len() != self.width {
@@ -1281,22 +1434,52 @@ impl Bound {
         if r.skip.iter().any(|c| c.holds(f)) {
             return Ok(Mapped::Skipped);
         }
+        let iso = self.iso_dates;
         let date = opt_parse(&r.date, f, |s| {
-            parse_date(s, r.date.as_ref().map_or(&[][..], |d| &d.formats))
+            parse_date(s, r.date.as_ref().map_or(&[][..], |d| &d.formats)).or_else(|e| {
+                if iso {
+                    parse_iso_date(s).ok_or(e)
+                } else {
+                    Err(e)
+                }
+            })
         })?;
         let period = match (&r.period, one(&r.period, f)?) {
-            (Some(rule), Some(s)) => rule.parse(&s, |s| parse_period(s, &rule.formats))?,
+            (Some(rule), Some(s)) => rule.parse(&s, |s| {
+                parse_period(s, &rule.formats).or_else(|e| match (iso, parse_iso_date(s)) {
+                    (true, Some(d)) => month_of(d).ok_or_else(|| {
+                        format!("{:?} is outside the years a period may fall in", short(s))
+                    }),
+                    _ => Err(e),
+                })
+            })?,
             _ => match date {
                 Some(d) => month_of(d).ok_or("date: outside the years a period may fall in")?,
                 None => return Err("period: empty, and no date to take it from".into()),
             },
         };
         let country = match r.country.one(f)? {
-            Some(s) => r.country.parse(&s, parse_code::<Country>)?,
+            Some(s) => r.country.parse(&s, parse_country)?,
             None => return Err("country: empty".into()),
         };
         let route = self.route(f)?;
         let r = &self.rules;
+        if r.kind == RecordKind::Statistics
+            && let Some(rule) = r.migrants.first()
+        {
+            // A statistics table's zero cells carry no one: skipped, and counted as skipped.
+            // An empty count is not a zero: it is rejected.
+            match rule.count.one(f)? {
+                None => {
+                    return Err(format!(
+                        "{}: empty (a statistics row needs its count; 0 for none)",
+                        rule.count.name
+                    ));
+                }
+                Some(s) if rule.count.parse(&s, parse_whole)? == 0 => return Ok(Mapped::Skipped),
+                Some(_) => {}
+            }
+        }
         let mut methods = BTreeSet::new();
         if let Some(m) = &r.methods {
             for v in m.values(f)? {
@@ -1304,6 +1487,7 @@ impl Bound {
             }
         }
         let record = IncidentRecord {
+            kind: r.kind,
             source_id: String::new(),
             period,
             date: date.map(|d| d.format("%Y-%m-%d").to_string()),
@@ -1314,6 +1498,7 @@ impl Bound {
             dead: count(&r.dead, f)?,
             missing: count(&r.missing, f)?,
             route,
+            corridor: opt_parse(&r.corridor, f, parse_corridor)?,
             methods,
             fees: self.fees(f)?,
             migrants: self.migrants(f)?,
@@ -1364,7 +1549,7 @@ impl Bound {
         let countries = rule
             .values(f)?
             .iter()
-            .map(|c| rule.parse(c, parse_code::<Country>))
+            .map(|c| rule.parse(c, parse_country))
             .collect::<Result<Vec<_>, _>>()?;
         if countries.is_empty() {
             return Ok(Vec::new());
@@ -1459,7 +1644,7 @@ impl Bound {
                         0,
                         k,
                         Some(Country::UNKNOWN),
-                        parse_code,
+                        parse_country,
                         "citizenship",
                     )?,
                     sex: field(&g, rules[1], 1, k, Some(Sex::Unknown), parse_code, "sex")?,
@@ -1506,7 +1691,7 @@ impl Bound {
                 let mut extra = first.clone();
                 extra.count = total - given;
                 match g.split {
-                    Some(0) => extra.citizenship = parse_code(rem)?,
+                    Some(0) => extra.citizenship = parse_country(rem)?,
                     Some(1) => extra.sex = parse_code(rem)?,
                     Some(2) => extra.age_group = parse_code(rem)?,
                     _ => extra.unaccompanied = parse_bool(rem)?,
@@ -1556,7 +1741,7 @@ impl Bound {
                         0,
                         k,
                         Some(Country::UNKNOWN),
-                        parse_code,
+                        parse_country,
                         "smuggler citizenship",
                     )?,
                     sex: field(
@@ -1747,6 +1932,45 @@ mod tests {
         assert_eq!(record(&rows[0]).place_type, Some(PlaceType::Sea));
         assert_eq!(record(&rows[2]).place_type, None);
         assert!(matches!(rows[3], Ok(Mapped::Skipped)));
+    }
+
+    #[test]
+    fn spreadsheet_dates_read_as_iso_with_or_without_a_time() {
+        let d = |s: &str| parse_iso_date(s).map(|d| d.to_string());
+        assert_eq!(d("2024-03-14").as_deref(), Some("2024-03-14"));
+        assert_eq!(d("2024-03-14T10:30:00").as_deref(), Some("2024-03-14"));
+        assert_eq!(d("2024-03-14T10:30:00.250").as_deref(), Some("2024-03-14"));
+        for bad in [
+            "14/03/2024",
+            "2024-02-30",
+            "2024-03-14 10:30:00",
+            "",
+            "2024-03",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        // In a mapped row, ISO is tried after the mapping's formats only for spreadsheets.
+        let m = "[source_id]\ncolumn = \"id\"\n[fields]\ncountry = { value = \"THA\" }\ndate = { column = \"d\", formats = [\"%d/%m/%Y\"] }\n";
+        let rows = run(m, "id,d\n1,2024-03-14T08:00:00\n2,14/03/2024\n").unwrap();
+        assert!(
+            rows[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("matches none of the date formats")
+        );
+        assert_eq!(record(&rows[1]).date.as_deref(), Some("2024-03-14"));
+        let mapping = Mapping::from_toml(m).unwrap();
+        let header: Vec<String> = ["id", "d"].map(String::from).into();
+        let mut bound = mapping.bind(&header).unwrap();
+        bound.accept_iso_dates();
+        let text = "12024-03-14T08:00:00";
+        let ends = [1, text.len()];
+        let fields = Fields::new(text, &ends);
+        match bound.apply(&fields).unwrap() {
+            Mapped::Record(r) => assert_eq!(r.date.as_deref(), Some("2024-03-14")),
+            Mapped::Skipped => panic!("skipped"),
+        }
+        assert!(bound.reads(0) && bound.reads(1) && !bound.reads(2));
     }
 
     #[test]

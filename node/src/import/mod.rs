@@ -3,8 +3,10 @@
 //!
 //! - [`template`]: the project's own CSV template (and its writer); JSON Lines needs no module of
 //!   its own, as serde defines it on [`IncidentRecord`].
-//! - [`mapping`]: declarative TOML mappings for any other CSV layout.
+//! - [`mapping`]: declarative TOML mappings for any other CSV or spreadsheet layout.
 //! - `rows`: the bounded, line-numbered CSV and JSON Lines readers underneath both.
+//! - `sheet`: XLSX and ODS workbooks (calamine), whose rows go to the template layout or a
+//!   mapping like CSV rows, numbered by their spreadsheet row.
 //!
 //! Every row is parsed and checked before it is written ([`crate::store::ImportTx::insert`]
 //! runs [`IncidentRecord::check`] and the FX conversion). A bad row is a rejection with its
@@ -18,6 +20,7 @@
 
 pub mod mapping;
 mod rows;
+mod sheet;
 pub mod template;
 
 use std::fs::File;
@@ -29,11 +32,12 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use serde::Serialize;
 
 use crate::fx::FxRates;
-use crate::record::IncidentRecord;
+use crate::record::{IncidentRecord, RecordLimits};
 use crate::store::{ImportCounts, Inserted, Store, StoreError};
 
 pub use mapping::{Mapping, MappingError};
 pub use rows::{HeaderError, MAX_FIELDS, MAX_QUOTED_LINE_BREAKS, MAX_ROW_BYTES, QuoteError};
+pub use sheet::SheetError;
 pub use template::{CsvReader, CsvWriter};
 
 /// Most rejection reasons kept in a report; the rest are only counted.
@@ -50,16 +54,32 @@ pub enum Format {
     Csv,
     /// JSON Lines: one [`IncidentRecord`] per line, as serde defines it.
     JsonLines,
+    /// An Office Open XML workbook (`.xlsx`): the template's columns, or a [`Mapping`].
+    Xlsx,
+    /// An OpenDocument workbook (`.ods`): the template's columns, or a [`Mapping`].
+    Ods,
 }
 
 impl Format {
-    /// The format a file name implies: `.csv`, or `.jsonl` / `.ndjson` (any case).
+    /// The format a file name implies: `.csv`, `.jsonl` / `.ndjson`, `.xlsx` or `.ods` (any
+    /// case).
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "csv" => Some(Format::Csv),
             "jsonl" | "ndjson" => Some(Format::JsonLines),
+            "xlsx" => Some(Format::Xlsx),
+            "ods" => Some(Format::Ods),
             _ => None,
+        }
+    }
+
+    /// The workbook format, for a spreadsheet.
+    fn book(self) -> Option<sheet::Book> {
+        match self {
+            Format::Xlsx => Some(sheet::Book::Xlsx),
+            Format::Ods => Some(sheet::Book::Ods),
+            Format::Csv | Format::JsonLines => None,
         }
     }
 }
@@ -70,8 +90,10 @@ impl FromStr for Format {
         match s {
             "csv" => Ok(Format::Csv),
             "jsonl" | "ndjson" => Ok(Format::JsonLines),
+            "xlsx" => Ok(Format::Xlsx),
+            "ods" => Ok(Format::Ods),
             other => Err(format!(
-                "{:?} is not a format (csv, jsonl, ndjson)",
+                "{:?} is not an input format (csv, jsonl, ndjson, xlsx, ods)",
                 rows::short(other)
             )),
         }
@@ -83,6 +105,8 @@ impl std::fmt::Display for Format {
         f.write_str(match self {
             Format::Csv => "csv",
             Format::JsonLines => "jsonl",
+            Format::Xlsx => "xlsx",
+            Format::Ods => "ods",
         })
     }
 }
@@ -92,10 +116,12 @@ impl std::fmt::Display for Format {
 pub struct ImportOptions {
     /// Roll a file back entirely if any of its rows is rejected.
     pub strict: bool,
-    /// Read CSV through this mapping instead of the template.
+    /// Read CSV and spreadsheets through this mapping instead of the template.
     pub mapping: Option<Mapping>,
-    /// The format, instead of guessing it from the file name.
+    /// The input format, instead of telling it from the file name.
     pub format: Option<Format>,
+    /// Spreadsheets: the sheet to read, over the mapping's `sheet` (default: the first sheet).
+    pub sheet: Option<String>,
     /// Show a progress bar on stderr (the binary sets this only when stderr is a terminal).
     pub progress: bool,
 }
@@ -113,17 +139,46 @@ pub enum ImportError {
     },
     /// The format is neither given nor implied by the file name.
     #[error(
-        "{file}: cannot tell the format from the name (use .csv, .jsonl or .ndjson, or give the format)"
+        "{file}: cannot tell the format from the name (use .csv, .jsonl, .ndjson, .xlsx or .ods, or give --input-format)"
     )]
     UnknownFormat {
         /// The file.
         file: String,
     },
     /// A mapping was given for a JSON Lines file.
-    #[error("{file}: mappings read CSV files, not JSON Lines")]
+    #[error("{file}: mappings read CSV and spreadsheet files, not JSON Lines")]
     MappingNeedsCsv {
         /// The file.
         file: String,
+    },
+    /// The file's content is not of the format it is read as (a workbook named `.csv`, a CSV
+    /// named `.xlsx`, an ODS read as XLSX…).
+    #[error(
+        "{file}: read as {format}, but its content is {found} (give the right --input-format, or name the file for what it is)"
+    )]
+    WrongContent {
+        /// The file.
+        file: String,
+        /// The format it was to be read as.
+        format: Format,
+        /// What the content is.
+        found: &'static str,
+    },
+    /// A sheet was asked for, but the file is not a spreadsheet.
+    #[error("{file}: --sheet is for spreadsheets (xlsx, ods), and this file is read as {format}")]
+    SheetOfText {
+        /// The file.
+        file: String,
+        /// Its format.
+        format: Format,
+    },
+    /// The workbook cannot be read, or has no such sheet.
+    #[error("{file}: {source}")]
+    Sheet {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        source: SheetError,
     },
     /// The CSV header is unusable.
     #[error("{file}: {source}")]
@@ -222,6 +277,9 @@ pub struct FileSummary {
     pub file: String,
     /// SHA-256 of the file's bytes, hex; recorded with the import run.
     pub sha256: String,
+    /// Spreadsheets: the sheet read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
     /// New records written (0 when rolled back).
     pub imported: u64,
     /// Rows rejected.
@@ -456,6 +514,10 @@ struct Opened {
     sha256: String,
     len: u64,
     source: Box<dyn RowSource + Send>,
+    /// The sheet read, for a spreadsheet.
+    sheet: Option<String>,
+    /// Caps the rows are checked against (the mapping's, or the default).
+    limits: RecordLimits,
 }
 
 /// Opens a file and checks its header; `hash` reads it once first for its SHA-256 (a check-only
@@ -466,16 +528,44 @@ fn open(path: &Path, opts: &ImportOptions, hash: bool) -> Result<Opened, ImportE
         file: label.clone(),
         source,
     };
-    let format = match (opts.format, &opts.mapping) {
-        (Some(f), _) => f,
-        (None, Some(_)) => Format::Csv,
-        (None, None) => Format::from_path(path).ok_or_else(|| ImportError::UnknownFormat {
-            file: label.clone(),
-        })?,
+    // An explicit format wins, then the name; a mapping reads a file of any other name as CSV.
+    let format = match (opts.format, Format::from_path(path), &opts.mapping) {
+        (Some(f), _, _) | (None, Some(f), _) => f,
+        (None, None, Some(_)) => Format::Csv,
+        (None, None, None) => {
+            return Err(ImportError::UnknownFormat {
+                file: label.clone(),
+            });
+        }
     };
     if format == Format::JsonLines && opts.mapping.is_some() {
         return Err(ImportError::MappingNeedsCsv { file: label });
     }
+    if opts.sheet.is_some() && format.book().is_none() {
+        return Err(ImportError::SheetOfText {
+            file: label,
+            format,
+        });
+    }
+    // The content must be what the file is read as: a workbook is never read as text (its
+    // bytes would make a "header not UTF-8" or garbage rows), nor text as a workbook.
+    let content = sheet::sniff(path).map_err(io_err)?;
+    let fits = match format {
+        Format::Csv | Format::JsonLines => content == sheet::Content::Other,
+        Format::Xlsx => content == sheet::Content::Zip,
+        Format::Ods => content == sheet::Content::Ods,
+    };
+    if !fits {
+        return Err(ImportError::WrongContent {
+            file: label,
+            format,
+            found: content.describe(),
+        });
+    }
+    let limits = opts
+        .mapping
+        .as_ref()
+        .map_or_else(RecordLimits::default, Mapping::limits);
     let mut file = File::open(path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
     let sha256 = if hash {
@@ -485,19 +575,26 @@ fn open(path: &Path, opts: &ImportOptions, hash: bool) -> Result<Opened, ImportE
     } else {
         String::new()
     };
-    let reader = BufReader::with_capacity(BUFFER, file);
-    let source: Box<dyn RowSource + Send> = match (format, &opts.mapping) {
-        (Format::JsonLines, _) => Box::new(rows::JsonLines::new(reader)),
-        (Format::Csv, None) => {
+    let name = path
+        .file_name()
+        .map_or_else(|| label.clone(), |n| n.to_string_lossy().into_owned());
+    let text = || BufReader::with_capacity(BUFFER, file);
+    let (source, sheet): (Box<dyn RowSource + Send>, Option<String>) = match (format, &opts.mapping)
+    {
+        (Format::Xlsx, _) => open_sheet(path, sheet::Book::Xlsx, opts, &label, len)?,
+        (Format::Ods, _) => open_sheet(path, sheet::Book::Ods, opts, &label, len)?,
+        (Format::JsonLines, _) => (Box::new(rows::JsonLines::new(text())), None),
+        (Format::Csv, None) => (
             Box::new(
-                CsvReader::new(reader).map_err(|source| ImportError::Header {
+                CsvReader::new(text()).map_err(|source| ImportError::Header {
                     file: label.clone(),
                     source,
                 })?,
-            )
-        }
+            ),
+            None,
+        ),
         (Format::Csv, Some(m)) => {
-            let mut rows = rows::CsvRows::new(reader, m.delimiter());
+            let mut rows = rows::CsvRows::new(text(), m.delimiter());
             let header = rows.read_header().map_err(|source| ImportError::Header {
                 file: label.clone(),
                 source,
@@ -506,19 +603,64 @@ fn open(path: &Path, opts: &ImportOptions, hash: bool) -> Result<Opened, ImportE
                 file: label.clone(),
                 source,
             })?;
-            Box::new(Mapped { rows, bound })
+            (Box::new(Mapped { rows, bound }), None)
         }
     };
-    let name = path
-        .file_name()
-        .map_or_else(|| label.clone(), |n| n.to_string_lossy().into_owned());
     Ok(Opened {
         label,
         name,
         sha256,
         len,
         source,
+        sheet,
+        limits,
     })
+}
+
+/// Reads a workbook's sheet (`--sheet`, else the mapping's `sheet`, else the first) and binds
+/// its header to the template or the mapping. Returns the rows and the sheet's name.
+fn open_sheet(
+    path: &Path,
+    book: sheet::Book,
+    opts: &ImportOptions,
+    label: &str,
+    len: u64,
+) -> Result<(Box<dyn RowSource + Send>, Option<String>), ImportError> {
+    let asked = opts
+        .sheet
+        .as_deref()
+        .or_else(|| opts.mapping.as_ref().and_then(Mapping::sheet));
+    let header_row = opts.mapping.as_ref().and_then(Mapping::header_row);
+    let header_err = |source| ImportError::Header {
+        file: label.to_string(),
+        source,
+    };
+    let sheet = sheet::read(path, book, asked, header_row)
+        .map_err(|source| ImportError::Sheet {
+            file: label.to_string(),
+            source,
+        })?
+        .map_err(header_err)?;
+    let target = match &opts.mapping {
+        None => sheet::Target::Template(Box::new(
+            template::Layout::from_header(&sheet.header).map_err(header_err)?,
+        )),
+        Some(m) => {
+            let mut bound = m
+                .bind(&sheet.header)
+                .map_err(|source| ImportError::Mapping {
+                    file: label.to_string(),
+                    source,
+                })?;
+            bound.accept_iso_dates();
+            sheet::Target::Mapped(Box::new(bound))
+        }
+    };
+    let name = sheet.name.clone();
+    Ok((
+        Box::new(sheet::SheetSource::new(sheet, target, len)),
+        Some(name),
+    ))
 }
 
 /// A progress bar over the bytes of one file, or nothing.
@@ -634,17 +776,21 @@ fn import_opened(
         sha256,
         len,
         mut source,
+        sheet,
+        limits,
     } = opened;
     let mut report = FileReport {
         summary: FileSummary {
             file: label.clone(),
             sha256: sha256.clone(),
+            sheet,
             ..FileSummary::default()
         },
         ..FileReport::default()
     };
     let progress = Progress::new(opts.progress, len, &label);
     let mut tx = store.begin_import(&name, &sha256, fx)?;
+    tx.set_limits(limits);
     // Parsing and checking rows runs on a second thread, a batch ahead of the writes: on a
     // bulk load the two take comparable time. Returning early drops the receiver, which stops
     // the reader at its next batch.
@@ -842,6 +988,8 @@ mod tests {
             sha256: "00".into(),
             len: fail_at as u64,
             source: Box::new(CsvReader::new(io::BufReader::with_capacity(256, reader)).unwrap()),
+            sheet: None,
+            limits: RecordLimits::default(),
         };
         let e = import_opened(&mut s, opened, &fx, &ImportOptions::default()).unwrap_err();
         assert!(matches!(e, ImportError::Io { .. }), "{e}");
@@ -862,6 +1010,8 @@ mod tests {
             sha256: "01".into(),
             len: csv.len() as u64,
             source: Box::new(CsvReader::new(io::BufReader::new(io::Cursor::new(csv))).unwrap()),
+            sheet: None,
+            limits: RecordLimits::default(),
         };
         let r = import_opened(&mut s, opened, &fx, &ImportOptions::default()).unwrap();
         assert_eq!(r.imported, 2_000);

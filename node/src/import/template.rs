@@ -25,7 +25,7 @@ use std::str::FromStr;
 use vrs_core::codes::{AgeGroup, CodeError, Country, Method, Mode, Sex};
 
 use super::rows::{CsvRows, Fields, HeaderError, RowStatus, short};
-use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, Smuggler};
+use crate::record::{Fee, IncidentRecord, Leg, MigrantGroup, RecordKind, Smuggler};
 
 /// The template's columns, in the order [`CsvWriter`] writes them.
 pub const COLUMNS: [&str; 16] = [
@@ -278,13 +278,13 @@ fn optional_text(cell: &str) -> Option<String> {
 
 /// Which column of the file holds each template column.
 #[derive(Debug, Clone)]
-struct Layout {
+pub(crate) struct Layout {
     index: [Option<usize>; COLUMNS.len()],
     width: usize,
 }
 
 impl Layout {
-    fn from_header(header: &[String]) -> Result<Layout, HeaderError> {
+    pub(crate) fn from_header(header: &[String]) -> Result<Layout, HeaderError> {
         let mut index = [None; COLUMNS.len()];
         let mut unknown = Vec::new();
         for (i, name) in header.iter().enumerate() {
@@ -326,7 +326,7 @@ impl Layout {
         self.index[col as usize].map_or("", |i| f.get(i))
     }
 
-    fn record(&self, f: &Fields<'_>) -> Result<IncidentRecord, String> {
+    pub(crate) fn record(&self, f: &Fields<'_>) -> Result<IncidentRecord, String> {
         if f.len() != self.width {
             return Err(format!(
                 "row has {} fields, the header has {}",
@@ -337,6 +337,7 @@ impl Layout {
         let c = |col| self.cell(f, col);
         let period = c(Col::Period).trim();
         Ok(IncidentRecord {
+            kind: RecordKind::Incident,
             source_id: c(Col::SourceId).to_string(),
             period: period.parse().map_err(|e| format!("period: {e}"))?,
             date: optional_text(c(Col::Date).trim()),
@@ -347,6 +348,7 @@ impl Layout {
             dead: parse_count(c(Col::Dead)).map_err(|e| format!("dead: {e}"))?,
             missing: parse_count(c(Col::Missing)).map_err(|e| format!("missing: {e}"))?,
             route: parse_route(c(Col::Route), c(Col::RouteModes))?,
+            corridor: None,
             methods: parse_methods(c(Col::Methods))?,
             fees: parse_fees(c(Col::Fees))?,
             migrants: parse_migrants(c(Col::Migrants))?,
@@ -449,10 +451,17 @@ impl<W: Write> CsvWriter<W> {
         })
     }
 
-    /// Writes one incident. Fails (`InvalidInput`) only for a route whose legs do not join up,
-    /// which the `A>B>C` syntax cannot express (and [`IncidentRecord::check`] refuses anyway).
+    /// Writes one incident. Fails (`InvalidInput`) for a route whose legs do not join up, which
+    /// the `A>B>C` syntax cannot express (and [`IncidentRecord::check`] refuses anyway), and for
+    /// what the template has no column for — a statistics row, a corridor — rather than drop it.
     pub fn write(&mut self, r: &IncidentRecord) -> io::Result<()> {
         use std::fmt::Write as _;
+        if r.kind != RecordKind::Incident || r.corridor.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the template has no kind or corridor column: write statistics rows and corridors as JSON Lines",
+            ));
+        }
         for cell in &mut self.row {
             cell.clear();
         }
@@ -539,6 +548,21 @@ mod tests {
     use super::*;
     use crate::record::tests::sample;
     use vrs_core::codes::{AgeGroup, FeeScope, PaymentMode, Sex, SmugglerRole, SmugglerStage};
+
+    #[test]
+    fn the_writer_refuses_what_it_has_no_column_for() {
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        w.write(&sample()).unwrap();
+        let stats = crate::record::tests::statistics_sample();
+        let e = w.write(&stats).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let mut with_corridor = sample();
+        with_corridor.corridor = Some(vrs_core::codes::Corridor::WesternBalkan);
+        assert!(w.write(&with_corridor).is_err());
+        // Only the first record was written.
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert_eq!(out.lines().count(), 2);
+    }
 
     #[test]
     fn whole_numbers_accept_spreadsheet_decimals_only_when_whole() {

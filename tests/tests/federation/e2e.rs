@@ -259,6 +259,17 @@ async fn assert_perturbation(federation: &Federation, on: bool) {
             described.budget.is_empty(),
             "{country}: no budget in rules mode"
         );
+        // Describe publishes the corridor dimension with its closed list (and `unknown`).
+        let corridor = described
+            .dimensions
+            .iter()
+            .find(|(name, _)| name == "corridor")
+            .map(|(_, values)| values.clone());
+        assert_eq!(
+            corridor,
+            vrs_core::query::Dimension::Corridor.closed_values(),
+            "{country}"
+        );
         let policy = described.policy;
         assert_eq!(policy.perturbation, on, "{country}");
         let deviation = if on { MAX_DEVIATION as u32 } else { 0 };
