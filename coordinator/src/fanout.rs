@@ -219,19 +219,16 @@ impl Federation {
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
         let id = query_id.to_string();
         let results: Vec<NodeResult> = self
-            .send(query, query_id, move |country, mut client, req| {
-                let id = id.clone();
-                async move {
-                    match client.aggregate(req).await {
-                        Err(status) => (outcome_of_status(&status), None),
-                        Ok(resp) => outcome_of_response(country, &id, resp.into_inner()),
-                    }
-                }
+            .send(query, query_id, |mut client, req| async move {
+                client.aggregate(req).await
             })
             .await
             .into_iter()
             .map(|(country, outcome, elapsed)| {
-                let (outcome, receipt) = outcome.unwrap_or_else(|failed| (failed, None));
+                let (outcome, receipt) = match outcome {
+                    Ok(resp) => outcome_of_response(country, &id, resp),
+                    Err(failed) => (failed, None),
+                };
                 NodeResult {
                     country,
                     outcome,
@@ -276,40 +273,40 @@ impl Federation {
     /// Like [`Federation::plan`] with a given query id; the same id can be sent to
     /// [`Federation::ask_with_id`] afterwards.
     pub async fn plan_with_id(&self, query: &Query, query_id: &str) -> Vec<PlanResult> {
-        let id = query_id.to_string();
-        self.send(query, query_id, move |country, mut client, req| {
-            let id = id.clone();
-            async move {
-                match client.plan(req).await {
-                    Err(status) => Err(outcome_of_status(&status)),
-                    Ok(resp) => plan_of_response(country, &id, resp.into_inner()).map_err(bad),
-                }
-            }
+        self.send(query, query_id, |mut client, req| async move {
+            client.plan(req).await
         })
         .await
         .into_iter()
         .map(|(country, outcome, elapsed)| PlanResult {
             country,
-            outcome: outcome.and_then(std::convert::identity),
+            outcome: outcome.and_then(|r| plan_of_response(country, query_id, r).map_err(bad)),
             elapsed,
         })
         .collect()
     }
 
     /// Signs one envelope per node (audience = that node) and runs `call` for each node
-    /// concurrently under the deadline. A node that runs out of time is
-    /// `Err(NodeOutcome::TimedOut)`; results are in registry order.
-    async fn send<T, F, Fut>(
+    /// concurrently under the deadline. A connection that cannot be made (nothing was sent) is
+    /// tried again, with backoff, while the node's deadline leaves time (issue 12, item 8): a
+    /// node restarting or briefly flooded is still asked. A node that runs out of time is
+    /// `Err(NodeOutcome::TimedOut)`, one that refuses is its refusal; results are in registry
+    /// order.
+    async fn send<R, F, Fut>(
         &self,
         query: &Query,
         query_id: &str,
         call: F,
-    ) -> Vec<(Country, Result<T, NodeOutcome>, Duration)>
+    ) -> Vec<(Country, Result<R, NodeOutcome>, Duration)>
     where
-        T: Send + 'static,
-        F: Fn(Country, FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut,
-        Fut: std::future::Future<Output = T> + Send + 'static,
+        R: Send + 'static,
+        F: Fn(FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send,
     {
+        let call = Arc::new(call);
         let pb_query = pb::Query::from(query.to_raw());
         let issued_at_ms = self.clock.now_ms();
         let mut set = JoinSet::new();
@@ -328,18 +325,36 @@ impl Federation {
                 key_id: self.key.key_id(),
             };
             let deadline = self.deadline;
-            let mut req = tonic::Request::new(request);
-            req.set_timeout(deadline);
-            let fut = call(node.country, node.client.clone(), req);
+            let client = node.client.clone();
+            let call = call.clone();
             set.spawn(async move {
                 let started = tokio::time::Instant::now();
-                let outcome = tokio::time::timeout(deadline, fut)
+                let attempts = async {
+                    let mut backoff = CONNECT_RETRY_FIRST;
+                    loop {
+                        let mut req = tonic::Request::new(request.clone());
+                        req.set_timeout(deadline.saturating_sub(started.elapsed()));
+                        match call(client.clone(), req).await {
+                            Ok(response) => return Ok(response.into_inner()),
+                            Err(status)
+                                if not_connected(&status)
+                                    && started.elapsed() + backoff < deadline =>
+                            {
+                                tracing::debug!(error = %status.message(), "connect failed; retrying");
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(CONNECT_RETRY_MAX);
+                            }
+                            Err(status) => return Err(outcome_of_status(&status)),
+                        }
+                    }
+                };
+                let outcome = tokio::time::timeout(deadline, attempts)
                     .await
-                    .map_err(|_| NodeOutcome::TimedOut);
+                    .unwrap_or(Err(NodeOutcome::TimedOut));
                 (i, outcome, started.elapsed())
             });
         }
-        let mut results: Vec<(Country, Result<T, NodeOutcome>, Duration)> = self
+        let mut results: Vec<(Country, Result<R, NodeOutcome>, Duration)> = self
             .nodes
             .iter()
             .map(|n| {
@@ -531,6 +546,18 @@ fn outcome_of_status(status: &tonic::Status) -> NodeOutcome {
             message: clip(status.message()),
         },
     }
+}
+
+/// First wait before a connection is tried again; it doubles up to [`CONNECT_RETRY_MAX`].
+const CONNECT_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two connection attempts.
+const CONNECT_RETRY_MAX: Duration = Duration::from_millis(800);
+
+/// Whether a call failed because no connection could be made (the transport's `Unavailable`,
+/// not a node's refusal, which carries its reason): nothing reached the node, so sending the
+/// same signed envelope again cannot be a second query.
+fn not_connected(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable && status.metadata().get("vrs-reason").is_none()
 }
 
 /// Node messages are shown to people; keep them short.

@@ -49,6 +49,12 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
+-- One row the health probe rewrites: proof the file takes a committed write (not part of the chain).
+CREATE TABLE IF NOT EXISTS health_probe (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    at_ms INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS seen_query (
     query_id TEXT PRIMARY KEY,
     at_ms    INTEGER NOT NULL
@@ -266,6 +272,28 @@ pub(crate) fn append_in(
 }
 
 impl AuditLog {
+    /// A committed write to the probe row, waiting at most a second for the write lock: what
+    /// the health service checks. The chain is not touched.
+    pub fn probe_write(&mut self) -> Result<(), AuditError> {
+        self.conn.busy_timeout(std::time::Duration::from_secs(1))?;
+        let probed = (|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO health_probe(id, at_ms) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET at_ms = excluded.at_ms",
+                [now],
+            )?;
+            tx.commit()
+        })();
+        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(probed?)
+    }
+
     /// Every entry, in order (for `audit show` / `export`).
     pub fn entries(&self, since_seq: i64, limit: i64) -> Result<Vec<Entry>, AuditError> {
         let mut stmt = self.conn.prepare(

@@ -37,6 +37,9 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// How often health probes the audit log with a write.
+pub const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Serves the node on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -66,6 +69,7 @@ pub async fn serve_with_clock(
     // watches the same file from here on.
     crate::revocation::RevocationList::for_config(config)?;
     let service = NodeService::new(config)?.with_clock(clock);
+    let audit_health = service.audit_health();
     let server = &config.file.server;
     // The transport decodes no message above `max_request_bytes` (plus the few bytes of framing
     // of the signature and key id): a larger one is refused before it is buffered (issue 12, 3).
@@ -97,7 +101,39 @@ pub async fn serve_with_clock(
         Duration::from_secs(server.handshake_timeout_secs),
     );
     tracing::info!(country = %config.file.node.country, addr = ?local, "node serving");
-    tonic::transport::Server::builder()
+    // Health follows the audit log: a node whose log takes no writes answers nothing, so it
+    // says NOT_SERVING (for the server and the service) until the log takes a write again.
+    let (stop_probe, mut probe_stopped) = tokio::sync::oneshot::channel::<()>();
+    let probe = tokio::spawn(async move {
+        let mut every = tokio::time::interval(HEALTH_PROBE_INTERVAL);
+        let mut serving = true;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = &mut probe_stopped => break,
+            }
+            let ok = audit_health.writable().await;
+            if ok == serving {
+                continue;
+            }
+            serving = ok;
+            let status = if ok {
+                tracing::info!("the audit log takes writes again: serving");
+                tonic_health::ServingStatus::Serving
+            } else {
+                tracing::error!("the audit log does not take writes: not serving");
+                tonic_health::ServingStatus::NotServing
+            };
+            health_reporter.set_service_status("", status).await;
+            health_reporter
+                .set_service_status(
+                    <FederationServer<NodeService> as tonic::server::NamedService>::NAME,
+                    status,
+                )
+                .await;
+        }
+    });
+    let served = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(server.request_timeout_secs))
         .concurrency_limit_per_connection(server.max_concurrent_requests.max(1))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -106,7 +142,10 @@ pub async fn serve_with_clock(
         .add_service(reflection_v1alpha)
         .add_service(federation)
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .await;
+    let _ = stop_probe.send(());
+    let _ = probe.await;
+    served?;
     tracing::info!("node stopped");
     Ok(())
 }

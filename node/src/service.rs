@@ -10,6 +10,7 @@
 //! [`ServiceError::to_status`], whose messages never carry data.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -329,6 +330,37 @@ pub struct NodeService {
     inner: Arc<Inner>,
 }
 
+/// Whether a node can answer at all: nothing is released without its audit entry, so a node
+/// whose audit log does not take writes is not serving, whatever else works (issue 12, 11).
+#[derive(Clone)]
+pub struct AuditHealth {
+    audit: Arc<Mutex<AuditLog>>,
+    failing: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for AuditHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditHealth").finish_non_exhaustive()
+    }
+}
+
+impl AuditHealth {
+    /// Probes the log with a real write (on a blocking thread; waits at most about a second
+    /// for the write lock): healthy when it commits and the last audit write did not fail.
+    pub async fn writable(&self) -> bool {
+        let audit = self.audit.clone();
+        let probed = tokio::task::spawn_blocking(move || {
+            audit
+                .lock()
+                .ok()
+                .is_some_and(|mut log| log.probe_write().is_ok())
+        })
+        .await
+        .unwrap_or(false);
+        probed && !self.failing.load(Ordering::Relaxed)
+    }
+}
+
 /// Everything the service needs, shared across requests.
 struct Inner {
     country: vrs_core::codes::Country,
@@ -359,6 +391,8 @@ struct Inner {
     audit_key: Arc<SigningKey>,
     /// The server's own limit on one request (the caller's `grpc-timeout` may be shorter).
     request_timeout: Duration,
+    /// The last audit write failed: health says NOT_SERVING until one succeeds.
+    audit_failing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -508,8 +542,17 @@ impl NodeService {
                 max_request_bytes: server.max_request_bytes,
                 audit_key: Arc::new(audit_key),
                 request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
+                audit_failing: Arc::new(AtomicBool::new(false)),
             }),
         })
+    }
+
+    /// What the health service reports: whether this node's audit log takes writes.
+    pub fn audit_health(&self) -> AuditHealth {
+        AuditHealth {
+            audit: self.inner.audit.clone(),
+            failing: self.inner.audit_failing.clone(),
+        }
     }
 
     /// The same service reading the time from `clock` (tests use a manual one). Called on a
@@ -845,7 +888,10 @@ impl Inner {
         if let Some(p) = &mut stored.privacy {
             p.quarters.clear();
         }
-        let logged = match log.commit_release(&entry, &plan.release_id, &stored, false) {
+        let committed = log.commit_release(&entry, &plan.release_id, &stored, false);
+        self.audit_failing
+            .store(committed.is_err(), Ordering::Relaxed);
+        let logged = match committed {
             Ok(logged) => logged,
             Err(e) => {
                 tracing::error!(error = %e, "cannot commit the release; refusing");
@@ -948,7 +994,10 @@ impl Inner {
         self.flush_flood(fingerprint, entry)?;
         self.audit()
             .and_then(|mut log| {
-                log.append(entry).map(Some).map_err(|e| {
+                let appended = log.append(entry);
+                self.audit_failing
+                    .store(appended.is_err(), Ordering::Relaxed);
+                appended.map(Some).map_err(|e| {
                     tracing::error!(error = %e, "cannot write the audit log; refusing");
                     ServiceError::Internal
                 })

@@ -283,3 +283,53 @@ async fn a_caller_that_goes_away_is_logged_cancelled_and_late_work_is_dropped() 
     drop(client);
     fed.stop().await;
 }
+
+/// Issue 12, item 8 (the coordinator's side): a node that cannot be reached when the query goes
+/// out — restarting, or its handshake slots briefly taken — is tried again within its deadline
+/// (before: `unreachable` at the first refused connection).
+#[tokio::test]
+async fn the_coordinator_retries_a_connection_within_the_deadline() {
+    let fed = TestFederation::start(&[vrs_tests::spec("THA", 150, 31, "")]).await;
+    let addr = vrs_tests::unused_addr();
+    let registry = fed.write_registry(
+        "late.toml",
+        &[RegistryNode::new("THA", addr)],
+        Duration::from_secs(8),
+        Duration::from_secs(2),
+    );
+    let federation = Federation::connect(&registry).unwrap();
+    // The node starts listening 700 ms after the query is sent.
+    let config =
+        vrs_node::config::NodeConfig::load(&fed.node_dir("THA").join("node.toml")).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        vrs_node::server::serve(listener, &config, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let raw = RawQuery {
+        unit: "incidents".into(),
+        group_by: vec!["quarter".into()],
+        period_from: "2023".into(),
+        period_to: "2023".into(),
+        ..RawQuery::default()
+    };
+    let query = Query::parse(&raw, &QueryLimits::default()).unwrap();
+    let started = std::time::Instant::now();
+    let (_, results) = federation.ask(&query).await.unwrap();
+    assert!(
+        matches!(
+            results[0].outcome,
+            vrs_coordinator::fanout::NodeOutcome::Answered(_)
+        ),
+        "{:?}",
+        results[0].outcome
+    );
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    fed.stop().await;
+}
