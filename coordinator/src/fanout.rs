@@ -280,7 +280,10 @@ impl Federation {
         .into_iter()
         .map(|(country, outcome, elapsed)| PlanResult {
             country,
-            outcome: outcome.and_then(|r| plan_of_response(country, query_id, r).map_err(bad)),
+            outcome: match outcome {
+                Ok(r) => plan_of_response(country, query_id, r).map_err(bad),
+                Err(failed) => Err(failed),
+            },
             elapsed,
         })
         .collect()
