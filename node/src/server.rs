@@ -70,6 +70,7 @@ pub async fn serve_with_clock(
     crate::revocation::RevocationList::for_config(config)?;
     let service = NodeService::new(config)?.with_clock(clock);
     let audit_health = service.audit_health();
+    let last_flush = audit_health.clone();
     let server = &config.file.server;
     // The transport decodes no message above `max_request_bytes` (plus the few bytes of framing
     // of the signature and key id): a larger one is refused before it is buffered (issue 12, 3).
@@ -145,6 +146,7 @@ pub async fn serve_with_clock(
         .await;
     let _ = stop_probe.send(());
     let _ = probe.await;
+    last_flush.flush_floods().await;
     served?;
     tracing::info!("node stopped");
     Ok(())

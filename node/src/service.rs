@@ -336,7 +336,13 @@ pub struct NodeService {
 pub struct AuditHealth {
     audit: Arc<Mutex<AuditLog>>,
     failing: Arc<AtomicBool>,
+    floods: Floods,
+    clock: Arc<dyn Clock>,
 }
+
+/// Refusals counted but not yet written, per client-certificate fingerprint: the caller's
+/// identity and how many.
+type Floods = Arc<Mutex<HashMap<String, (String, u64)>>>;
 
 impl std::fmt::Debug for AuditHealth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -357,7 +363,48 @@ impl AuditHealth {
         })
         .await
         .unwrap_or(false);
+        if probed {
+            self.flush_floods().await;
+        }
         probed && !self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Writes every flood count not yet in the log as one `refused:FLOOD:<n>` entry per
+    /// certificate (the probe does it every interval, and the server once more when it stops),
+    /// so a flood that ends without a later request from that certificate is still logged.
+    pub async fn flush_floods(&self) {
+        let (audit, floods, now) = (self.audit.clone(), self.floods.clone(), self.clock.now_ms());
+        let written = tokio::task::spawn_blocking(move || -> Result<(), AuditError> {
+            let pending: Vec<(String, u64)> = floods
+                .lock()
+                .map(|mut f| f.drain().map(|(_, v)| v).collect())
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let mut log = audit
+                .lock()
+                .map_err(|_| AuditError::Corrupt("audit lock poisoned".into()))?;
+            for (caller, n) in pending {
+                let outcome = format!("refused:FLOOD:{n}");
+                log.append(&NewEntry {
+                    at_ms: now,
+                    caller: &caller,
+                    query_id: "",
+                    envelope: b"",
+                    signature: b"",
+                    key_id: "",
+                    outcome: &outcome,
+                    answer_digest: "",
+                    privacy: "",
+                })?;
+            }
+            Ok(())
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!("cannot write the counted refusals to the audit log");
+        }
     }
 }
 
@@ -378,7 +425,7 @@ struct Inner {
     /// Audit writes of refusals, per client-certificate fingerprint: past it, refusals are
     /// counted and logged as one `refused:FLOOD:<n>` entry with that certificate's next entry.
     refusal_audit: RateLimiter,
-    coalesced: Mutex<HashMap<String, u64>>,
+    coalesced: Floods,
     daily_budget: u64,
     /// Queries past the daily-budget check whose audit entry is not written yet, per caller:
     /// counted with the answered ones, so concurrent queries cannot all pass one last slot.
@@ -531,7 +578,7 @@ impl NodeService {
                     REFUSALS_AUDITED_PER_MINUTE,
                     REFUSALS_AUDITED_BURST,
                 ),
-                coalesced: Mutex::new(HashMap::new()),
+                coalesced: Floods::default(),
                 daily_budget: config.file.budget.daily_queries,
                 in_flight: Arc::new(Mutex::new(HashMap::new())),
                 approval: config.file.approval.mode,
@@ -552,6 +599,8 @@ impl NodeService {
         AuditHealth {
             audit: self.inner.audit.clone(),
             failing: self.inner.audit_failing.clone(),
+            floods: self.inner.coalesced.clone(),
+            clock: self.inner.clock.clone(),
         }
     }
 
@@ -987,7 +1036,9 @@ impl Inner {
     ) -> Result<Option<Logged>, Status> {
         if !write {
             if let Ok(mut c) = self.coalesced.lock() {
-                *c.entry(fingerprint.to_string()).or_insert(0) += 1;
+                c.entry(fingerprint.to_string())
+                    .or_insert_with(|| (entry.caller.to_string(), 0))
+                    .1 += 1;
             }
             return Ok(None);
         }
@@ -1033,7 +1084,7 @@ impl Inner {
             .lock()
             .ok()
             .and_then(|mut c| c.remove(fingerprint))
-            .unwrap_or(0);
+            .map_or(0, |(_, n)| n);
         if flood == 0 {
             return Ok(());
         }

@@ -179,6 +179,51 @@ async fn a_flood_of_junk_cannot_fill_the_audit_log() {
     fed.stop().await;
 }
 
+/// A flood that stops, with no later request from its certificate, is still logged: the health
+/// probe writes the counted refusals (before: they waited in memory for the next entry, and were
+/// lost when the node stopped).
+#[tokio::test]
+async fn a_flood_that_stops_is_still_logged() {
+    use vrs_node::audit::AuditLog;
+    let fed = vrs_tests::TestFederation::start(&[vrs_tests::spec(
+        "THA",
+        100,
+        92,
+        "[budget]\nrate_per_minute = 60000\nburst = 1000\n",
+    )])
+    .await;
+    let client = fed.coordinator_client("THA").await;
+    let signer = fed.signer();
+    let sent: u64 = 250;
+    for _ in 0..sent {
+        let mut request = signer.sign_bytes(vec![0x5a; 100]);
+        request.signature[0] ^= 1;
+        client.aggregate(request).await.unwrap_err();
+    }
+    let accounted = || {
+        let log = AuditLog::open_existing(&fed.node_dir("THA")).unwrap();
+        log.entries(1, 10_000)
+            .unwrap()
+            .iter()
+            .map(|e| match e.outcome.strip_prefix("refused:FLOOD:") {
+                Some(n) => n.parse::<u64>().unwrap(),
+                None => u64::from(e.outcome == "refused:BAD_SIGNATURE"),
+            })
+            .sum::<u64>()
+    };
+    let mut seen = 0;
+    for _ in 0..40 {
+        seen = accounted();
+        if seen == sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(seen, sent, "every refusal of the flood is in the log");
+    drop(client);
+    fed.stop().await;
+}
+
 fn incidents_in(year: &str) -> vrs_proto::pb::Query {
     vrs_proto::pb::Query {
         unit: "incidents".into(),
