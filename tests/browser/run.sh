@@ -41,8 +41,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-echo "== building vrs-demo (debug)"
-cargo build --locked --quiet -p vrs-demo --bin vrs-demo
+echo "== building the binaries (debug, as README command 1)"
+cargo build --locked --quiet --workspace --bins   # README command 1's build: nothing rebuilt
 bin="${CARGO_TARGET_DIR:-target}/debug/vrs-demo"
 
 work=$(mktemp -d)

@@ -5,7 +5,7 @@
 #
 # 1. a virtualenv in target/interop-venv with the pinned requirements (wheels only; re-made when
 #    requirements.txt changes);
-# 2. the debug binaries (`cargo build --locked -p vrs-node -p vrs-demo`);
+# 2. the debug binaries (`cargo build --locked --workspace --bins`, as README command 1);
 # 3. `vrs-demo --dir WORK/fed` for certificates, node stores and node.toml files (the
 #    demo stops its own nodes when it exits);
 # 4. `vrs-node serve --config WORK/fed/node-tha/node.toml`: it listens on 127.0.0.1:0 and prints
@@ -75,8 +75,8 @@ else
 fi
 
 # 2. binaries
-step "cargo build --locked -p vrs-node -p vrs-demo"
-cargo build --locked --quiet -p vrs-node -p vrs-demo
+step "cargo build --locked --workspace --bins"
+cargo build --locked --quiet --workspace --bins   # README command 1's build: nothing rebuilt
 BIN="$TARGET/debug"
 
 # 3. federation files
@@ -88,8 +88,10 @@ if ! timeout 300 "$BIN/vrs-demo" --dir "$WORK/fed" >"$WORK/demo.log" 2>&1; then
 fi
 CONFIG="$WORK/fed/node-${COUNTRY,,}/node.toml"
 CERTS="$WORK/fed/certs"
+# The demo's node.toml names the port its run used; this node takes any free one.
+sed -i 's/^listen = "127\.0\.0\.1:[0-9]*"$/listen = "127.0.0.1:0"/' "$CONFIG"
 grep -q '^listen = "127\.0\.0\.1:0"$' "$CONFIG" || {
-  echo "interop: $CONFIG does not listen on 127.0.0.1:0" >&2
+  echo "interop: $CONFIG does not listen on 127.0.0.1" >&2
   exit 1
 }
 

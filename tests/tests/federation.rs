@@ -3,6 +3,7 @@
 //!
 //! - `e2e`: released cells against an independent exact computation (`reference`), with and
 //!   without perturbation, and the regional merge.
+//! - `demo`: the demo's kept directory (report, restart, replacement).
 //! - `certs`: the certificate matrix (who may connect and call, and who may not).
 //! - `failures`: nodes that are down, slow or refusing, behind one fan-out.
 //! - `signing`: every signed-envelope refusal over real mutual TLS; refusals carry no data.
@@ -20,6 +21,8 @@
 mod attacks;
 #[path = "federation/certs.rs"]
 mod certs;
+#[path = "federation/demo.rs"]
+mod demo;
 #[path = "federation/e2e.rs"]
 mod e2e;
 #[path = "federation/failures.rs"]

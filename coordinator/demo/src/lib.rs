@@ -97,33 +97,59 @@ pub enum DemoError {
     /// Something could not be set up; the message says what.
     #[error("demo set-up: {0}")]
     Setup(String),
-    /// `--dir` names a directory that already holds files.
-    #[error("{0} is not empty: the demo needs an empty or new directory")]
+    /// `--dir` names a directory that already holds files other than an earlier demo's.
+    #[error(
+        "{0} holds files that are not an earlier demo's: the demo needs a new or empty directory, or one it made"
+    )]
     Occupied(String),
     /// A file or directory could not be made or copied.
     #[error(transparent)]
     Io(#[from] IoError),
 }
 
-/// `vrs-demo`: runs the demo in `dir` (new or empty; a temporary directory when none) on a
-/// runtime of its own, printing to standard output, and copies the report to `report` if given.
-pub fn cli(dir: Option<&Path>, report: Option<&Path>) -> Result<std::process::ExitCode, DemoError> {
-    let (_temp, dir) = match dir {
-        Some(d) => {
-            let occupied = std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some());
-            if occupied {
-                return Err(DemoError::Occupied(d.display().to_string()));
-            }
-            std::fs::create_dir_all(d)
-                .map_err(IoError::doing(format!("create {}", d.display())))?;
-            (None, d.to_path_buf())
+/// The directory the demo keeps its files in when no `--dir` is given (relative to where it
+/// runs), so the report and the nodes outlive the command.
+pub const DEFAULT_DIR: &str = "vrs-demo";
+
+/// The file that marks a directory as the demo's own: only such a directory is replaced when
+/// the demo runs again.
+pub const MARKER: &str = ".vrs-demo";
+
+/// Makes `dir` ready for a fresh demo: created when new, kept when empty, replaced when an
+/// earlier demo made it (it holds [`MARKER`]); any other non-empty directory is refused, never
+/// touched. Returns whether an earlier demo was replaced.
+pub fn prepare_dir(dir: &Path) -> Result<bool, DemoError> {
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    let replaced = if occupied {
+        if !dir.join(MARKER).is_file() {
+            return Err(DemoError::Occupied(dir.display().to_string()));
         }
-        None => {
-            let t = tempfile::tempdir().map_err(IoError::doing("temporary directory"))?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
+        std::fs::remove_dir_all(dir).map_err(IoError::doing(format!(
+            "remove the earlier demo in {}",
+            dir.display()
+        )))?;
+        true
+    } else {
+        false
     };
+    std::fs::create_dir_all(dir).map_err(IoError::doing(format!("create {}", dir.display())))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "Made by vrs-demo; running vrs-demo again with this directory replaces it.\n",
+    )
+    .map_err(IoError::doing(format!("mark {}", dir.display())))?;
+    Ok(replaced)
+}
+
+/// `vrs-demo`: runs the demo in `dir` (default [`DEFAULT_DIR`]; see [`prepare_dir`]) on a
+/// runtime of its own, printing to standard output, and copies the report to `report` if given.
+/// Everything stays in the directory afterwards: the report, the registry, the nodes' stores
+/// and `node.toml` files (each naming the port the registry lists).
+pub fn cli(dir: Option<&Path>, report: Option<&Path>) -> Result<std::process::ExitCode, DemoError> {
+    let dir = dir.map_or_else(|| PathBuf::from(DEFAULT_DIR), Path::to_path_buf);
+    if prepare_dir(&dir)? {
+        println!("Replacing the demo of an earlier run in {}", dir.display());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -255,14 +281,20 @@ impl LocalFederation {
             tokio::task::spawn_blocking(move || load_synthetic(&dir_owned, &spec_owned))
                 .await
                 .map_err(setup("load task"))??;
-            let toml_text = node_toml(spec, &pki)?;
-            let config_path = node_dir.join("node.toml");
-            std::fs::write(&config_path, &toml_text).map_err(setup("write node.toml"))?;
-            let config = NodeConfig::load(&config_path).map_err(setup("node config"))?;
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(setup("bind"))?;
             let addr = listener.local_addr().map_err(setup("local address"))?;
+            // node.toml names the port the registry lists, so a kept demo directory's nodes can
+            // be started again with `vrs-node serve --config …` and found where they were.
+            let toml_text = node_toml(spec, &pki)?.replacen(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"{addr}\""),
+                1,
+            );
+            let config_path = node_dir.join("node.toml");
+            std::fs::write(&config_path, &toml_text).map_err(setup("write node.toml"))?;
+            let config = NodeConfig::load(&config_path).map_err(setup("node config"))?;
             let mut rx = watcher.clone();
             let country = spec.country;
             let task = tokio::spawn(async move {
@@ -467,12 +499,16 @@ pub async fn run_demo(
     .await;
     fed_nodes.stop().await;
     let answers = result?;
+    let d = dir.display();
     write(
         out,
         &format!(
-            "\nDone in {:.1} s. Files in {}\n",
+            "\nDone in {:.1} s. Everything is kept in {d}:\n  \
+             report      {d}/report.html\n  \
+             registry    {d}/registry.toml (vrs-coordinator --registry {d}/registry.toml …)\n  \
+             nodes       {d}/node-*/node.toml (start one again: vrs-node serve --config {d}/node-tha/node.toml)\n\
+             Run the demo again to replace it, or remove it with: rm -r {d}\n",
             started.elapsed().as_secs_f64(),
-            dir.display()
         ),
     )?;
     Ok(answers)

@@ -18,11 +18,12 @@ use vrs_demo::DemoError;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Keep the demo's files (certificates, stores, registry) in this directory.
+    /// Where the demo keeps its files (certificates, stores, registry, report.html): new, empty,
+    /// or made by an earlier demo (then replaced). Default ./vrs-demo.
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Also copy the HTML report here (it is always written as report.html in the demo's
-    /// directory, which is temporary without --dir).
+    /// directory).
     #[arg(long)]
     report: Option<PathBuf>,
 }
