@@ -263,7 +263,7 @@ pub fn run_restore(from: &Path, dir: &Path, force: bool) -> Result<ExitCode, Bac
         );
     }
     println!(
-        "  an older backup rolls the privacy-loss ledger and the audit log back: coordinators holding later receipts will report the log as truncated"
+        "  note: if the node answered queries after this backup was taken, its audit log and privacy-loss ledger are back as they were then (docs/OPERATING.md, \"Back up and restore\")"
     );
     Ok(ExitCode::SUCCESS)
 }
