@@ -6,9 +6,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser, Subcommand};
 use vrs_coordinator::cli::{self, CliError, Command};
 use vrs_core::cli::CommonArgs;
+use vrs_core::manual::ManualCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,16 +21,32 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(subcommand)]
-    command: Command,
+    command: TopCommand,
+}
+
+/// The coordinator's commands, then `completions` and `man` (generated from this definition).
+#[derive(Debug, Subcommand)]
+enum TopCommand {
+    #[command(flatten)]
+    Coordinator(Command),
+    #[command(flatten)]
+    Manual(ManualCommand),
 }
 
 fn main() -> ExitCode {
     vrs_core::cli::main(|| {
         let cli = Cli::parse();
+        let command = match cli.command {
+            TopCommand::Coordinator(command) => command,
+            TopCommand::Manual(action) => {
+                vrs_core::manual::run(&action, Cli::command()).map_err(CliError::from)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
         cli.common
             .logging(None, "warn")
             .map_err(CliError::from)?
             .install();
-        cli::run(cli.command)
+        cli::run(command)
     })
 }

@@ -6,6 +6,7 @@
 //! - [`query`]: the query model: units, dimensions, filters; [`query::Query::parse`] is the one
 //!   door from untrusted input to a checked query.
 //! - [`cli`]: the command-line skeleton both binaries share: global flags, query flags, `main`.
+//! - [`manual`]: man pages and shell completions generated from a binary's clap definition.
 //! - [`clock`]: the injectable wall clock ([`clock::SystemClock`], [`clock::ManualClock`]).
 //! - [`table`]: aligned text and CSV rendering of result tables.
 //! - [`terminal`]: peer-provided text made safe for an operator's terminal.
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod clock;
 pub mod codes;
 mod iso;
+pub mod manual;
 pub mod period;
 pub mod query;
 pub mod signing;

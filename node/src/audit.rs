@@ -235,6 +235,21 @@ impl AuditLog {
         Self::open(dir)
     }
 
+    /// Opens an existing audit log read-only: no schema set-up, no change of journal mode, so a
+    /// copy (a backup) is read without being written to.
+    pub fn open_read_only(dir: &Path) -> Result<AuditLog, AuditError> {
+        let path = dir.join(AUDIT_FILE);
+        if !path.exists() {
+            return Err(AuditError::Missing(path));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(AuditLog { conn })
+    }
+
     /// Appends an entry; returns its sequence number and hash.
     pub fn append(&mut self, e: &NewEntry<'_>) -> Result<(i64, String), AuditError> {
         let tx = self

@@ -84,6 +84,9 @@ pub enum CliError {
     /// JSON output could not be written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A backup could not be made or restored.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl From<std::io::Error> for CliError {
@@ -209,6 +212,36 @@ pub enum Command {
         /// Node directory.
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// Back the node up into a new directory, consistently while it serves.
+    ///
+    /// The store and the audit log are copied with SQLite's online backup API; the audit key
+    /// and node.toml are copied beside them, and manifest.json lists every file's SHA-256 with
+    /// the store's counts and the audit log's head.
+    Backup {
+        /// Node directory (or its node.toml).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Backup directory to create (or an empty one).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into a node directory, after checking it whole.
+    ///
+    /// Every file must match its SHA-256 in the manifest, the audit chain must verify to the
+    /// manifest's head and the store must pass SQLite's integrity check with the manifest's
+    /// counts before anything is put in place.
+    Restore {
+        /// Backup directory (made by `vrs-node backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// Node directory to restore into (absent or empty, unless --force).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Replace the store, audit log, key and configuration of a node directory that is not
+        /// empty. Stop the node first.
+        #[arg(long)]
+        force: bool,
     },
     /// Privacy-loss budget: spent and left per reference quarter (and per caller).
     Budget {
@@ -346,6 +379,10 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Audit { action } => audit(action),
         Command::Approvals { action } => approvals(action, &SystemClock),
         Command::Migrate { dir } => migrate(&dir),
+        Command::Backup { dir, to } => Ok(crate::backup::run_backup(&dir, &to, &SystemClock)?),
+        Command::Restore { from, dir, force } => {
+            Ok(crate::backup::run_restore(&from, &dir, force)?)
+        }
         Command::Check { config } => check(&config),
         Command::Budget {
             config,

@@ -15,6 +15,8 @@
 //! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
+//! - [`backup`]: `vrs-node backup` / `restore`: online copies of the store and audit log with a
+//!   manifest, checked whole before they are put back.
 //! - [`check`]: `vrs-node check`: configuration, certificates, store and audit chain.
 //! - [`cli`]: the `vrs-node` subcommands, one function each (the binary only parses flags).
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
@@ -26,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod backup;
 pub mod budget;
 pub mod check;
 pub mod cli;

@@ -5,8 +5,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser, Subcommand};
 use vrs_core::cli::CommonArgs;
+use vrs_core::manual::ManualCommand;
 use vrs_node::cli::{self, CliError, Command};
 
 #[derive(Debug, Parser)]
@@ -15,18 +16,34 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(subcommand)]
-    command: Command,
+    command: TopCommand,
+}
+
+/// The node's commands, then `completions` and `man` (generated from this definition).
+#[derive(Debug, Subcommand)]
+enum TopCommand {
+    #[command(flatten)]
+    Node(Command),
+    #[command(flatten)]
+    Manual(ManualCommand),
 }
 
 fn main() -> ExitCode {
     vrs_core::cli::main(|| {
         let cli = Cli::parse();
-        let config = cli::log_config(&cli.command)?;
+        let command = match cli.command {
+            TopCommand::Node(command) => command,
+            TopCommand::Manual(action) => {
+                vrs_core::manual::run(&action, Cli::command()).map_err(CliError::from)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        let config = cli::log_config(&command)?;
         let config = config.as_ref().map(|(f, l)| (f.as_str(), l.as_str()));
         cli.common
             .logging(config, "info")
             .map_err(CliError::from)?
             .install();
-        cli::run(cli.command)
+        cli::run(command)
     })
 }
