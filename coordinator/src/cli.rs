@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
-use vrs_core::cli::{IoError, QueryArgs};
+use vrs_core::cli::{CommandError, IoError, QueryArgs, Status};
 use vrs_core::clock::SystemClock;
 use vrs_core::codes::Country;
 use vrs_core::query::{Query, QueryError, QueryLimits};
@@ -35,6 +35,16 @@ pub enum Format {
     Json,
 }
 
+/// The exit statuses `vrs-coordinator` returns, listed in its `--help` and in that of `query` and
+/// `report`.
+pub const STATUSES: &[Status] = &[
+    Status::Ok,
+    Status::Failed,
+    Status::Usage,
+    Status::QueryPartial,
+    Status::QueryNoAnswer,
+];
+
 /// The subcommands of `vrs-coordinator`.
 #[derive(Debug, Subcommand)]
 // Each field's doc is its flag's help text; the flattened question and nested subcommands are
@@ -42,6 +52,7 @@ pub enum Format {
 #[allow(missing_docs)]
 pub enum Command {
     /// Ask every node in the registry one aggregate question and merge the answers.
+    #[command(after_help = Status::help(STATUSES))]
     Query {
         /// Registry file (TOML).
         #[arg(long)]
@@ -84,6 +95,7 @@ pub enum Command {
     #[command(name = "audit-receipts", subcommand)]
     AuditReceipts(ReceiptAction),
     /// Ask the report's regional questions and write one self-contained HTML report with charts.
+    #[command(after_help = Status::help(STATUSES))]
     Report {
         /// Registry file (TOML).
         #[arg(long)]
@@ -161,6 +173,28 @@ pub enum CliError {
     LogFlag(String),
 }
 
+impl CommandError for CliError {
+    fn status(&self) -> Status {
+        match self {
+            CliError::Query(_) | CliError::Budget(_) | CliError::LogFlag(_) => Status::Usage,
+            _ => Status::Failed,
+        }
+    }
+}
+
+/// The exit status of a question asked of the federation: [`Status::Ok`] when every node
+/// answered, [`Status::QueryPartial`] when some did, [`Status::QueryNoAnswer`] when none did
+/// (refused, unreachable, timed out or held for approval).
+pub fn coverage_status(coverage: &merge::Coverage) -> Status {
+    if coverage.complete() {
+        Status::Ok
+    } else if coverage.answered == 0 {
+        Status::QueryNoAnswer
+    } else {
+        Status::QueryPartial
+    }
+}
+
 /// Runs one subcommand on a multi-threaded runtime of its own.
 pub fn run(command: Command) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -206,7 +240,8 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     })
 }
 
-/// `vrs-coordinator query`: one question to every node, merged, printed as `format`.
+/// `vrs-coordinator query`: one question to every node, merged, printed as `format`; the exit
+/// status says whether every node answered ([`coverage_status`]).
 pub async fn ask(
     registry: &Path,
     args: &QueryArgs,
@@ -234,7 +269,7 @@ pub async fn ask(
             serde_json::to_string_pretty(&output::json(&regional))?
         ),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(coverage_status(&regional.coverage).into())
 }
 
 /// The query the flags describe, asking `rho` (as ρ) of zCDP nodes when given.
@@ -384,7 +419,8 @@ pub fn describe_line(country: Country, described: &Result<NodeDescription, NodeO
     budget::description_line(country, described)
 }
 
-/// `vrs-coordinator report`: the HTML report written to `out`, a one-line summary printed.
+/// `vrs-coordinator report`: the HTML report written to `out`, a one-line summary printed; the
+/// exit status is the worst of its questions' ([`coverage_status`]).
 pub async fn write_report(
     registry: &Path,
     out: &Path,
@@ -399,5 +435,10 @@ pub async fn write_report(
     println!("{}: {}", out.display(), report::summary(&data));
     let spent = budget::spend(data.sections.iter().map(|s| &s.regional));
     print!("{}", budget::spend_text("the report", &spent));
-    Ok(ExitCode::SUCCESS)
+    let status = Status::worst(
+        data.sections
+            .iter()
+            .map(|s| coverage_status(&s.regional.coverage)),
+    );
+    Ok(status.into())
 }

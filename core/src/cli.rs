@@ -5,6 +5,9 @@
 //!
 //! A binary's `main.rs` is then: parse flags, choose [`Logging`] once (flag, else the
 //! configuration's `[log]`), call the library's command function.
+//!
+//! Exit statuses are defined once, here ([`Status`]): both binaries return them, list them in
+//! their `--help` ([`Status::help`]) and docs/OPERATING.md lists them for scripts.
 
 use std::process::ExitCode;
 
@@ -54,27 +57,120 @@ impl IoError {
     }
 }
 
+/// The exit status of a command, the same numbers in both binaries. The numbers are stable:
+/// scripts test them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// 0: the command did what it was asked.
+    Ok,
+    /// 1: the command failed (the error line says why), or a check found a problem (`check`,
+    /// `audit verify`, `audit-receipts verify`).
+    Failed,
+    /// 2: the command line is wrong: an unknown flag or subcommand, a missing argument, a flag
+    /// value that is not valid (a country, a code, a question the node does not publish).
+    Usage,
+    /// 3: an import finished, but some rows were rejected (listed in the summary); the rest went
+    /// in. `--allow-rejected` makes this 0.
+    ImportRejectedRows,
+    /// 4: an import put nothing of a file in the store: `--strict` rolled it back, or every one
+    /// of its rows was rejected.
+    ImportNothing,
+    /// 5: a query or report: some nodes answered, others did not (the table says which).
+    QueryPartial,
+    /// 6: a query or report: no node answered (all refused, unreachable, timed out or held for
+    /// approval).
+    QueryNoAnswer,
+}
+
+impl Status {
+    /// Every status, by number.
+    pub const ALL: &'static [Status] = &[
+        Status::Ok,
+        Status::Failed,
+        Status::Usage,
+        Status::ImportRejectedRows,
+        Status::ImportNothing,
+        Status::QueryPartial,
+        Status::QueryNoAnswer,
+    ];
+
+    /// The process exit code.
+    pub const fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Failed => 1,
+            Status::Usage => 2,
+            Status::ImportRejectedRows => 3,
+            Status::ImportNothing => 4,
+            Status::QueryPartial => 5,
+            Status::QueryNoAnswer => 6,
+        }
+    }
+
+    /// What the status means, in a few words (the `--help` line).
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Status::Ok => "success",
+            Status::Failed => "error, or a check found a problem (check, verify)",
+            Status::Usage => "usage error: a wrong flag, argument or flag value",
+            Status::ImportRejectedRows => {
+                "import: some rows rejected, the rest imported (0 with --allow-rejected)"
+            }
+            Status::ImportNothing => {
+                "import: nothing of a file imported (--strict rollback, or every row rejected)"
+            }
+            Status::QueryPartial => "query/report: only some nodes answered",
+            Status::QueryNoAnswer => "query/report: no node answered",
+        }
+    }
+
+    /// The `Exit status:` block of a binary's `--help`, listing `statuses`.
+    pub fn help(statuses: &[Status]) -> String {
+        let mut text = String::from("Exit status:");
+        for s in statuses {
+            text.push_str(&format!("\n  {}  {}", s.code(), s.meaning()));
+        }
+        text
+    }
+
+    /// The worst of several statuses of one command (the highest number; `Ok` only if all are).
+    pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
+        statuses
+            .into_iter()
+            .max_by_key(|s| s.code())
+            .unwrap_or(Status::Ok)
+    }
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        ExitCode::from(s.code())
+    }
+}
+
+/// A command's error, with the exit status it ends the process with.
+pub trait CommandError: std::error::Error + 'static {
+    /// [`Status::Failed`] unless the error is the operator's command line ([`Status::Usage`]).
+    fn status(&self) -> Status {
+        Status::Failed
+    }
+}
+
 /// Runs a binary's command: installs the process-wide crypto provider (ring) first, then `run`;
 /// an error becomes one line on stderr (`error: …`, each cause once, no backtrace for an
-/// operator's mistake) and a failure status.
-pub fn main<E>(run: impl FnOnce() -> Result<ExitCode, E>) -> ExitCode
-where
-    E: std::error::Error + 'static,
-{
+/// operator's mistake) and its [`CommandError::status`].
+pub fn main<E: CommandError>(run: impl FnOnce() -> Result<ExitCode, E>) -> ExitCode {
     crate::tls::install_crypto_provider();
     exit_code(run())
 }
 
 /// The exit status of a command's result; an error is printed as in [`main`].
-pub fn exit_code<E>(result: Result<ExitCode, E>) -> ExitCode
-where
-    E: std::error::Error + 'static,
-{
+pub fn exit_code<E: CommandError>(result: Result<ExitCode, E>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", error_line(&e));
-            ExitCode::FAILURE
+            e.status().into()
         }
     }
 }
@@ -142,6 +238,25 @@ mod tests {
     #[error("cannot read x: {source}")]
     struct Outer {
         source: std::io::Error,
+    }
+
+    #[test]
+    fn statuses_are_distinct_and_listed_in_help() {
+        let codes: std::collections::BTreeSet<u8> = Status::ALL.iter().map(|s| s.code()).collect();
+        assert_eq!(codes.len(), Status::ALL.len());
+        assert_eq!(Status::Usage.code(), 2, "clap exits 2 on a usage error");
+        let help = Status::help(Status::ALL);
+        for s in Status::ALL {
+            assert!(
+                help.contains(&format!("  {}  {}", s.code(), s.meaning())),
+                "{help}"
+            );
+        }
+        assert_eq!(
+            Status::worst([Status::Ok, Status::QueryPartial, Status::Ok]),
+            Status::QueryPartial
+        );
+        assert_eq!(Status::worst([]), Status::Ok);
     }
 
     #[test]

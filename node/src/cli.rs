@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use vrs_core::cli::{IoError, QueryArgs};
+use vrs_core::cli::{CommandError, IoError, QueryArgs, Status};
 use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::{CodeError, Country};
 use vrs_core::query::{Query, QueryError};
@@ -86,6 +86,17 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
+impl CommandError for CliError {
+    fn status(&self) -> Status {
+        match self {
+            CliError::Country { .. } | CliError::Query(_) | CliError::NotPublished(_) => {
+                Status::Usage
+            }
+            _ => Status::Failed,
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(source: std::io::Error) -> CliError {
         IoError::doing("write to the terminal")(source).into()
@@ -121,6 +132,15 @@ pub enum SynthFormat {
     Jsonl,
 }
 
+/// The exit statuses `vrs-node` returns, listed in its `--help` and in that of `import`.
+pub const STATUSES: &[Status] = &[
+    Status::Ok,
+    Status::Failed,
+    Status::Usage,
+    Status::ImportRejectedRows,
+    Status::ImportNothing,
+];
+
 /// The subcommands of `vrs-node`.
 #[derive(Debug, Subcommand)]
 // Each field's doc is its flag's help text; the flattened question and nested subcommands are
@@ -138,6 +158,7 @@ pub enum Command {
     },
     /// Import records (template CSV / JSON Lines / XLSX / ODS, or any layout through a mapping
     /// file).
+    #[command(after_help = Status::help(STATUSES))]
     Import {
         /// Node directory.
         #[arg(long)]
@@ -152,9 +173,12 @@ pub enum Command {
         /// Spreadsheets: the sheet to read (default: the mapping's `sheet`, else the first).
         #[arg(long, value_name = "NAME")]
         sheet: Option<String>,
-        /// Import nothing from a file if any of its rows is rejected.
+        /// Import nothing from a file if any of its rows is rejected (exit status 4).
         #[arg(long)]
         strict: bool,
+        /// Exit 0, not 3, when some rows were rejected and the rest imported.
+        #[arg(long, conflicts_with = "strict")]
+        allow_rejected: bool,
         /// Format of the summary printed (not of the input: see --input-format).
         #[arg(long, value_enum, default_value = "text")]
         format: SummaryFormat,
@@ -317,6 +341,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             input_format,
             sheet,
             strict,
+            allow_rejected,
             format,
             files,
         } => import(
@@ -326,6 +351,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 input_format,
                 sheet,
                 strict,
+                allow_rejected,
             },
             format,
             &files,
@@ -402,11 +428,13 @@ pub struct ImportFlags<'a> {
     pub sheet: Option<String>,
     /// `--strict`.
     pub strict: bool,
+    /// `--allow-rejected`.
+    pub allow_rejected: bool,
 }
 
-/// `vrs-node import`: files into the store, one transaction per file; a summary. Exit status 2
-/// when a file's rows were all rejected, or `strict` rolled a file back
-/// ([`crate::import::ImportOutcome::exit_code`]).
+/// `vrs-node import`: files into the store, one transaction per file; a summary. Exit status 3
+/// when some rows were rejected (0 with `allow_rejected`), 4 when a file's rows were all
+/// rejected or `strict` rolled a file back ([`crate::import::ImportOutcome::status`]).
 pub fn import(
     dir: &Path,
     flags: &ImportFlags<'_>,
@@ -431,7 +459,7 @@ pub fn import(
         SummaryFormat::Json => println!("{}", serde_json::to_string(&report)?),
         SummaryFormat::Text => print!("{}", import_summary(&report)),
     }
-    Ok(ExitCode::from(report.outcome().exit_code()))
+    Ok(report.outcome().status(flags.allow_rejected).into())
 }
 
 /// `vrs-node synth`: seeded synthetic records in the template format.

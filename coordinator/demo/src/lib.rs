@@ -105,6 +105,8 @@ pub enum DemoError {
     Io(#[from] IoError),
 }
 
+impl vrs_core::cli::CommandError for DemoError {}
+
 /// `vrs-demo`: runs the demo in `dir` (new or empty; a temporary directory when none) on a
 /// runtime of its own, printing to standard output, and copies the report to `report` if given.
 pub fn cli(dir: Option<&Path>, report: Option<&Path>) -> Result<std::process::ExitCode, DemoError> {
