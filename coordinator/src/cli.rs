@@ -14,7 +14,7 @@ use clap::{Subcommand, ValueEnum};
 use vrs_core::cli::{CommandError, IoError, QueryArgs, Status};
 use vrs_core::clock::SystemClock;
 use vrs_core::codes::Country;
-use vrs_core::query::{Query, QueryError, QueryLimits};
+use vrs_core::query::{Dimension, Query, QueryError, QueryLimits};
 use vrs_core::telemetry::LoggingError;
 
 use crate::budget::{self, BudgetError};
@@ -90,6 +90,10 @@ pub enum Command {
         /// Registry file (TOML).
         #[arg(long)]
         registry: PathBuf,
+        /// Also list each node's units, dimensions and values (`--codes DIMENSION`: that
+        /// dimension's values, one per line).
+        #[arg(long, value_name = "DIMENSION")]
+        codes: Option<Option<String>>,
     },
     /// The audit receipts the nodes gave: check them, and a node's exported log against them.
     #[command(name = "audit-receipts", subcommand)]
@@ -222,7 +226,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 rho,
             } => ask(&registry, &query, format, per_node, query_id, rho).await,
             Command::Budget { registry, format } => budgets(&registry, format).await,
-            Command::Describe { registry } => describe(&registry).await,
+            Command::Describe { registry, codes } => describe(&registry, codes.as_ref()).await,
             Command::AuditReceipts(ReceiptAction::Verify {
                 registry,
                 logs,
@@ -320,17 +324,44 @@ pub async fn budgets(registry: &Path, format: Format) -> Result<ExitCode, CliErr
     Ok(ExitCode::SUCCESS)
 }
 
-/// `vrs-coordinator describe`: one line per node.
-pub async fn describe(registry: &Path) -> Result<ExitCode, CliError> {
+/// `vrs-coordinator describe`: one line per node; with `codes`, each node's units, dimensions
+/// and values below it (`Some(Some(dimension))`: that dimension's values).
+pub async fn describe(
+    registry: &Path,
+    codes: Option<&Option<String>>,
+) -> Result<ExitCode, CliError> {
+    let codes = codes.map(Option::as_deref);
+    if let Some(Some(d)) = codes {
+        d.trim().parse::<Dimension>()?; // a typo is a usage error, before anyone is asked
+    }
     let registry = Registry::load(registry)?;
     let fed = Federation::connect(&registry)?;
     for (country, described) in fed.describe().await {
-        println!(
-            "{}",
-            vrs_core::terminal::sanitize(&describe_line(country, &described))
-        );
+        print!("{}", describe_text(country, &described, codes)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `describe` prints for one node: its line ([`describe_line`]) and, with `codes`, its
+/// units, dimensions and values indented below ([`vrs_core::cli::codes_listing`]); the node's
+/// text made safe for a terminal.
+pub fn describe_text(
+    country: Country,
+    described: &Result<NodeDescription, NodeOutcome>,
+    codes: Option<Option<&str>>,
+) -> Result<String, CliError> {
+    let mut text = vrs_core::terminal::sanitize(&describe_line(country, described)).into_owned();
+    text.push('\n');
+    if let (Some(only), Ok(d)) = (codes, described) {
+        let units: Vec<&str> = d.units.iter().map(String::as_str).collect();
+        let listing = vrs_core::cli::codes_listing(&units, &d.dimensions, only)?;
+        for line in listing.lines() {
+            text.push_str("  ");
+            text.push_str(&vrs_core::terminal::sanitize(line));
+            text.push('\n');
+        }
+    }
+    Ok(text)
 }
 
 /// `vrs-coordinator audit-receipts verify`: one line per node (or JSON); exit 1 on any problem.

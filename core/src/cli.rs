@@ -212,6 +212,89 @@ impl QueryArgs {
     }
 }
 
+/// Dimensions with more values than this are listed by `codes DIMENSION` only.
+const LISTED_INLINE: usize = 60;
+
+/// The dimensions and values of a node's vocabulary, for the `codes` commands: `lists` holds
+/// each dimension's name with its values (empty when they depend on the data, as periods do
+/// offline). Without `only`, every dimension with what it is and its values (long lists by a
+/// note: `codes DIMENSION` lists them); with `only`, that dimension's values, one per line. A
+/// name that is no dimension is an error with a suggestion.
+pub fn codes_listing(
+    units: &[&str],
+    lists: &[(String, Vec<String>)],
+    only: Option<&str>,
+) -> Result<String, QueryError> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let dimension = |name: &str| name.parse::<crate::query::Dimension>().ok();
+    if let Some(only) = only {
+        let d: crate::query::Dimension = only.trim().parse()?;
+        let Some((_, values)) = lists.iter().find(|(name, _)| *name == d.code()) else {
+            let _ = writeln!(out, "{d}: not published");
+            return Ok(out);
+        };
+        match (values.is_empty(), d.values_note()) {
+            (true, Some(note)) => {
+                let _ = writeln!(out, "{d}: {note}");
+            }
+            _ => values.iter().for_each(|v| {
+                let _ = writeln!(out, "{v}");
+            }),
+        }
+        return Ok(out);
+    }
+    let _ = writeln!(out, "units: {}", units.join(", "));
+    let _ = writeln!(
+        out,
+        "dimensions (`codes DIMENSION` lists one's values one per line):"
+    );
+    for (name, values) in lists {
+        let d = dimension(name);
+        let about = d.map(|d| d.about()).unwrap_or("");
+        let _ = writeln!(out, "  {name:<15} {about}");
+        let note = d.and_then(|d| d.values_note());
+        let shown = match note {
+            Some(note) if values.is_empty() => note.to_string(),
+            Some(note) if values.len() > LISTED_INLINE => {
+                format!("{} values: {note}", values.len())
+            }
+            _ if values.len() > LISTED_INLINE => format!("{} values", values.len()),
+            _ => values.join(", "),
+        };
+        for line in wrap(&shown, 92) {
+            let _ = writeln!(out, "      {line}");
+        }
+    }
+    Ok(out)
+}
+
+/// `text` in lines of at most `width` characters, broken after a comma or at a space.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let Some(line) = lines.last_mut() else { break };
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+/// Every dimension's closed values as the code knows them (periods and routes empty: their
+/// values depend on the data, or are pairs), for [`codes_listing`].
+pub fn known_codes() -> Vec<(String, Vec<String>)> {
+    crate::query::Dimension::ALL
+        .iter()
+        .map(|d| (d.code().to_string(), d.closed_values().unwrap_or_default()))
+        .collect()
+}
+
 /// One line for a command-line error: the error and each cause, leaving out causes whose text
 /// the message already contains (many errors quote their source in their own message). Control
 /// characters (a peer's text can be among the causes) are shown as escapes
@@ -257,6 +340,38 @@ mod tests {
             Status::QueryPartial
         );
         assert_eq!(Status::worst([]), Status::Ok);
+    }
+
+    #[test]
+    fn the_codes_listing_names_every_dimension_and_value() {
+        use crate::query::{Dimension, Unit};
+        let units: Vec<&str> = Unit::ALL.iter().map(|u| u.code()).collect();
+        let all = codes_listing(&units, &known_codes(), None).unwrap();
+        for d in Dimension::ALL {
+            assert!(
+                all.contains(&format!("  {:<15} {}", d.code(), d.about())),
+                "{all}"
+            );
+            let values = d.closed_values().unwrap_or_default();
+            if values.len() <= LISTED_INLINE {
+                for v in &values {
+                    assert!(all.contains(v.as_str()), "{d}: {v} not in {all}");
+                }
+            }
+        }
+        assert!(all.contains("0-499, 500-999, 1000-2499"), "{all}");
+        assert!(all.contains("incidents, migrants"), "{all}");
+        assert!(all.lines().all(|l| l.chars().count() <= 100), "{all}");
+        let origin = codes_listing(&units, &known_codes(), Some("origin")).unwrap();
+        assert_eq!(origin.lines().count(), crate::codes::Country::all().count());
+        assert!(origin.lines().any(|l| l == "MMR"));
+        let quarter = codes_listing(&units, &known_codes(), Some("quarter")).unwrap();
+        assert!(quarter.contains("2024-Q1"), "{quarter}");
+        let typo = codes_listing(&units, &known_codes(), Some("rout")).unwrap_err();
+        assert!(typo.to_string().contains("did you mean route?"), "{typo}");
+        let fewer = vec![("mode".to_string(), vec!["sea".to_string()])];
+        let unpublished = codes_listing(&units, &fewer, Some("sex")).unwrap();
+        assert_eq!(unpublished, "sex: not published\n");
     }
 
     #[test]

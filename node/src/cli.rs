@@ -204,6 +204,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "csv")]
         format: SynthFormat,
     },
+    /// List every unit, dimension and value a query may use (`codes DIMENSION`: that
+    /// dimension's values, one per line).
+    Codes {
+        /// A dimension, e.g. route or fee_band.
+        dimension: Option<String>,
+    },
     /// Show exactly what the node would release for a query.
     Query {
         /// Node directory.
@@ -363,6 +369,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             out,
             format,
         } => synthesize(&country, incidents, seed, out.as_deref(), format),
+        Command::Codes { dimension } => codes(dimension.as_deref()),
         Command::Query {
             dir,
             query,
@@ -494,6 +501,17 @@ pub fn synthesize(
     if let Some(p) = out {
         eprintln!("wrote {n} synthetic incidents to {}", p.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vrs-node codes [DIMENSION]`: the vocabulary of queries (and of the template's columns).
+pub fn codes(dimension: Option<&str>) -> Result<ExitCode, CliError> {
+    let units: Vec<&str> = vrs_core::query::Unit::ALL
+        .iter()
+        .map(|u| u.code())
+        .collect();
+    let listing = vrs_core::cli::codes_listing(&units, &vrs_core::cli::known_codes(), dimension)?;
+    print!("{listing}");
     Ok(ExitCode::SUCCESS)
 }
 
