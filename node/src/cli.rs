@@ -325,16 +325,29 @@ pub enum ApprovalAction {
     },
 }
 
-/// The `[log]` section (`format`, `level`) of the node.toml a command serves from, if it has
-/// one: `serve` logs as its configuration says, unless `--log-format` overrides the format.
+/// The `[log]` section (`format`, `level`) of the node.toml a command works on, if it reads
+/// one: the command logs as its configuration says, unless `--log-format` overrides the format.
+/// `check` is left out: it reports a configuration it cannot load instead of stopping on it.
 pub fn log_config(command: &Command) -> Result<Option<(String, String)>, CliError> {
-    match command {
-        Command::Serve { config } => {
-            let log = NodeConfig::load(config)?.file.log;
-            Ok(Some((log.format, log.level)))
+    let path = match command {
+        Command::Serve { config } | Command::Budget { config, .. } => config,
+        Command::Import { dir, .. } | Command::Query { dir, .. } | Command::Migrate { dir } => dir,
+        Command::Audit {
+            action:
+                AuditAction::Show { dir, .. }
+                | AuditAction::Verify { dir }
+                | AuditAction::Export { dir },
         }
-        _ => Ok(None),
-    }
+        | Command::Approvals {
+            action:
+                ApprovalAction::List { dir, .. }
+                | ApprovalAction::Approve { dir, .. }
+                | ApprovalAction::Deny { dir, .. },
+        } => dir,
+        _ => return Ok(None),
+    };
+    let log = NodeConfig::load(path)?.file.log;
+    Ok(Some((log.format, log.level)))
 }
 
 /// Runs one subcommand.
