@@ -492,6 +492,23 @@ pub struct RawQuery {
 }
 
 impl RawQuery {
+    /// The question in words, one line, as an operator's lists show it (`incidents by [route,
+    /// quarter] where mode in [sea] from 2024 to 2024-Q2 with margins`). The text is the
+    /// caller's: make it safe ([`crate::terminal::sanitize`]) before printing.
+    pub fn in_words(&self) -> String {
+        let mut s = format!("{} by [{}]", self.unit, self.group_by.join(", "));
+        for (d, v) in &self.filters {
+            s.push_str(&format!(" where {d} in [{}]", v.join(", ")));
+        }
+        if !self.period_from.is_empty() || !self.period_to.is_empty() {
+            s.push_str(&format!(" from {} to {}", self.period_from, self.period_to));
+        }
+        if self.margins {
+            s.push_str(" with margins");
+        }
+        s
+    }
+
     /// Builds a raw query from command-line style arguments: `by` is `DIM[,DIM...]`, each `where`
     /// item is `DIM=V[,V...]`.
     pub fn from_cli(

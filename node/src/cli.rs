@@ -683,6 +683,16 @@ fn utc_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// `text` cut to at most `max` characters (a caller's long question), marked with `…`.
+fn clip_words(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 fn audit_dir(dir: &Path) -> Result<PathBuf, CliError> {
     Ok(NodeConfig::load(dir)?.data_dir())
 }
@@ -700,16 +710,21 @@ pub fn audit(action: AuditAction) -> Result<ExitCode, CliError> {
                 "query id",
                 "outcome",
                 "answer digest",
+                "query",
             ])
             .align_right(0);
             for e in log.entries((head - last + 1).max(1), last)? {
+                let question = crate::audit::question_in_words(&e.envelope_hex)
+                    .map(|q| clip_words(&vrs_core::terminal::sanitize(&q), 120))
+                    .unwrap_or_else(|| "(not a query envelope)".into());
                 t.push(vec![
                     e.seq.to_string(),
                     utc_ms(e.at_ms),
-                    e.caller,
-                    e.query_id,
+                    vrs_core::terminal::sanitize(&e.caller).into_owned(),
+                    vrs_core::terminal::sanitize(&e.query_id).into_owned(),
                     e.outcome,
                     e.answer_digest.chars().take(16).collect(),
+                    question,
                 ]);
             }
             print!("{}", t.to_aligned());
