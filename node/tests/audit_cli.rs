@@ -111,6 +111,12 @@ fn check_names_a_deleted_log_and_prints_the_audit_key() {
         .to_hex();
     let before = check(dir.path());
     assert!(before.contains(&public), "{before}");
+    // The policy in words, not a Debug dump (issue 16, item 7).
+    assert!(
+        before.contains("policy: publishes all 6 units and all 17 dimensions;"),
+        "{before}"
+    );
+    assert!(!before.contains("PublicPolicy"), "{before}");
     assert!(!before.contains("was removed"), "{before}");
     std::fs::remove_file(dir.path().join("audit.sqlite")).unwrap();
     for suffix in ["-wal", "-shm"] {
