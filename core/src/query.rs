@@ -219,6 +219,17 @@ impl Dimension {
         }
     }
 
+    /// How two values of this dimension sort for a reader: fee bands by amount (`500-999`
+    /// before `1000-2499`), everything else by its code (margins, `*`, first).
+    pub fn compare_values(self, a: &str, b: &str) -> std::cmp::Ordering {
+        if self == Dimension::FeeBand {
+            if let (Ok(x), Ok(y)) = (a.parse::<FeeBand>(), b.parse::<FeeBand>()) {
+                return x.cmp(&y);
+            }
+        }
+        a.cmp(b)
+    }
+
     /// The dimension `given` most likely stands for, if it is a near miss ([`closest`]).
     pub fn suggest(given: &str) -> Option<Dimension> {
         let code = closest(given, Dimension::ALL.iter().map(|d| d.code()))?;
@@ -818,6 +829,22 @@ fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
+/// How two cell keys of an answer grouped by `dimensions` sort for a reader: by each part in
+/// turn, as [`Dimension::compare_values`] orders it. Answers on the wire stay in code order
+/// (their digest covers it); tables and exports shown to people use this one.
+pub fn compare_keys(dimensions: &[Dimension], a: &[String], b: &[String]) -> std::cmp::Ordering {
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let order = match dimensions.get(i) {
+            Some(d) => d.compare_values(x, y),
+            None => x.cmp(y),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 /// ` (did you mean X?)`, or nothing.
 fn did_you_mean(suggestion: Option<impl fmt::Display>) -> String {
     suggestion
@@ -834,6 +861,40 @@ fn unit_list() -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const MARGIN_FOR_TESTS: &str = crate::answer::MARGIN;
+
+    #[test]
+    fn fee_bands_sort_by_amount_for_a_reader() {
+        let mut bands: Vec<String> = FeeBand::ALL.iter().map(|b| b.to_string()).collect();
+        bands.sort(); // code order: "10000+" before "500-999"
+        assert_ne!(bands, Dimension::FeeBand.closed_values().unwrap());
+        let dims = [Dimension::Route, Dimension::FeeBand];
+        let mut keys: Vec<Vec<String>> = bands
+            .iter()
+            .flat_map(|b| ["MMR>THA", MARGIN_FOR_TESTS].map(|r| vec![r.to_string(), b.clone()]))
+            .chain([vec!["MMR>THA".to_string(), MARGIN_FOR_TESTS.to_string()]])
+            .collect();
+        keys.sort_by(|a, b| compare_keys(&dims, a, b));
+        let thai: Vec<&str> = keys
+            .iter()
+            .filter(|k| k[0] == "MMR>THA")
+            .map(|k| k[1].as_str())
+            .collect();
+        assert_eq!(
+            thai,
+            [
+                "*",
+                "0-499",
+                "500-999",
+                "1000-2499",
+                "2500-4999",
+                "5000-9999",
+                "10000+"
+            ]
+        );
+        assert_eq!(keys[0][0], "*", "margins first, as in code order");
+    }
 
     #[test]
     fn near_misses_get_a_suggestion_in_the_error() {
