@@ -222,10 +222,10 @@ impl Dimension {
     /// How two values of this dimension sort for a reader: fee bands by amount (`500-999`
     /// before `1000-2499`), everything else by its code (margins, `*`, first).
     pub fn compare_values(self, a: &str, b: &str) -> std::cmp::Ordering {
-        if self == Dimension::FeeBand {
-            if let (Ok(x), Ok(y)) = (a.parse::<FeeBand>(), b.parse::<FeeBand>()) {
-                return x.cmp(&y);
-            }
+        if self == Dimension::FeeBand
+            && let (Ok(x), Ok(y)) = (a.parse::<FeeBand>(), b.parse::<FeeBand>())
+        {
+            return x.cmp(&y);
         }
         a.cmp(b)
     }
