@@ -816,10 +816,16 @@ pub fn check(config_path: &Path) -> Result<ExitCode, CliError> {
 }
 
 /// `vrs-node serve`: the node over mutual TLS until Ctrl-C or SIGTERM. Prints `listening on
-/// ADDR` (the bound address; scripts and port-0 set-ups read it) before serving.
+/// ADDR` (the bound address; scripts and port-0 set-ups read it) once the address is bound and
+/// the TLS material and revocation list have loaded, so a node that cannot start never says it
+/// listens.
 pub fn serve(config_path: &Path) -> Result<ExitCode, CliError> {
     let config = NodeConfig::load(config_path)?;
     drop(Store::open(&config.data_dir())?); // applies pending migrations
+    // What `server::serve` refuses to start without, checked before the line scripts wait for.
+    let tls = config.file.tls.as_ref().ok_or(ServeError::NoTls)?;
+    vrs_core::tls::server_config(tls).map_err(ServeError::from)?;
+    crate::revocation::RevocationList::for_config(&config).map_err(ServeError::from)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
