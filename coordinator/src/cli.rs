@@ -11,10 +11,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
-use vrs_core::cli::{IoError, QueryArgs};
+use vrs_core::cli::{CommandError, IoError, QueryArgs, Status};
 use vrs_core::clock::SystemClock;
 use vrs_core::codes::Country;
-use vrs_core::query::{Query, QueryError, QueryLimits};
+use vrs_core::query::{Dimension, Query, QueryError, QueryLimits};
 use vrs_core::telemetry::LoggingError;
 
 use crate::budget::{self, BudgetError};
@@ -35,6 +35,16 @@ pub enum Format {
     Json,
 }
 
+/// The exit statuses `vrs-coordinator` returns, listed in its `--help` and in that of `query` and
+/// `report`.
+pub const STATUSES: &[Status] = &[
+    Status::Ok,
+    Status::Failed,
+    Status::Usage,
+    Status::QueryPartial,
+    Status::QueryNoAnswer,
+];
+
 /// The subcommands of `vrs-coordinator`.
 #[derive(Debug, Subcommand)]
 // Each field's doc is its flag's help text; the flattened question and nested subcommands are
@@ -42,6 +52,7 @@ pub enum Format {
 #[allow(missing_docs)]
 pub enum Command {
     /// Ask every node in the registry one aggregate question and merge the answers.
+    #[command(after_help = Status::help(STATUSES))]
     Query {
         /// Registry file (TOML).
         #[arg(long)]
@@ -79,11 +90,16 @@ pub enum Command {
         /// Registry file (TOML).
         #[arg(long)]
         registry: PathBuf,
+        /// Also list each node's units, dimensions and values (`--codes DIMENSION`: that
+        /// dimension's values, one per line).
+        #[arg(long, value_name = "DIMENSION")]
+        codes: Option<Option<String>>,
     },
     /// The audit receipts the nodes gave: check them, and a node's exported log against them.
     #[command(name = "audit-receipts", subcommand)]
     AuditReceipts(ReceiptAction),
     /// Ask the report's regional questions and write one self-contained HTML report with charts.
+    #[command(after_help = Status::help(STATUSES))]
     Report {
         /// Registry file (TOML).
         #[arg(long)]
@@ -161,6 +177,28 @@ pub enum CliError {
     LogFlag(String),
 }
 
+impl CommandError for CliError {
+    fn status(&self) -> Status {
+        match self {
+            CliError::Query(_) | CliError::Budget(_) | CliError::LogFlag(_) => Status::Usage,
+            _ => Status::Failed,
+        }
+    }
+}
+
+/// The exit status of a question asked of the federation: [`Status::Ok`] when every node
+/// answered, [`Status::QueryPartial`] when some did, [`Status::QueryNoAnswer`] when none did
+/// (refused, unreachable, timed out or held for approval).
+pub fn coverage_status(coverage: &merge::Coverage) -> Status {
+    if coverage.complete() {
+        Status::Ok
+    } else if coverage.answered == 0 {
+        Status::QueryNoAnswer
+    } else {
+        Status::QueryPartial
+    }
+}
+
 /// Runs one subcommand on a multi-threaded runtime of its own.
 pub fn run(command: Command) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -188,7 +226,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 rho,
             } => ask(&registry, &query, format, per_node, query_id, rho).await,
             Command::Budget { registry, format } => budgets(&registry, format).await,
-            Command::Describe { registry } => describe(&registry).await,
+            Command::Describe { registry, codes } => describe(&registry, codes.as_ref()).await,
             Command::AuditReceipts(ReceiptAction::Verify {
                 registry,
                 logs,
@@ -206,7 +244,8 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
     })
 }
 
-/// `vrs-coordinator query`: one question to every node, merged, printed as `format`.
+/// `vrs-coordinator query`: one question to every node, merged, printed as `format`; the exit
+/// status says whether every node answered ([`coverage_status`]).
 pub async fn ask(
     registry: &Path,
     args: &QueryArgs,
@@ -234,7 +273,7 @@ pub async fn ask(
             serde_json::to_string_pretty(&output::json(&regional))?
         ),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(coverage_status(&regional.coverage).into())
 }
 
 /// The query the flags describe, asking `rho` (as ρ) of zCDP nodes when given.
@@ -285,17 +324,44 @@ pub async fn budgets(registry: &Path, format: Format) -> Result<ExitCode, CliErr
     Ok(ExitCode::SUCCESS)
 }
 
-/// `vrs-coordinator describe`: one line per node.
-pub async fn describe(registry: &Path) -> Result<ExitCode, CliError> {
+/// `vrs-coordinator describe`: one line per node; with `codes`, each node's units, dimensions
+/// and values below it (`Some(Some(dimension))`: that dimension's values).
+pub async fn describe(
+    registry: &Path,
+    codes: Option<&Option<String>>,
+) -> Result<ExitCode, CliError> {
+    let codes = codes.map(Option::as_deref);
+    if let Some(Some(d)) = codes {
+        d.trim().parse::<Dimension>()?; // a typo is a usage error, before anyone is asked
+    }
     let registry = Registry::load(registry)?;
     let fed = Federation::connect(&registry)?;
     for (country, described) in fed.describe().await {
-        println!(
-            "{}",
-            vrs_core::terminal::sanitize(&describe_line(country, &described))
-        );
+        print!("{}", describe_text(country, &described, codes)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `describe` prints for one node: its line ([`describe_line`]) and, with `codes`, its
+/// units, dimensions and values indented below ([`vrs_core::cli::codes_listing`]); the node's
+/// text made safe for a terminal.
+pub fn describe_text(
+    country: Country,
+    described: &Result<NodeDescription, NodeOutcome>,
+    codes: Option<Option<&str>>,
+) -> Result<String, CliError> {
+    let mut text = vrs_core::terminal::sanitize(&describe_line(country, described)).into_owned();
+    text.push('\n');
+    if let (Some(only), Ok(d)) = (codes, described) {
+        let units: Vec<&str> = d.units.iter().map(String::as_str).collect();
+        let listing = vrs_core::cli::codes_listing(&units, &d.dimensions, only)?;
+        for line in listing.lines() {
+            text.push_str("  ");
+            text.push_str(&vrs_core::terminal::sanitize(line));
+            text.push('\n');
+        }
+    }
+    Ok(text)
 }
 
 /// `vrs-coordinator audit-receipts verify`: one line per node (or JSON); exit 1 on any problem.
@@ -384,7 +450,8 @@ pub fn describe_line(country: Country, described: &Result<NodeDescription, NodeO
     budget::description_line(country, described)
 }
 
-/// `vrs-coordinator report`: the HTML report written to `out`, a one-line summary printed.
+/// `vrs-coordinator report`: the HTML report written to `out`, a one-line summary printed; the
+/// exit status is the worst of its questions' ([`coverage_status`]).
 pub async fn write_report(
     registry: &Path,
     out: &Path,
@@ -399,5 +466,10 @@ pub async fn write_report(
     println!("{}: {}", out.display(), report::summary(&data));
     let spent = budget::spend(data.sections.iter().map(|s| &s.regional));
     print!("{}", budget::spend_text("the report", &spent));
-    Ok(ExitCode::SUCCESS)
+    let status = Status::worst(
+        data.sections
+            .iter()
+            .map(|s| coverage_status(&s.regional.coverage)),
+    );
+    Ok(status.into())
 }

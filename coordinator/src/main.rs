@@ -8,14 +8,15 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use vrs_coordinator::cli::{self, CliError, Command};
-use vrs_core::cli::CommonArgs;
+use vrs_core::cli::{CommonArgs, Status};
 use vrs_core::manual::ManualCommand;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "vrs-coordinator",
     version,
-    about = "VRS Federation regional coordinator"
+    about = "VRS Federation regional coordinator",
+    after_help = Status::help(cli::STATUSES)
 )]
 struct Cli {
     #[command(flatten)]

@@ -246,7 +246,7 @@ pub struct Regional {
     pub unit: Unit,
     /// Group-by dimensions.
     pub dimensions: Vec<Dimension>,
-    /// Regional cells, sorted by key.
+    /// Regional cells, sorted by key as a reader expects (fee bands by amount).
     pub cells: Vec<RegionalCell>,
     /// Per-node status, in registry order.
     pub nodes: Vec<NodeStatus>,
@@ -345,11 +345,13 @@ pub fn merge(
             (false, true, _) => CellStatus::Suppressed,
         };
     }
+    let mut cells: Vec<RegionalCell> = cells.into_values().collect();
+    cells.sort_by(|a, b| vrs_core::query::compare_keys(dimensions, &a.key, &b.key));
     Regional {
         query_id: query_id.to_string(),
         unit,
         dimensions: dimensions.to_vec(),
-        cells: cells.into_values().collect(),
+        cells,
         nodes: results
             .iter()
             .map(|r| {
@@ -421,6 +423,43 @@ mod tests {
             elapsed: Duration::from_millis(3),
             receipt: None,
         }
+    }
+
+    #[test]
+    fn fee_bands_come_out_by_amount() {
+        let mut node = answered("THA", &[]);
+        let NodeOutcome::Answered(answer) = &mut node.outcome else {
+            unreachable!()
+        };
+        answer.dimensions = vec![Dimension::FeeBand];
+        // Code order, as a node sends them.
+        answer.cells = [
+            "0-499",
+            "1000-2499",
+            "10000+",
+            "2500-4999",
+            "500-999",
+            "5000-9999",
+        ]
+        .iter()
+        .map(|k| Cell {
+            key: vec![k.to_string()],
+            value: CellValue::Released(3),
+        })
+        .collect();
+        let r = merge("q", Unit::Fees, &[Dimension::FeeBand], &[node]);
+        let keys: Vec<&str> = r.cells.iter().map(|c| c.key[0].as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "0-499",
+                "500-999",
+                "1000-2499",
+                "2500-4999",
+                "5000-9999",
+                "10000+"
+            ]
+        );
     }
 
     #[test]

@@ -31,6 +31,31 @@ impl CodeError {
     }
 }
 
+/// The candidate `given` most likely stands for (a typo, or the wrong case): the closest by
+/// edit distance, if it is within a third of the length of `given` (at least one edit) and no
+/// other candidate is as close. `None` when nothing is that close or two are.
+pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let given = given.trim().to_lowercase();
+    if given.is_empty() {
+        return None;
+    }
+    let limit = (given.chars().count() / 3).max(1);
+    let mut best: Option<(usize, &'a str)> = None;
+    let mut tied = false;
+    for candidate in candidates {
+        let d = strsim::damerau_levenshtein(&given, &candidate.to_lowercase());
+        match best {
+            Some((b, _)) if d > b => {}
+            Some((b, _)) if d == b => tied = true,
+            _ => {
+                best = Some((d, candidate));
+                tied = false;
+            }
+        }
+    }
+    best.filter(|&(d, _)| d <= limit && !tied).map(|(_, c)| c)
+}
+
 /// Defines a closed code list as an enum with `code()`, `ALL`, `FromStr`, `Display` and serde as its code.
 macro_rules! code_enum {
     ($(#[$meta:meta])* $name:ident, $list:literal { $($(#[$vmeta:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
@@ -483,6 +508,23 @@ impl Currency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typo_gets_the_one_code_it_is_close_to() {
+        let dims = ["route", "mode", "method", "sex", "place_type"];
+        assert_eq!(closest("rout", dims), Some("route"));
+        assert_eq!(closest("Mode", dims), Some("mode"));
+        assert_eq!(closest("placetype", dims), Some("place_type"));
+        assert_eq!(closest("zzzzzz", dims), None);
+        assert_eq!(closest("", dims), None);
+        // Two equally close: no guess.
+        assert_eq!(closest("mod", ["mode", "mods"]), None);
+        let countries: Vec<Country> = Country::all().collect();
+        assert_eq!(
+            closest("tha", countries.iter().map(Country::as_str)),
+            Some("THA")
+        );
+    }
 
     #[test]
     fn countries_include_the_special_codes_and_reject_others() {

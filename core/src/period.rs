@@ -15,18 +15,32 @@ pub const MAX_YEAR: u16 = 2100;
 
 /// A period that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{value:?} is not a period (expected YYYY-MM, YYYY-Qn or YYYY, years {MIN_YEAR}-{MAX_YEAR})"
-)]
+#[error("{value:?} is not a {what} (expected {expected}, years {MIN_YEAR}-{MAX_YEAR})")]
 pub struct PeriodError {
     /// The offending text, trimmed to 20 characters.
     pub value: String,
+    /// What was expected: "period" (a month, quarter or year) or "month".
+    what: &'static str,
+    /// How it is written.
+    expected: &'static str,
 }
 
 impl PeriodError {
     fn new(value: &str) -> Self {
         Self {
             value: value.chars().take(20).collect(),
+            what: "period",
+            expected: "YYYY-MM, YYYY-Qn or YYYY",
+        }
+    }
+
+    /// A text that is not a month: where only a month will do (a record's period), the
+    /// message says so rather than listing quarters and years it would refuse too.
+    fn not_a_month(value: &str) -> Self {
+        Self {
+            what: "month",
+            expected: "YYYY-MM",
+            ..Self::new(value)
         }
     }
 }
@@ -114,9 +128,9 @@ impl fmt::Display for Month {
 impl FromStr for Month {
     type Err = PeriodError;
     fn from_str(s: &str) -> Result<Month, PeriodError> {
-        match PeriodSpec::from_str(s)? {
-            PeriodSpec::Month(m) => Ok(m),
-            _ => Err(PeriodError::new(s)),
+        match PeriodSpec::from_str(s) {
+            Ok(PeriodSpec::Month(m)) => Ok(m),
+            _ => Err(PeriodError::not_a_month(s)),
         }
     }
 }
@@ -206,6 +220,20 @@ impl FromStr for PeriodSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_month_error_says_a_month_is_expected() {
+        let e = "2024-Q1".parse::<Month>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "\"2024-Q1\" is not a month (expected YYYY-MM, years 1990-2100)"
+        );
+        let e = "2024-13".parse::<Month>().unwrap_err().to_string();
+        assert!(e.contains("is not a month (expected YYYY-MM"), "{e}");
+        // Where quarters and years are accepted, the message lists them.
+        let e = "2024-Q5".parse::<PeriodSpec>().unwrap_err().to_string();
+        assert!(e.contains("expected YYYY-MM, YYYY-Qn or YYYY"), "{e}");
+    }
     use proptest::prelude::*;
 
     #[test]

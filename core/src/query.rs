@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codes::{
     AgeGroup, CodeError, Corridor, Country, FeeBand, Method, Mode, PlaceType, Sex, SmugglerRole,
-    SmugglerStage,
+    SmugglerStage, closest,
 };
 use crate::period::{Month, PeriodError, PeriodSpec};
 
@@ -60,6 +60,12 @@ impl Unit {
             Unit::Missing => "missing",
             Unit::Fees => "fees",
         }
+    }
+
+    /// The unit `given` most likely stands for, if it is a near miss ([`closest`]).
+    pub fn suggest(given: &str) -> Option<Unit> {
+        let code = closest(given, Unit::ALL.iter().map(|u| u.code()))?;
+        Unit::ALL.iter().copied().find(|u| u.code() == code)
     }
 
     /// Whether a cell of this unit is a sum of per-record magnitudes (so the dominance rule applies)
@@ -170,6 +176,82 @@ impl Dimension {
             Dimension::SmugglerStage => "smuggler_stage",
             Dimension::FeeBand => "fee_band",
         }
+    }
+
+    /// What the dimension is, in a few words (the `codes` listing).
+    pub const fn about(self) -> &'static str {
+        match self {
+            Dimension::Year => "calendar year",
+            Dimension::Quarter => "calendar quarter",
+            Dimension::Month => "month",
+            Dimension::Origin => "country where the journey started",
+            Dimension::Transit => "a country the journey passed through",
+            Dimension::Destination => "country the journey was headed for",
+            Dimension::Route => "origin > destination pair",
+            Dimension::Corridor => "named migration corridor",
+            Dimension::Mode => "mode of transport of the incident",
+            Dimension::PlaceType => "place type of the incident",
+            Dimension::Method => "smuggling method",
+            Dimension::Citizenship => "citizenship of the migrants (or smugglers)",
+            Dimension::Sex => "sex of the migrants (or smugglers)",
+            Dimension::AgeGroup => "age group of the migrants (or smugglers)",
+            Dimension::SmugglerRole => "role of the smuggler",
+            Dimension::SmugglerStage => "stage of the smuggler's case",
+            Dimension::FeeBand => "band of the fee in USD",
+        }
+    }
+
+    /// How the values are written, for dimensions whose values are too many to list one by
+    /// one (periods, countries, routes); `None` for the short closed lists.
+    pub const fn values_note(self) -> Option<&'static str> {
+        match self {
+            Dimension::Year => Some("YYYY, e.g. 2024 (the years the node covers)"),
+            Dimension::Quarter => Some("YYYY-Qn, e.g. 2024-Q1 (the quarters the node covers)"),
+            Dimension::Month => Some("YYYY-MM, e.g. 2024-01 (the months the node covers)"),
+            Dimension::Origin
+            | Dimension::Transit
+            | Dimension::Destination
+            | Dimension::Citizenship => Some(
+                "ISO 3166-1 alpha-3 country code, e.g. MMR; UNK unknown, XKX Kosovo, XXA stateless",
+            ),
+            Dimension::Route => Some("ORIG>DEST, two country codes, e.g. MMR>THA"),
+            _ => None,
+        }
+    }
+
+    /// How two values of this dimension sort for a reader: fee bands by amount (`500-999`
+    /// before `1000-2499`), everything else by its code (margins, `*`, first).
+    pub fn compare_values(self, a: &str, b: &str) -> std::cmp::Ordering {
+        if self == Dimension::FeeBand
+            && let (Ok(x), Ok(y)) = (a.parse::<FeeBand>(), b.parse::<FeeBand>())
+        {
+            return x.cmp(&y);
+        }
+        a.cmp(b)
+    }
+
+    /// The dimension `given` most likely stands for, if it is a near miss ([`closest`]).
+    pub fn suggest(given: &str) -> Option<Dimension> {
+        let code = closest(given, Dimension::ALL.iter().map(|d| d.code()))?;
+        Dimension::ALL.iter().copied().find(|d| d.code() == code)
+    }
+
+    /// The value of this dimension `given` most likely stands for, if it is a near miss of a
+    /// value of a closed list (a route's two countries are suggested each).
+    pub fn suggest_value(self, given: &str) -> Option<String> {
+        if self == Dimension::Route {
+            let (o, d) = given.trim().split_once('>')?;
+            let fix = |c: &str| {
+                c.trim()
+                    .parse::<Country>()
+                    .map(|c| c.to_string())
+                    .ok()
+                    .or_else(|| Dimension::Origin.suggest_value(c))
+            };
+            return Some(format!("{}>{}", fix(o)?, fix(d)?));
+        }
+        let values = self.closed_values()?;
+        closest(given, values.iter().map(String::as_str)).map(str::to_string)
     }
 
     /// Whether records may lack a value for this dimension, which then falls in the
@@ -421,6 +503,23 @@ pub struct RawQuery {
 }
 
 impl RawQuery {
+    /// The question in words, one line, as an operator's lists show it (`incidents by [route,
+    /// quarter] where mode in [sea] from 2024 to 2024-Q2 with margins`). The text is the
+    /// caller's: make it safe ([`crate::terminal::sanitize`]) before printing.
+    pub fn in_words(&self) -> String {
+        let mut s = format!("{} by [{}]", self.unit, self.group_by.join(", "));
+        for (d, v) in &self.filters {
+            s.push_str(&format!(" where {d} in [{}]", v.join(", ")));
+        }
+        if !self.period_from.is_empty() || !self.period_to.is_empty() {
+            s.push_str(&format!(" from {} to {}", self.period_from, self.period_to));
+        }
+        if self.margins {
+            s.push_str(" with margins");
+        }
+        s
+    }
+
     /// Builds a raw query from command-line style arguments: `by` is `DIM[,DIM...]`, each `where`
     /// item is `DIM=V[,V...]`.
     pub fn from_cli(
@@ -630,10 +729,10 @@ impl Query {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// The unit is not one of the published units.
-    #[error("unknown unit {0:?}")]
+    #[error("unknown unit {given:?}{}: expected one of {}", did_you_mean(Unit::suggest(.0)), unit_list(), given = .0)]
     UnknownUnit(String),
     /// A dimension is not one of the published dimensions.
-    #[error("unknown dimension {0:?}")]
+    #[error("unknown dimension {given:?}{}", did_you_mean(Dimension::suggest(.0)), given = .0)]
     UnknownDimension(String),
     /// More group-by dimensions than the policy allows.
     #[error("{asked} group-by dimensions asked, at most {max} allowed")]
@@ -675,7 +774,10 @@ pub enum QueryError {
         max: usize,
     },
     /// A filter value that the dimension cannot take.
-    #[error("{value:?} is not a valid value of {dimension}")]
+    #[error(
+        "{value:?} is not a valid value of {dimension}{}",
+        did_you_mean(dimension.suggest_value(value))
+    )]
     InvalidFilterValue {
         /// The dimension.
         dimension: Dimension,
@@ -727,10 +829,103 @@ fn clip(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
+/// How two cell keys of an answer grouped by `dimensions` sort for a reader: by each part in
+/// turn, as [`Dimension::compare_values`] orders it. Answers on the wire stay in code order
+/// (their digest covers it); tables and exports shown to people use this one.
+pub fn compare_keys(dimensions: &[Dimension], a: &[String], b: &[String]) -> std::cmp::Ordering {
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let order = match dimensions.get(i) {
+            Some(d) => d.compare_values(x, y),
+            None => x.cmp(y),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// ` (did you mean X?)`, or nothing.
+fn did_you_mean(suggestion: Option<impl fmt::Display>) -> String {
+    suggestion
+        .map(|s| format!(" (did you mean {s}?)"))
+        .unwrap_or_default()
+}
+
+fn unit_list() -> String {
+    let codes: Vec<&str> = Unit::ALL.iter().map(|u| u.code()).collect();
+    codes.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const MARGIN_FOR_TESTS: &str = crate::answer::MARGIN;
+
+    #[test]
+    fn fee_bands_sort_by_amount_for_a_reader() {
+        let mut bands: Vec<String> = FeeBand::ALL.iter().map(|b| b.to_string()).collect();
+        bands.sort(); // code order: "10000+" before "500-999"
+        assert_ne!(bands, Dimension::FeeBand.closed_values().unwrap());
+        let dims = [Dimension::Route, Dimension::FeeBand];
+        let mut keys: Vec<Vec<String>> = bands
+            .iter()
+            .flat_map(|b| ["MMR>THA", MARGIN_FOR_TESTS].map(|r| vec![r.to_string(), b.clone()]))
+            .chain([vec!["MMR>THA".to_string(), MARGIN_FOR_TESTS.to_string()]])
+            .collect();
+        keys.sort_by(|a, b| compare_keys(&dims, a, b));
+        let thai: Vec<&str> = keys
+            .iter()
+            .filter(|k| k[0] == "MMR>THA")
+            .map(|k| k[1].as_str())
+            .collect();
+        assert_eq!(
+            thai,
+            [
+                "*",
+                "0-499",
+                "500-999",
+                "1000-2499",
+                "2500-4999",
+                "5000-9999",
+                "10000+"
+            ]
+        );
+        assert_eq!(keys[0][0], "*", "margins first, as in code order");
+    }
+
+    #[test]
+    fn near_misses_get_a_suggestion_in_the_error() {
+        let e = "rout".parse::<Dimension>().unwrap_err().to_string();
+        assert_eq!(e, "unknown dimension \"rout\" (did you mean route?)");
+        let e = "qwerty".parse::<Dimension>().unwrap_err().to_string();
+        assert_eq!(e, "unknown dimension \"qwerty\"");
+        let e = "incident".parse::<Unit>().unwrap_err().to_string();
+        assert!(e.contains("(did you mean incidents?)"), "{e}");
+        assert!(e.contains("incidents, migrants, smugglers"), "{e}");
+        let e = Dimension::Mode.parse_value("se").unwrap_err().to_string();
+        assert_eq!(e, "\"se\" is not a valid value of mode (did you mean sea?)");
+        let e = Dimension::FeeBand
+            .parse_value("1000-2500")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("(did you mean 1000-2499?)"), "{e}");
+        assert_eq!(
+            Dimension::Route.suggest_value("mmr>tha").as_deref(),
+            Some("MMR>THA")
+        );
+        assert_eq!(Dimension::Year.suggest_value("2O24"), None);
+        // Every dimension is described, and exactly those without a short list have a note.
+        for d in Dimension::ALL {
+            assert!(!d.about().is_empty());
+            let listed = d
+                .closed_values()
+                .is_some_and(|v| !v.is_empty() && v.len() < 100);
+            assert_eq!(d.values_note().is_none(), listed, "{d}");
+        }
+    }
 
     fn raw(unit: &str, by: &[&str]) -> RawQuery {
         RawQuery {

@@ -4,6 +4,7 @@
 //! counts at any level, and TLS refusals only at debug.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -98,7 +99,8 @@ impl Logging {
     }
 }
 
-/// Installs the global tracing subscriber, writing to stderr in `format`.
+/// Installs the global tracing subscriber, writing to stderr in `format` (coloured only when
+/// stderr is a terminal).
 ///
 /// The filter comes from `RUST_LOG` when it is set and valid, otherwise from `default_filter`
 /// (e.g. `"info"` or `"vrs_node=debug,info"`). Calling it again (tests, embedded use) changes
@@ -106,8 +108,10 @@ impl Logging {
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Colour only on a terminal: a log file or collector gets no escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // An error only means a global subscriber is already set.
     let _ = match format {

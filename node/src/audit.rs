@@ -134,6 +134,16 @@ pub use vrs_core::audit_chain::NewEntry;
 /// back and recomputes ([`vrs_core::audit_chain::verify_export`]).
 pub use vrs_core::audit_chain::ExportedEntry as Entry;
 
+/// The question an entry's signed envelope asks, in words ([`vrs_core::query::RawQuery::in_words`],
+/// as `approvals list` shows it), or `None` when the envelope is not a query envelope (the entry
+/// of a malformed request). The text is the caller's: sanitize it before printing.
+pub fn question_in_words(envelope_hex: &str) -> Option<String> {
+    use prost::Message as _;
+    let bytes = hex::decode(envelope_hex).ok()?;
+    let envelope = vrs_proto::pb::QueryEnvelope::decode(bytes.as_slice()).ok()?;
+    Some(crate::service::raw_query(envelope.query?).in_words())
+}
+
 /// Where the chain breaks, as found by [`AuditLog::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Break {

@@ -198,7 +198,10 @@ pub fn run(config_path: &Path, clock: &dyn Clock) -> Report {
             report.add(
                 Level::Ok,
                 "configuration",
-                format!("parsed; policy: {:?}", c.policy.public()),
+                format!(
+                    "parsed; policy: {}",
+                    c.policy.in_words(!c.privacy.is_zcdp())
+                ),
             );
             if c.privacy.is_zcdp() {
                 report.add(

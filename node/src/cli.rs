@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use vrs_core::cli::{IoError, QueryArgs};
+use vrs_core::cli::{CommandError, IoError, QueryArgs, Status};
 use vrs_core::clock::{Clock, SystemClock};
 use vrs_core::codes::{CodeError, Country};
 use vrs_core::query::{Query, QueryError};
@@ -89,6 +89,17 @@ pub enum CliError {
     Backup(#[from] crate::backup::BackupError),
 }
 
+impl CommandError for CliError {
+    fn status(&self) -> Status {
+        match self {
+            CliError::Country { .. } | CliError::Query(_) | CliError::NotPublished(_) => {
+                Status::Usage
+            }
+            _ => Status::Failed,
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(source: std::io::Error) -> CliError {
         IoError::doing("write to the terminal")(source).into()
@@ -124,6 +135,15 @@ pub enum SynthFormat {
     Jsonl,
 }
 
+/// The exit statuses `vrs-node` returns, listed in its `--help` and in that of `import`.
+pub const STATUSES: &[Status] = &[
+    Status::Ok,
+    Status::Failed,
+    Status::Usage,
+    Status::ImportRejectedRows,
+    Status::ImportNothing,
+];
+
 /// The subcommands of `vrs-node`.
 #[derive(Debug, Subcommand)]
 // Each field's doc is its flag's help text; the flattened question and nested subcommands are
@@ -141,6 +161,7 @@ pub enum Command {
     },
     /// Import records (template CSV / JSON Lines / XLSX / ODS, or any layout through a mapping
     /// file).
+    #[command(after_help = Status::help(STATUSES))]
     Import {
         /// Node directory.
         #[arg(long)]
@@ -155,9 +176,12 @@ pub enum Command {
         /// Spreadsheets: the sheet to read (default: the mapping's `sheet`, else the first).
         #[arg(long, value_name = "NAME")]
         sheet: Option<String>,
-        /// Import nothing from a file if any of its rows is rejected.
+        /// Import nothing from a file if any of its rows is rejected (exit status 4).
         #[arg(long)]
         strict: bool,
+        /// Exit 0, not 3, when some rows were rejected and the rest imported.
+        #[arg(long, conflicts_with = "strict")]
+        allow_rejected: bool,
         /// Format of the summary printed (not of the input: see --input-format).
         #[arg(long, value_enum, default_value = "text")]
         format: SummaryFormat,
@@ -182,6 +206,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: SynthFormat,
+    },
+    /// List every unit, dimension and value a query may use (`codes DIMENSION`: that
+    /// dimension's values, one per line).
+    Codes {
+        /// A dimension, e.g. route or fee_band.
+        dimension: Option<String>,
     },
     /// Show exactly what the node would release for a query.
     Query {
@@ -328,16 +358,29 @@ pub enum ApprovalAction {
     },
 }
 
-/// The `[log]` section (`format`, `level`) of the node.toml a command serves from, if it has
-/// one: `serve` logs as its configuration says, unless `--log-format` overrides the format.
+/// The `[log]` section (`format`, `level`) of the node.toml a command works on, if it reads
+/// one: the command logs as its configuration says, unless `--log-format` overrides the format.
+/// `check` is left out: it reports a configuration it cannot load instead of stopping on it.
 pub fn log_config(command: &Command) -> Result<Option<(String, String)>, CliError> {
-    match command {
-        Command::Serve { config } => {
-            let log = NodeConfig::load(config)?.file.log;
-            Ok(Some((log.format, log.level)))
+    let path = match command {
+        Command::Serve { config } | Command::Budget { config, .. } => config,
+        Command::Import { dir, .. } | Command::Query { dir, .. } | Command::Migrate { dir } => dir,
+        Command::Audit {
+            action:
+                AuditAction::Show { dir, .. }
+                | AuditAction::Verify { dir }
+                | AuditAction::Export { dir },
         }
-        _ => Ok(None),
-    }
+        | Command::Approvals {
+            action:
+                ApprovalAction::List { dir, .. }
+                | ApprovalAction::Approve { dir, .. }
+                | ApprovalAction::Deny { dir, .. },
+        } => dir,
+        _ => return Ok(None),
+    };
+    let log = NodeConfig::load(path)?.file.log;
+    Ok(Some((log.format, log.level)))
 }
 
 /// Runs one subcommand.
@@ -350,6 +393,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             input_format,
             sheet,
             strict,
+            allow_rejected,
             format,
             files,
         } => import(
@@ -359,6 +403,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 input_format,
                 sheet,
                 strict,
+                allow_rejected,
             },
             format,
             &files,
@@ -370,6 +415,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             out,
             format,
         } => synthesize(&country, incidents, seed, out.as_deref(), format),
+        Command::Codes { dimension } => codes(dimension.as_deref()),
         Command::Query {
             dir,
             query,
@@ -439,11 +485,13 @@ pub struct ImportFlags<'a> {
     pub sheet: Option<String>,
     /// `--strict`.
     pub strict: bool,
+    /// `--allow-rejected`.
+    pub allow_rejected: bool,
 }
 
-/// `vrs-node import`: files into the store, one transaction per file; a summary. Exit status 2
-/// when a file's rows were all rejected, or `strict` rolled a file back
-/// ([`crate::import::ImportOutcome::exit_code`]).
+/// `vrs-node import`: files into the store, one transaction per file; a summary. Exit status 3
+/// when some rows were rejected (0 with `allow_rejected`), 4 when a file's rows were all
+/// rejected or `strict` rolled a file back ([`crate::import::ImportOutcome::status`]).
 pub fn import(
     dir: &Path,
     flags: &ImportFlags<'_>,
@@ -468,7 +516,7 @@ pub fn import(
         SummaryFormat::Json => println!("{}", serde_json::to_string(&report)?),
         SummaryFormat::Text => print!("{}", import_summary(&report)),
     }
-    Ok(ExitCode::from(report.outcome().exit_code()))
+    Ok(report.outcome().status(flags.allow_rejected).into())
 }
 
 /// `vrs-node synth`: seeded synthetic records in the template format.
@@ -503,6 +551,17 @@ pub fn synthesize(
     if let Some(p) = out {
         eprintln!("wrote {n} synthetic incidents to {}", p.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vrs-node codes [DIMENSION]`: the vocabulary of queries (and of the template's columns).
+pub fn codes(dimension: Option<&str>) -> Result<ExitCode, CliError> {
+    let units: Vec<&str> = vrs_core::query::Unit::ALL
+        .iter()
+        .map(|u| u.code())
+        .collect();
+    let listing = vrs_core::cli::codes_listing(&units, &vrs_core::cli::known_codes(), dimension)?;
+    print!("{listing}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -661,6 +720,16 @@ fn utc_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// `text` cut to at most `max` characters (a caller's long question), marked with `…`.
+fn clip_words(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 fn audit_dir(dir: &Path) -> Result<PathBuf, CliError> {
     Ok(NodeConfig::load(dir)?.data_dir())
 }
@@ -678,16 +747,21 @@ pub fn audit(action: AuditAction) -> Result<ExitCode, CliError> {
                 "query id",
                 "outcome",
                 "answer digest",
+                "query",
             ])
             .align_right(0);
             for e in log.entries((head - last + 1).max(1), last)? {
+                let question = crate::audit::question_in_words(&e.envelope_hex)
+                    .map(|q| clip_words(&vrs_core::terminal::sanitize(&q), 120))
+                    .unwrap_or_else(|| "(not a query envelope)".into());
                 t.push(vec![
                     e.seq.to_string(),
                     utc_ms(e.at_ms),
-                    e.caller,
-                    e.query_id,
+                    vrs_core::terminal::sanitize(&e.caller).into_owned(),
+                    vrs_core::terminal::sanitize(&e.query_id).into_owned(),
                     e.outcome,
                     e.answer_digest.chars().take(16).collect(),
+                    question,
                 ]);
             }
             print!("{}", t.to_aligned());
@@ -779,10 +853,16 @@ pub fn check(config_path: &Path) -> Result<ExitCode, CliError> {
 }
 
 /// `vrs-node serve`: the node over mutual TLS until Ctrl-C or SIGTERM. Prints `listening on
-/// ADDR` (the bound address; scripts and port-0 set-ups read it) before serving.
+/// ADDR` (the bound address; scripts and port-0 set-ups read it) once the address is bound and
+/// the TLS material and revocation list have loaded, so a node that cannot start never says it
+/// listens.
 pub fn serve(config_path: &Path) -> Result<ExitCode, CliError> {
     let config = NodeConfig::load(config_path)?;
     drop(Store::open(&config.data_dir())?); // applies pending migrations
+    // What `server::serve` refuses to start without, checked before the line scripts wait for.
+    let tls = config.file.tls.as_ref().ok_or(ServeError::NoTls)?;
+    vrs_core::tls::server_config(tls).map_err(ServeError::from)?;
+    crate::revocation::RevocationList::for_config(&config).map_err(ServeError::from)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

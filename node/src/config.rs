@@ -9,8 +9,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vrs_core::codes::Country;
+use vrs_core::query::{Dimension, Unit};
+use vrs_core::telemetry::{Logging, LoggingError};
 use vrs_core::tls::TlsPaths;
 
 use crate::disclosure::{
@@ -22,7 +24,7 @@ use crate::fx::{FxError, FxRates};
 pub const CONFIG_FILE: &str = "node.toml";
 
 /// `node.toml` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfigFile {
     /// `[node]`
@@ -62,7 +64,7 @@ pub struct NodeConfigFile {
 }
 
 /// `[budget]`
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BudgetSection {
     /// Sustained queries per minute per caller. Default 60.
@@ -84,7 +86,7 @@ impl Default for BudgetSection {
 }
 
 /// `[approval]`
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApprovalSection {
     /// `auto` (answer at once) or `manual` (hold each new query until the operator approves it
@@ -93,7 +95,7 @@ pub struct ApprovalSection {
 }
 
 /// How queries are approved.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalMode {
     /// Answer at once.
@@ -104,7 +106,7 @@ pub enum ApprovalMode {
 }
 
 /// `[revocation]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RevocationSection {
     /// File listing revoked certificates (SHA-256 fingerprints) and signing keys (key ids or
@@ -113,7 +115,7 @@ pub struct RevocationSection {
 }
 
 /// `[node]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSection {
     /// ISO 3166-1 alpha-3 code of the node's country.
@@ -124,7 +126,7 @@ pub struct NodeSection {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Address to listen on. Default `127.0.0.1:7443`.
@@ -152,7 +154,7 @@ impl Default for ServerSection {
 }
 
 /// `[[callers]]`: one allowed coordinator.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallerSection {
     /// Certificate identity (SAN) of the coordinator, e.g. `coordinator.bali-rc.vrs.test`.
@@ -163,7 +165,7 @@ pub struct CallerSection {
 }
 
 /// `[log]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// `human` or `json`. Default `human`.
@@ -229,6 +231,14 @@ pub enum ConfigError {
         /// What is wrong.
         source: PrivacyError,
     },
+    /// The `[log]` section names a format or level that does not exist.
+    #[error("{path}: {source}")]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: LoggingError,
+    },
     /// An exchange rate is not usable.
     #[error("{path}: [fx]: {source}")]
     Fx {
@@ -272,6 +282,12 @@ impl NodeConfig {
             path: file_path.to_path_buf(),
             source,
         })?;
+        Logging::resolve(None, Some((&file.log.format, &file.log.level)), "info").map_err(
+            |source| ConfigError::Log {
+                path: file_path.to_path_buf(),
+                source,
+            },
+        )?;
         file.fx.check().map_err(|source| ConfigError::Fx {
             path: file_path.to_path_buf(),
             source,
@@ -323,6 +339,14 @@ impl NodeConfig {
 pub fn initial_config(country: Country) -> String {
     let lower = country.as_str().to_ascii_lowercase();
     let fx = toml::to_string(&FxRates::sample()).unwrap_or_default();
+    let quoted = |codes: &mut dyn Iterator<Item = &str>| {
+        codes
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let units = quoted(&mut Unit::ALL.iter().map(|u| u.code()));
+    let dimensions = quoted(&mut Dimension::ALL.iter().map(|d| d.code()));
     format!(
         r#"# VRS Federation node configuration.
 # Every key is optional unless marked required; unknown keys are errors.
@@ -403,9 +427,19 @@ min_contributors = 3
 dominance_p = 25
 # Released values are rounded to this base after perturbation; 0 = off.
 rounding_base = 0
-# Most group-by dimensions in one query; most values in one filter.
+# Every suppressed cell's feasible interval (what the released cells and their sums narrow
+# it to) must be at least this wide. Default: min_count. Floor 3.
+# protection_width = 5
+# Most group-by dimensions in one query; most values in one filter; longest period range one
+# query may span, in months (at most 1200).
 max_dimensions = 3
 max_filter_values = 50
+max_period_span_months = 600
+# Units and dimensions this node answers for. Default: all of them (`vrs-node codes` lists
+# them); to stop publishing one, uncomment the list and remove it. A node that lists them keeps
+# that list when a later version adds more.
+# units = [{units}]
+# dimensions = [{dimensions}]
 
 [policy.perturbation]
 # Cell-key perturbation: the same records always get the same small noise.
@@ -444,6 +478,8 @@ level = "info"
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -475,6 +511,130 @@ mod tests {
             NodeConfig::parse(bad_fx, Path::new("n.toml"), Path::new(".")),
             Err(ConfigError::Fx { .. })
         ));
+    }
+
+    /// Maps whose keys are the operator's (currencies, caller identities): one key each.
+    const OPERATOR_MAPS: &[&str] = &["fx", "privacy.callers"];
+
+    /// Every key of `value` as a dotted path; a list of tables counts the keys of its first.
+    fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) if !OPERATOR_MAPS.contains(&prefix) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    key_paths(v, &path, out);
+                }
+            }
+            serde_json::Value::Array(items) if items.first().is_some_and(|i| i.is_object()) => {
+                key_paths(&items[0], prefix, out);
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+
+    /// Every key of [`NodeConfigFile`]: a file with every optional part filled in, serialized
+    /// (an `Option` serializes as `null`, so a field added later is a key here at once).
+    fn keys_of_the_type() -> BTreeSet<String> {
+        let mut file: NodeConfigFile = toml::from_str("[node]\ncountry = \"THA\"\n").unwrap();
+        file.node.data_dir = Some(".".into());
+        file.tls = Some(TlsPaths {
+            ca: "ca.pem".into(),
+            cert: "node.pem".into(),
+            key: "node.key".into(),
+        });
+        file.callers = vec![CallerSection {
+            identity: "coordinator.x.vrs.test".into(),
+            signing_keys: vec!["00".into()],
+        }];
+        file.revocation.file = Some("revoked.toml".into());
+        let mut keys = BTreeSet::new();
+        key_paths(&serde_json::to_value(&file).unwrap(), "", &mut keys);
+        keys
+    }
+
+    /// Every key the text names, set or commented out (`# key = …` under `[section]` or
+    /// `# [section]`), as dotted paths; section names count too.
+    fn keys_written(text: &str) -> BTreeSet<String> {
+        let mut section = String::new();
+        let mut keys = BTreeSet::new();
+        for line in text.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if line.starts_with('[') {
+                section = line.trim_matches(|c| c == '[' || c == ']').to_string();
+                keys.insert(section.clone());
+            } else if let Some((key, _)) = line.split_once('=') {
+                let key = key.trim().trim_matches('"');
+                if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    keys.insert(format!("{section}.{key}"));
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_key_of_the_config_type_is_in_the_generated_file_and_the_sample() {
+        let keys = keys_of_the_type();
+        // The enumeration itself: the keys the issue names are among them.
+        for k in [
+            "policy.units",
+            "policy.dimensions",
+            "policy.protection_width",
+            "policy.max_period_span_months",
+            "log.format",
+            "callers.identity",
+            "tls.key",
+            "fx",
+        ] {
+            assert!(keys.contains(k), "{k} not among {keys:?}");
+        }
+        let generated = keys_written(&initial_config("THA".parse().unwrap()));
+        let missing: Vec<_> = keys.difference(&generated).collect();
+        assert!(missing.is_empty(), "not in initial_config: {missing:?}");
+        let sample: toml::Value =
+            toml::from_str(include_str!("../../docs/samples/node.toml")).unwrap();
+        let mut in_sample = BTreeSet::new();
+        key_paths(&serde_json::to_value(&sample).unwrap(), "", &mut in_sample);
+        let missing: Vec<_> = keys.difference(&in_sample).collect();
+        assert!(
+            missing.is_empty(),
+            "not in docs/samples/node.toml: {missing:?}"
+        );
+        // The commented-out lists in the generated file are valid and complete.
+        let text = initial_config("THA".parse().unwrap());
+        let uncommented = text
+            .replace("# units = ", "units = ")
+            .replace("# dimensions = ", "dimensions = ")
+            .replace("# protection_width = ", "protection_width = ");
+        let c = NodeConfig::parse(&uncommented, Path::new("n.toml"), Path::new(".")).unwrap();
+        assert_eq!(
+            c.file.policy,
+            crate::disclosure::PolicyConfig {
+                protection_width: Some(5),
+                ..crate::disclosure::PolicyConfig::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_wrong_log_value_is_an_error() {
+        for (section, want) in [
+            ("[log]\nformat = \"jsn\"\n", "format"),
+            ("[log]\nlevel = \"info,[=\"\n", "level"),
+        ] {
+            let text = format!("[node]\ncountry = \"THA\"\n{section}");
+            let e = NodeConfig::parse(&text, Path::new("n.toml"), Path::new(".")).unwrap_err();
+            assert!(matches!(e, ConfigError::Log { .. }), "{e:?}");
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        let ok = "[node]\ncountry = \"THA\"\n[log]\nformat = \"json\"\nlevel = \"vrs_node=debug,warn\"\n";
+        assert!(NodeConfig::parse(ok, Path::new("n.toml"), Path::new(".")).is_ok());
     }
 
     #[test]

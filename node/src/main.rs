@@ -6,12 +6,17 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use vrs_core::cli::CommonArgs;
+use vrs_core::cli::{CommonArgs, Status};
 use vrs_core::manual::ManualCommand;
 use vrs_node::cli::{self, CliError, Command};
 
 #[derive(Debug, Parser)]
-#[command(name = "vrs-node", version, about = "VRS Federation country node")]
+#[command(
+    name = "vrs-node",
+    version,
+    about = "VRS Federation country node",
+    after_help = Status::help(cli::STATUSES)
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,

@@ -7,6 +7,14 @@ use vrs_core::codes::Country;
 use vrs_core::query::Unit;
 use vrs_core::table::Table;
 
+/// The answer's cells in the order a reader expects (fee bands by amount,
+/// [`vrs_core::query::compare_keys`]); the answer itself keeps its wire order.
+fn in_reading_order(answer: &Answer) -> Vec<&vrs_core::answer::Cell> {
+    let mut cells: Vec<&vrs_core::answer::Cell> = answer.cells.iter().collect();
+    cells.sort_by(|a, b| vrs_core::query::compare_keys(&answer.dimensions, &a.key, &b.key));
+    cells
+}
+
 /// Text shown in place of a suppressed value.
 pub fn suppressed_label(reason: vrs_core::answer::SuppressionReason) -> String {
     format!("suppressed ({reason})")
@@ -22,7 +30,7 @@ pub fn table(unit: Unit, answer: &Answer) -> Table {
     header.push(unit.code().to_string());
     let value_col = header.len() - 1;
     let mut t = Table::new(header).align_right(value_col);
-    for c in &answer.cells {
+    for c in in_reading_order(answer) {
         let mut row = c.key.clone();
         row.push(match c.value {
             CellValue::Released(v) => v.to_string(),
@@ -51,7 +59,7 @@ pub fn csv(answer: &Answer) -> String {
         "reason".to_string(),
     ]);
     let mut t = Table::new(header);
-    for c in &answer.cells {
+    for c in in_reading_order(answer) {
         let mut row = c.key.clone();
         match c.value {
             CellValue::Released(v) => row.extend([v.to_string(), "released".into(), String::new()]),
@@ -67,9 +75,8 @@ pub fn csv(answer: &Answer) -> String {
 
 /// The answer as JSON: `{"country","unit","dimensions","cells":[{"key":[..],"value":N}|{"key":[..],"suppressed":"reason"}]}`.
 pub fn json(country: Country, unit: Unit, answer: &Answer) -> serde_json::Value {
-    let cells: Vec<serde_json::Value> = answer
-        .cells
-        .iter()
+    let cells: Vec<serde_json::Value> = in_reading_order(answer)
+        .into_iter()
         .map(|c| match c.value {
             CellValue::Released(v) => json!({"key": c.key, "value": v}),
             CellValue::Noisy(v) => json!({"key": c.key, "noisy": v}),
@@ -132,4 +139,47 @@ pub fn preview_text(unit: Unit, p: &crate::release::Preview, explain: bool) -> S
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vrs_core::answer::Cell;
+    use vrs_core::query::Dimension;
+
+    #[test]
+    fn fee_bands_are_shown_by_amount_in_every_format() {
+        let answer = Answer {
+            dimensions: vec![Dimension::FeeBand],
+            // Code order, as the answer is released and digested.
+            cells: ["0-499", "1000-2499", "10000+", "500-999"]
+                .iter()
+                .map(|k| Cell {
+                    key: vec![k.to_string()],
+                    value: CellValue::Released(7),
+                })
+                .collect(),
+            privacy: None,
+        };
+        let want = ["0-499", "500-999", "1000-2499", "10000+"];
+        let first_column = |text: &str, skip: usize| -> Vec<String> {
+            text.lines()
+                .skip(skip)
+                .map(|l| l.split([' ', ',']).next().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(
+            first_column(&table(Unit::Fees, &answer).to_aligned(), 2),
+            want
+        );
+        assert_eq!(first_column(&csv(&answer), 1), want);
+        let doc = json("THA".parse().unwrap(), Unit::Fees, &answer);
+        let keys: Vec<&str> = doc["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["key"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, want);
+    }
 }

@@ -111,6 +111,12 @@ fn check_names_a_deleted_log_and_prints_the_audit_key() {
         .to_hex();
     let before = check(dir.path());
     assert!(before.contains(&public), "{before}");
+    // The policy in words, not a Debug dump (issue 16, item 7).
+    assert!(
+        before.contains("policy: publishes all 6 units and all 17 dimensions;"),
+        "{before}"
+    );
+    assert!(!before.contains("PublicPolicy"), "{before}");
     assert!(!before.contains("was removed"), "{before}");
     std::fs::remove_file(dir.path().join("audit.sqlite")).unwrap();
     for suffix in ["-wal", "-shm"] {
@@ -118,4 +124,65 @@ fn check_names_a_deleted_log_and_prints_the_audit_key() {
     }
     let after = check(dir.path());
     assert!(after.contains("was removed"), "{after}");
+}
+
+#[test]
+fn audit_show_says_each_question_in_words() {
+    use prost::Message as _;
+    use vrs_proto::pb;
+
+    let dir = node_with_audit(1); // its envelope is not a query envelope
+    let envelope = pb::QueryEnvelope {
+        query_id: "0123456789abcdef0123".into(),
+        query: Some(pb::Query {
+            unit: "migrants".into(),
+            group_by: vec!["route".into(), "quarter".into()],
+            filters: vec![pb::Filter {
+                dimension: "mode".into(),
+                values: vec!["sea".into()],
+            }],
+            period_from: "2024".into(),
+            period_to: "2024-Q2".into(),
+            margins: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    AuditLog::open(dir.path())
+        .unwrap()
+        .append(&NewEntry {
+            at_ms: 1_764_000_100_000,
+            caller: "coordinator.bali-rc.vrs.test",
+            query_id: "0123456789abcdef0123",
+            envelope: &envelope,
+            signature: b"signature",
+            key_id: "kid",
+            outcome: "answered",
+            answer_digest: "",
+            privacy: "",
+        })
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["audit", "show", "--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().next().unwrap().trim_end().ends_with("query"),
+        "{text}"
+    );
+    let answered = text
+        .lines()
+        .find(|l| l.contains("0123456789abcdef0123"))
+        .unwrap();
+    assert!(
+        answered.ends_with(
+            "migrants by [route, quarter] where mode in [sea] from 2024 to 2024-Q2 with margins"
+        ),
+        "{text}"
+    );
+    let undecodable = text.lines().nth(2).unwrap(); // header, rule, entry 1
+    assert!(undecodable.contains("(not a query envelope)"), "{text}");
 }

@@ -139,17 +139,63 @@ fn an_import_that_rejects_every_row_does_not_exit_zero() {
         .collect();
     let file = write(dir.path(), "bad.csv", &rows);
     let out = import(dir.path(), &[], &file);
-    assert!(!out.status.success(), "every row rejected, yet exit 0");
+    assert_eq!(out.status.code(), Some(4), "every row rejected");
     assert_eq!(imported(&out), 0);
-    // Some rows rejected, others imported: still a success (the summary lists the rejections).
+    // --allow-rejected does not hide a file of which nothing went in.
+    let out = import(dir.path(), &["--allow-rejected"], &file);
+    assert_eq!(out.status.code(), Some(4));
+    // Some rows rejected, others imported: 3, or 0 when the operator allows rejections.
     let mut rows = csv(5);
     rows[0] = rows[0].replace("2024-02", "2024-13");
     let file = write(dir.path(), "partial.csv", &rows);
     let out = import(dir.path(), &[], &file);
-    assert!(
-        out.status.success(),
+    assert_eq!(
+        out.status.code(),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(imported(&out), 4);
+    let mut rows = csv(14);
+    rows[13] = rows[13].replace("2024-02", "2024-13");
+    let file = write(dir.path(), "partial2.csv", &rows[10..]);
+    let out = import(dir.path(), &["--allow-rejected"], &file);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(imported(&out), 3);
+}
+
+#[test]
+fn import_exit_statuses_are_distinct_and_listed_in_help() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let mut rows = csv(3);
+    rows[1] = rows[1].replace("2024-02", "2024-13");
+    let file = write(dir.path(), "one-bad.csv", &rows);
+    // --strict rolls the file back: 4, nothing imported.
+    let strict = import(dir.path(), &["--strict"], &file);
+    assert_eq!(strict.status.code(), Some(4));
+    assert_eq!(imported(&strict), 0);
+    // A usage error (clap's, and a flag value that is not valid) is 2.
+    let d = dir.path().to_str().unwrap();
+    let usage = vrs_node(&["import", "--dir", d, "--no-such-flag", &file]);
+    assert_eq!(usage.status.code(), Some(2));
+    let both = vrs_node(&["import", "--dir", d, "--strict", "--allow-rejected", &file]);
+    assert_eq!(both.status.code(), Some(2));
+    let country = vrs_node(&["init", "--dir", d, "--country", "XX"]);
+    assert_eq!(country.status.code(), Some(2));
+    // An error that is not the command line (no node here) is 1.
+    let missing = dir.path().join("nothing-here");
+    let failed = vrs_node(&["import", "--dir", missing.to_str().unwrap(), &file]);
+    assert_eq!(failed.status.code(), Some(1));
+    // Every status is in --help, for the binary and for import.
+    for args in [&["--help"][..], &["import", "--help"][..]] {
+        let help = String::from_utf8(vrs_node(args).stdout).unwrap();
+        for code in ["0", "1", "2", "3", "4"] {
+            assert!(
+                help.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{code}  "))),
+                "{args:?}: exit status {code} not listed:\n{help}"
+            );
+        }
+    }
 }

@@ -295,7 +295,7 @@ fn broken_rows_are_reported_by_line_and_strict_changes_nothing() {
         .map(|x| (x.line, x.reason.as_str()))
         .collect();
     let want: [(u64, &str); 9] = [
-        (3, "period: \"2024-13\" is not a period"),
+        (3, "period: \"2024-13\" is not a month"),
         (4, "country: \"THX\" is not a valid country code"),
         (5, "route_modes: 1 mode(s) for 2 leg(s)"),
         (7, "date must be YYYY-MM-DD within the period"),

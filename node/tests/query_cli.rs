@@ -213,3 +213,48 @@ fn serve_refuses_a_log_format_it_does_not_know_instead_of_ignoring_it() {
     assert!(err.contains("[log] format") && err.contains("jsn"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
 }
+
+#[test]
+fn codes_lists_every_dimension_and_value_and_a_typo_gets_a_suggestion() {
+    use vrs_core::query::{Dimension, Unit};
+    let all = run(&["codes"]);
+    for u in Unit::ALL {
+        assert!(all.contains(u.code()), "{u} not listed:\n{all}");
+    }
+    for d in Dimension::ALL {
+        assert!(
+            all.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{:<15} ", d.code()))),
+            "{d} not listed:\n{all}"
+        );
+        let values = d.closed_values().unwrap_or_default();
+        let one = run(&["codes", d.code()]);
+        if values.is_empty() {
+            assert!(one.contains(d.values_note().unwrap()), "{d}: {one}");
+        } else {
+            assert_eq!(one.lines().collect::<Vec<_>>(), values, "{d}");
+        }
+    }
+    for (typo, meant) in [("rout", "route"), ("feeband", "fee_band"), ("Mode", "mode")] {
+        let out = Command::new(BIN).args(["codes", typo]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{typo}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("did you mean {meant}?")), "{err}");
+    }
+    // The same suggestions where a query names a dimension or a value.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    run(&["init", "--dir", d, "--country", "THA"]);
+    for (args, want) in [
+        (&["--by", "rout"][..], "did you mean route?"),
+        (&["--where", "mode=se"][..], "did you mean sea?"),
+        (&["--where", "origin=mmr"][..], "did you mean MMR?"),
+    ] {
+        let mut all = vec!["query", "--dir", d, "--unit", "incidents"];
+        all.extend_from_slice(args);
+        let out = Command::new(BIN).args(&all).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

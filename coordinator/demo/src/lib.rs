@@ -107,6 +107,8 @@ pub enum DemoError {
     Io(#[from] IoError),
 }
 
+impl vrs_core::cli::CommandError for DemoError {}
+
 /// The directory the demo keeps its files in when no `--dir` is given (relative to where it
 /// runs), so the report and the nodes outlive the command.
 pub const DEFAULT_DIR: &str = "vrs-demo";

@@ -385,6 +385,51 @@ impl Policy {
         self.limits
     }
 
+    /// The policy in words, for `check`: what is published, the structural limits, then the
+    /// suppression and noise rules, said to apply only when `rules_apply` (rules_v1 mode; in
+    /// zCDP mode noise calibrated to the budget replaces them).
+    pub fn in_words(&self, rules_apply: bool) -> String {
+        fn which<T: std::fmt::Display>(what: &str, all: usize, items: &[T]) -> String {
+            if items.len() == all {
+                format!("all {all} {what}")
+            } else {
+                let names: Vec<String> = items.iter().map(T::to_string).collect();
+                format!("{what} {}", names.join(", "))
+            }
+        }
+        let units: Vec<Unit> = self.units().collect();
+        let dimensions: Vec<Dimension> = self.dimensions().collect();
+        let noise = if self.perturbation {
+            format!("cell-key noise up to ±{}", self.max_deviation)
+        } else {
+            "no cell-key noise".to_string()
+        };
+        let rounding = if self.rounding_base > 1 {
+            format!("rounded to multiples of {}", self.rounding_base)
+        } else {
+            "no rounding".to_string()
+        };
+        format!(
+            "publishes {} and {}; at most {} group-by dimensions, {} values per filter, {} months \
+             per question; {}: a cell below {} or from fewer than {} incidents is suppressed, \
+             {}% dominance rule, suppressed cells at least {} wide, {noise}, {rounding}",
+            which("units", Unit::ALL.len(), &units),
+            which("dimensions", Dimension::ALL.len(), &dimensions),
+            self.limits.max_dimensions,
+            self.limits.max_filter_values,
+            self.limits.max_period_span_months,
+            if rules_apply {
+                "rules"
+            } else {
+                "rules (rules_v1 mode only, not applied)"
+            },
+            self.min_count,
+            self.min_contributors,
+            self.dominance_p,
+            self.protection_width,
+        )
+    }
+
     /// The public parameters (no secrets).
     pub fn public(&self) -> PublicPolicy {
         PublicPolicy {
@@ -431,6 +476,38 @@ impl TryFrom<PolicyConfig> for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_reads_in_words() {
+        let policy = Policy::new(PolicyConfig {
+            units: vec![Unit::Incidents, Unit::Migrants],
+            ..PolicyConfig::default()
+        })
+        .unwrap();
+        let text = policy.in_words(true);
+        assert!(
+            text.starts_with("publishes units incidents, migrants and all 17 dimensions;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("at most 3 group-by dimensions, 50 values per filter, 600 months"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a cell below 5 or from fewer than 3 incidents is suppressed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cell-key noise up to ±2, no rounding"),
+            "{text}"
+        );
+        assert!(!text.contains('{') && !text.contains("Some("), "{text}");
+        assert!(
+            policy
+                .in_words(false)
+                .contains("rules_v1 mode only, not applied")
+        );
+    }
     use proptest::prelude::*;
 
     #[derive(Debug, Deserialize)]

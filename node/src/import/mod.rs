@@ -30,6 +30,7 @@ use std::str::FromStr;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use serde::Serialize;
+use vrs_core::cli::Status;
 
 use crate::fx::FxRates;
 use crate::record::{IncidentRecord, RecordLimits};
@@ -328,12 +329,15 @@ pub enum ImportOutcome {
 }
 
 impl ImportOutcome {
-    /// The process exit status for this outcome: 0 when the data went in (rejections, if any,
-    /// are in the summary), 2 when a file with rejections put nothing in the store.
-    pub fn exit_code(self) -> u8 {
+    /// The process exit status for this outcome ([`vrs_core::cli::Status`]): 0 when every row
+    /// went in; 3 when some rows were rejected and the rest went in (0 if `allow_rejected`); 4
+    /// when a file with rejections put nothing in the store.
+    pub fn status(self, allow_rejected: bool) -> Status {
         match self {
-            ImportOutcome::Clean | ImportOutcome::SomeRejected => 0,
-            ImportOutcome::NothingImported | ImportOutcome::RolledBack => 2,
+            ImportOutcome::Clean => Status::Ok,
+            ImportOutcome::SomeRejected if allow_rejected => Status::Ok,
+            ImportOutcome::SomeRejected => Status::ImportRejectedRows,
+            ImportOutcome::NothingImported | ImportOutcome::RolledBack => Status::ImportNothing,
         }
     }
 }

@@ -699,3 +699,51 @@ async fn responses_with_a_duplicate_key_another_query_id_or_a_wrong_digest_are_b
     }
     fed.stop().await;
 }
+
+/// `vrs-coordinator describe --codes` lists each node's units, dimensions and values as the node
+/// publishes them, periods included; a dimension the node does not publish says so, and a typo
+/// is a usage error with a suggestion (issue 16, item 5).
+#[tokio::test]
+async fn describe_lists_each_nodes_codes() {
+    use vrs_coordinator::cli::{CliError, describe_text};
+    use vrs_core::cli::{CommandError, Status};
+
+    let fed = TestFederation::start(&[vrs_tests::spec(
+        "THA",
+        60,
+        71,
+        "dimensions = [\"quarter\", \"mode\", \"fee_band\"]\n",
+    )])
+    .await;
+    let federation = fed.federation();
+    let described = federation.describe().await;
+    let (country, node) = &described[0];
+    let plain = describe_text(*country, node, None).unwrap();
+    assert_eq!(plain.lines().count(), 1, "{plain}");
+    let all = describe_text(*country, node, Some(None)).unwrap();
+    assert!(all.starts_with(&plain), "{all}");
+    assert!(all.contains("  units: incidents"), "{all}");
+    assert!(all.contains("land, sea, air, mixed, unknown"), "{all}");
+    assert!(all.contains("0-499, 500-999, 1000-2499"), "{all}");
+    assert!(!all.contains("route"), "not published, not listed: {all}");
+    let quarters = describe_text(*country, node, Some(Some("quarter"))).unwrap();
+    let first = node.as_ref().unwrap().first_period.clone();
+    let year = &first[..4];
+    assert!(
+        quarters
+            .lines()
+            .any(|l| l.trim().starts_with(&format!("{year}-Q"))),
+        "the node's quarters: {quarters}"
+    );
+    let route = describe_text(*country, node, Some(Some("route"))).unwrap();
+    assert!(route.contains("route: not published"), "{route}");
+    let typo = describe_text(*country, node, Some(Some("rout"))).unwrap_err();
+    assert!(matches!(typo, CliError::Query(_)), "{typo:?}");
+    assert_eq!(typo.status(), Status::Usage);
+    assert!(
+        vrs_core::cli::error_line(&typo).contains("did you mean route?"),
+        "{}",
+        vrs_core::cli::error_line(&typo)
+    );
+    fed.stop().await;
+}

@@ -122,3 +122,59 @@ async fn down_slow_and_refusing_nodes_do_not_hold_the_others_back() {
     }
     fed.stop().await;
 }
+
+/// `vrs-coordinator query` exits 0 when every node answered, 5 when only some did, 6 when none
+/// did, and 2 on a question that does not parse (issue 16, item 4).
+#[tokio::test]
+async fn the_query_exit_status_says_how_many_nodes_answered() {
+    use std::process::ExitCode;
+
+    use vrs_coordinator::cli::{self, CliError, Format};
+    use vrs_core::cli::{CommandError, QueryArgs, Status};
+
+    let fed = TestFederation::start(&[spec("THA", 200, 51, ""), spec("IDN", 200, 52, "")]).await;
+    let registry = |name: &str, nodes: &[RegistryNode]| {
+        fed.write_registry(name, nodes, DEADLINE, Duration::from_millis(500));
+        fed.dir().join(name)
+    };
+    let all = registry(
+        "all.toml",
+        &[
+            RegistryNode::new("THA", fed.addr("THA")),
+            RegistryNode::new("IDN", fed.addr("IDN")),
+        ],
+    );
+    let some = registry(
+        "some.toml",
+        &[
+            RegistryNode::new("THA", fed.addr("THA")),
+            RegistryNode::new("AUS", unused_addr()),
+        ],
+    );
+    let none = registry("none.toml", &[RegistryNode::new("AUS", unused_addr())]);
+    let args = |unit: &str| QueryArgs {
+        unit: unit.into(),
+        by: Some("year".into()),
+        filters: Vec::new(),
+        from: None,
+        to: None,
+        margins: false,
+    };
+    let ask = |registry: std::path::PathBuf, unit: &'static str| async move {
+        cli::ask(&registry, &args(unit), Format::Csv, false, None, None).await
+    };
+    let code = |s: Status| ExitCode::from(s.code());
+    assert_eq!(ask(all, "incidents").await.unwrap(), code(Status::Ok));
+    assert_eq!(
+        ask(some.clone(), "incidents").await.unwrap(),
+        code(Status::QueryPartial)
+    );
+    assert_eq!(
+        ask(none, "incidents").await.unwrap(),
+        code(Status::QueryNoAnswer)
+    );
+    let usage = ask(some, "incidnets").await.unwrap_err();
+    assert!(matches!(usage, CliError::Query(_)), "{usage:?}");
+    assert_eq!(usage.status(), Status::Usage);
+    fed.stop().await;
+}
