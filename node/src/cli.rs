@@ -853,9 +853,9 @@ pub fn check(config_path: &Path) -> Result<ExitCode, CliError> {
 }
 
 /// `vrs-node serve`: the node over mutual TLS until Ctrl-C or SIGTERM. Prints `listening on
-/// ADDR` (the bound address; scripts and port-0 set-ups read it) once the address is bound and
-/// the TLS material and revocation list have loaded, so a node that cannot start never says it
-/// listens.
+/// ADDR` (the bound address; scripts and port-0 set-ups read it) once the node has loaded
+/// everything it needs and accepts connections ([`server::serve_with_ready`]), so a node that
+/// cannot start never says it listens.
 pub fn serve(config_path: &Path) -> Result<ExitCode, CliError> {
     let config = NodeConfig::load(config_path)?;
     drop(Store::open(&config.data_dir())?); // applies pending migrations
@@ -872,9 +872,6 @@ pub fn serve(config_path: &Path) -> Result<ExitCode, CliError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(IoError::doing(format!("bind {addr}")))?;
-        // Scripts (and port-0 test set-ups) read the actual address from this line.
-        println!("listening on {}", listener.local_addr()?);
-        std::io::stdout().flush()?;
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .map_err(IoError::doing("SIGTERM handler"))?;
@@ -885,7 +882,16 @@ pub fn serve(config_path: &Path) -> Result<ExitCode, CliError> {
             }
             tracing::info!("shutting down");
         };
-        server::serve(listener, &config, shutdown).await?;
+        // Scripts (and port-0 test set-ups) read the actual address from this line, printed
+        // once the node has loaded everything and is about to accept connections.
+        let ready = |addr: Option<std::net::SocketAddr>| {
+            if let Some(addr) = addr {
+                println!("listening on {addr}");
+                let _ = std::io::stdout().flush();
+            }
+        };
+        let clock = std::sync::Arc::new(vrs_core::clock::SystemClock);
+        server::serve_with_ready(listener, &config, clock, ready, shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

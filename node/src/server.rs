@@ -63,6 +63,20 @@ pub async fn serve_with_clock(
     clock: std::sync::Arc<dyn vrs_core::clock::Clock>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_with_ready(listener, config, clock, |_| {}, shutdown).await
+}
+
+/// [`serve_with_clock`] calling `ready` with the bound address once everything the node needs
+/// has loaded (TLS material, revocation list, store, audit log and key) and it is about to
+/// accept connections: `vrs-node serve` prints its `listening on` line from here, so a node that
+/// cannot start never says it listens.
+pub async fn serve_with_ready(
+    listener: TcpListener,
+    config: &NodeConfig,
+    clock: std::sync::Arc<dyn vrs_core::clock::Clock>,
+    ready: impl FnOnce(Option<std::net::SocketAddr>),
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let tls_section = config.file.tls.as_ref().ok_or(ServeError::NoTls)?;
     let server_config = tls::server_config(tls_section)?;
     // Refuse to start on a revocation list that cannot be trusted (fail closed). The service
@@ -101,7 +115,11 @@ pub async fn serve_with_clock(
         server_config,
         Duration::from_secs(server.handshake_timeout_secs),
     );
-    tracing::info!(country = %config.file.node.country, addr = ?local, "node serving");
+    match local {
+        Some(addr) => tracing::info!(country = %config.file.node.country, %addr, "node serving"),
+        None => tracing::info!(country = %config.file.node.country, "node serving"),
+    }
+    ready(local);
     // Health follows the audit log: a node whose log takes no writes answers nothing, so it
     // says NOT_SERVING (for the server and the service) until the log takes a write again.
     let (stop_probe, mut probe_stopped) = tokio::sync::oneshot::channel::<()>();

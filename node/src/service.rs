@@ -1284,18 +1284,7 @@ pub fn raw_query(q: pb::Query) -> RawQuery {
 
 /// A one-line description of a query for the operator's approval list.
 fn summarize(q: &Query) -> String {
-    let raw = q.to_raw();
-    let mut s = format!("{} by [{}]", raw.unit, raw.group_by.join(", "));
-    for (d, v) in &raw.filters {
-        s.push_str(&format!(" where {d} in [{}]", v.join(", ")));
-    }
-    if !raw.period_from.is_empty() || !raw.period_to.is_empty() {
-        s.push_str(&format!(" from {} to {}", raw.period_from, raw.period_to));
-    }
-    if raw.margins {
-        s.push_str(" with margins");
-    }
-    s
+    q.to_raw().in_words()
 }
 
 /// Refuses units and dimensions the policy does not publish.
