@@ -6,10 +6,10 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser};
 use vrs_coordinator::cli::{self, CliError, Command};
 use vrs_core::cli::{CommonArgs, Status};
-use vrs_core::manual::ManualCommand;
+use vrs_core::manual::WithManual;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,27 +22,17 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(subcommand)]
-    command: TopCommand,
-}
-
-/// The coordinator's commands, then `completions` and `man` (generated from this definition).
-#[derive(Debug, Subcommand)]
-enum TopCommand {
-    #[command(flatten)]
-    Coordinator(Command),
-    #[command(flatten)]
-    Manual(ManualCommand),
+    command: WithManual<Command>,
 }
 
 fn main() -> ExitCode {
     vrs_core::cli::main(|| {
         let cli = Cli::parse();
-        let command = match cli.command {
-            TopCommand::Coordinator(command) => command,
-            TopCommand::Manual(action) => {
-                vrs_core::manual::run(&action, Cli::command()).map_err(CliError::from)?;
-                return Ok(ExitCode::SUCCESS);
-            }
+        // `completions` and `man` are answered from this binary's own definition.
+        let Some(command) =
+            vrs_core::manual::own_or_run(cli.command, Cli::command()).map_err(CliError::from)?
+        else {
+            return Ok(ExitCode::SUCCESS);
         };
         cli.common
             .logging(None, "warn")

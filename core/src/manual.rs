@@ -31,6 +31,30 @@ pub enum ManualCommand {
     },
 }
 
+/// A binary's own subcommands `C`, followed by the [`ManualCommand`]s: what both binaries'
+/// `main.rs` parse.
+#[derive(Debug, Subcommand)]
+pub enum WithManual<C: Subcommand> {
+    /// One of the binary's own commands.
+    #[command(flatten)]
+    Own(C),
+    /// `completions` or `man`.
+    #[command(flatten)]
+    Manual(ManualCommand),
+}
+
+/// The binary's own command, or `None` once a [`ManualCommand`] was run for `cmd` (the
+/// binary's full definition).
+pub fn own_or_run<C: Subcommand>(
+    command: WithManual<C>,
+    cmd: clap::Command,
+) -> Result<Option<C>, IoError> {
+    match command {
+        WithManual::Own(c) => Ok(Some(c)),
+        WithManual::Manual(action) => run(&action, cmd).map(|()| None),
+    }
+}
+
 /// Runs a [`ManualCommand`] for the binary whose full definition is `cmd`.
 pub fn run(action: &ManualCommand, cmd: clap::Command) -> Result<(), IoError> {
     match action {

@@ -5,9 +5,9 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser};
 use vrs_core::cli::{CommonArgs, Status};
-use vrs_core::manual::ManualCommand;
+use vrs_core::manual::WithManual;
 use vrs_node::cli::{self, CliError, Command};
 
 #[derive(Debug, Parser)]
@@ -21,27 +21,17 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(subcommand)]
-    command: TopCommand,
-}
-
-/// The node's commands, then `completions` and `man` (generated from this definition).
-#[derive(Debug, Subcommand)]
-enum TopCommand {
-    #[command(flatten)]
-    Node(Command),
-    #[command(flatten)]
-    Manual(ManualCommand),
+    command: WithManual<Command>,
 }
 
 fn main() -> ExitCode {
     vrs_core::cli::main(|| {
         let cli = Cli::parse();
-        let command = match cli.command {
-            TopCommand::Node(command) => command,
-            TopCommand::Manual(action) => {
-                vrs_core::manual::run(&action, Cli::command()).map_err(CliError::from)?;
-                return Ok(ExitCode::SUCCESS);
-            }
+        // `completions` and `man` are answered from this binary's own definition.
+        let Some(command) =
+            vrs_core::manual::own_or_run(cli.command, Cli::command()).map_err(CliError::from)?
+        else {
+            return Ok(ExitCode::SUCCESS);
         };
         let config = cli::log_config(&command)?;
         let config = config.as_ref().map(|(f, l)| (f.as_str(), l.as_str()));
