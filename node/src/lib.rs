@@ -16,6 +16,7 @@
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
 //! - [`check`]: `vrs-node check`: configuration, certificates, store and audit chain.
+//! - [`console`]: the web console for the node's own staff (accounts, sessions, change log, pages).
 //! - [`cli`]: the `vrs-node` subcommands, one function each (the binary only parses flags).
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
@@ -30,6 +31,7 @@ pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod disclosure;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
