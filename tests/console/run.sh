@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-SELENIUM_VERSION=4.52.0
+SELENIUM_VERSION=4.27.1
 shots=docs/console
 if [ "${1:-}" = "--no-screenshots" ]; then shots=""; fi
 

@@ -183,7 +183,9 @@ fn secure_headers(headers: &mut HeaderMap) {
     );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    // Not `no-referrer`: under it a browser sends `Origin: null` with a form, which the origin
+    // check refuses. `same-origin` sends nothing to other sites.
+    set(headers, header::REFERRER_POLICY, "same-origin");
     set(
         headers,
         header::HeaderName::from_static("cross-origin-opener-policy"),
