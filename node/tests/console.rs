@@ -467,3 +467,88 @@ async fn the_console_refuses_a_public_address_without_tls() {
     );
     assert!(NodeConfig::parse(&typo, Path::new("node.toml"), dir.path()).is_err());
 }
+
+#[tokio::test]
+async fn with_console_tls_it_serves_https_and_marks_cookies_secure() {
+    use rustls::pki_types::ServerName;
+    vrs_core::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let country = "IDN".parse().unwrap();
+    Store::create(dir.path(), country).unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("console-cert.pem"), made.cert.pem()).unwrap();
+    std::fs::write(
+        dir.path().join("console-key.pem"),
+        made.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let text = format!(
+        "{}\n[console]\nlisten = \"0.0.0.0:7480\"\n[console.tls]\ncert = \"console-cert.pem\"\nkey = \"console-key.pem\"\n",
+        initial_config(country)
+    );
+    std::fs::write(dir.path().join("node.toml"), text).unwrap();
+    let config = NodeConfig::load(dir.path()).unwrap();
+    // With TLS, a non-loopback address is allowed (the test still binds 127.0.0.1).
+    console::check_listen(config.file.console.listen, &config.file.console).unwrap();
+    let console = Arc::new(Console::new(config, Arc::new(SystemClock)).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(console::serve(listener, console, async {
+        let _ = stopped.await;
+    }));
+
+    // Plain HTTP on the HTTPS port gets no page.
+    let plain = http_raw(addr).await;
+    assert!(!plain.starts_with("HTTP/1.1 200"), "{plain}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let cookie = text
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: vrs_console_session=")
+        })
+        .unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// What a plain-text HTTP GET gets back (empty when the connection is closed on it).
+async fn http_raw(addr: SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = stream
+        .write_all(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
