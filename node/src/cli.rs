@@ -81,6 +81,9 @@ pub enum CliError {
     /// The server could not start or stopped with an error.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The console or an account command failed.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// JSON output could not be written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
@@ -300,6 +303,20 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Serve the web console for the node's staff (default http://127.0.0.1:7480).
+    Console {
+        /// node.toml (or the node directory holding it).
+        #[arg(long)]
+        config: PathBuf,
+        /// Listen here instead of `[console] listen` (port 0: any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Console accounts: add, list, disable, enable, passwd, unlock.
+    User {
+        #[command(subcommand)]
+        action: crate::console::cli::UserAction,
+    },
 }
 
 /// `vrs-node audit …`
@@ -437,6 +454,8 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
             format,
         } => budget(&config, by_caller, all, format, &SystemClock),
         Command::Serve { config } => serve(&config),
+        Command::Console { config, listen } => Ok(crate::console::cli::console(&config, listen)?),
+        Command::User { action } => Ok(crate::console::cli::user(action)?),
     }
 }
 

@@ -61,6 +61,9 @@ pub struct NodeConfigFile {
     /// `[revocation]`: where revoked certificates and signing keys are listed.
     #[serde(default)]
     pub revocation: RevocationSection,
+    /// `[console]`: the web console for the node's staff (`vrs-node console`).
+    #[serde(default)]
+    pub console: crate::console::ConsoleSection,
 }
 
 /// `[budget]`

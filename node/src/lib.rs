@@ -18,6 +18,7 @@
 //! - [`backup`]: `vrs-node backup` / `restore`: online copies of the store and audit log with a
 //!   manifest, checked whole before they are put back.
 //! - [`check`]: `vrs-node check`: configuration, certificates, store and audit chain.
+//! - [`console`]: the web console for the node's own staff (accounts, sessions, change log, pages).
 //! - [`cli`]: the `vrs-node` subcommands, one function each (the binary only parses flags).
 //! - [`render`]: the operator's view of a released answer (table, CSV, JSON).
 //! - [`fx`]: exchange rates for converting fees to USD at import.
@@ -33,6 +34,7 @@ pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod disclosure;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -15,12 +15,15 @@
 //!   exhaustion, Plan, concurrency against the budget.
 //! - `receipts`: the node's signed audit receipts against each way of rewriting its log.
 //! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
+//! - `console`: the node's web console and its federation port do not answer each other.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 #[path = "federation/attacks.rs"]
 mod attacks;
 #[path = "federation/certs.rs"]
 mod certs;
+#[path = "federation/console.rs"]
+mod console;
 #[path = "federation/demo.rs"]
 mod demo;
 #[path = "federation/e2e.rs"]
