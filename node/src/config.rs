@@ -475,6 +475,19 @@ mode = "auto"
 # "human" or "json"; level applies when RUST_LOG is unset.
 format = "human"
 level = "info"
+
+[console]
+# The web console for the node's staff (`vrs-node console`, docs/CONSOLE.md). It listens on
+# this machine only unless [console.tls] gives it a certificate.
+# listen = "127.0.0.1:7480"
+# idle_timeout_secs = 1800
+# session_lifetime_secs = 43200
+# lockout_secs = 900
+# sign_in_failures_per_minute = 20
+# HTTPS with the console's own certificate (browsers do not trust the federation CA):
+# [console.tls]
+# cert = "console.pem"
+# key = "console.key"
 "#
     )
 }
@@ -556,6 +569,10 @@ mod tests {
             signing_keys: vec!["00".into()],
         }];
         file.revocation.file = Some("revoked.toml".into());
+        file.console.tls = Some(crate::console::ConsoleTls {
+            cert: "console.pem".into(),
+            key: "console.key".into(),
+        });
         let mut keys = BTreeSet::new();
         key_paths(&serde_json::to_value(&file).unwrap(), "", &mut keys);
         keys

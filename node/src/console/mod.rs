@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use vrs_core::clock::Clock;
 
@@ -44,7 +44,7 @@ use i18n::Catalog;
 use sessions::Lifetimes;
 
 /// `[console]` in node.toml.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleSection {
     /// Address the console listens on. Default `127.0.0.1:7480` (the node's machine only). Any
@@ -80,7 +80,7 @@ impl Default for ConsoleSection {
 
 /// `[console.tls]`: the console's own certificate (not the federation's: browsers do not trust
 /// the federation CA). Relative paths are read against node.toml's directory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleTls {
     /// Certificate chain, leaf first, PEM.
