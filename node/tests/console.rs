@@ -447,24 +447,25 @@ async fn pages_follow_the_language_cookie() {
     c.stop().await;
 }
 
+/// The generated node.toml with `lines` set in its `[console]` section.
+fn with_console(country: vrs_core::codes::Country, lines: &str) -> String {
+    let text = initial_config(country);
+    assert!(text.contains("\n[console]\n"));
+    text.replacen("\n[console]\n", &format!("\n[console]\n{lines}"), 1)
+}
+
 #[tokio::test]
 async fn the_console_refuses_a_public_address_without_tls() {
     let dir = tempfile::tempdir().unwrap();
     let country = "IDN".parse().unwrap();
     Store::create(dir.path(), country).unwrap();
-    let text = format!(
-        "{}\n[console]\nlisten = \"0.0.0.0:0\"\n",
-        initial_config(country)
-    );
+    let text = with_console(country, "listen = \"0.0.0.0:0\"\n");
     std::fs::write(dir.path().join("node.toml"), text).unwrap();
     let config = NodeConfig::load(dir.path()).unwrap();
     let listen = config.file.console.listen;
     let e = console::check_listen(listen, &config.file.console).unwrap_err();
     assert!(e.to_string().contains("not a loopback address"), "{e}");
-    let typo = format!(
-        "{}\n[console]\nlisten_on = \"127.0.0.1:0\"\n",
-        initial_config(country)
-    );
+    let typo = with_console(country, "listen_on = \"127.0.0.1:0\"\n");
     assert!(NodeConfig::parse(&typo, Path::new("node.toml"), dir.path()).is_err());
 }
 
@@ -482,10 +483,9 @@ async fn with_console_tls_it_serves_https_and_marks_cookies_secure() {
         made.signing_key.serialize_pem(),
     )
     .unwrap();
-    let text = format!(
-        "{}\n[console]\nlisten = \"0.0.0.0:7480\"\n[console.tls]\ncert = \"console-cert.pem\"\nkey = \"console-key.pem\"\n",
-        initial_config(country)
-    );
+    // [console] is the generated file's last section: [console.tls] can follow it.
+    let text = with_console(country, "listen = \"0.0.0.0:7480\"\n")
+        + "\n[console.tls]\ncert = \"console-cert.pem\"\nkey = \"console-key.pem\"\n";
     std::fs::write(dir.path().join("node.toml"), text).unwrap();
     let config = NodeConfig::load(dir.path()).unwrap();
     // With TLS, a non-loopback address is allowed (the test still binds 127.0.0.1).
