@@ -1009,79 +1009,18 @@ fn section(out: &mut String, report: &ReportData, s: &Section) {
         lede = escape(&lede),
     );
     coverage(out, r);
-    let text = ChartText {
-        id: f.id(),
-        title: f.title(),
-        desc: &lede,
-        unit,
-    };
     if grid.rows.is_empty() {
         out.push_str(r#"<p class="callout" data-empty="true">No node reported any figure for this question in this period.</p>"#);
     } else {
-        let (svg, legend) = match f {
-            Figure::Trend => (
-                chart::lines(&text, &limit(&grid, TREND_ROUTES, usize::MAX)),
-                None,
-            ),
-            Figure::Flows => (
-                chart::heatmap(
-                    &text,
-                    &limit(&grid, FLOW_ROWS, FLOW_COLS),
-                    ("origin", "destination"),
-                ),
-                Some(format!(
-                    r#"<p class="note">Shading follows the square root of the number, so that small flows stay visible.{}</p>"#,
-                    match (grid.rows.len() > FLOW_ROWS, grid.cols.len() > FLOW_COLS) {
-                        (false, false) => String::new(),
-                        (true, false) => format!(
-                            " The {FLOW_ROWS} largest of {} origins are drawn; the table has them all.",
-                            grid.rows.len()
-                        ),
-                        (false, true) => format!(
-                            " The {FLOW_COLS} largest of {} destinations are drawn; the table has them all.",
-                            grid.cols.len()
-                        ),
-                        (true, true) => format!(
-                            " The {FLOW_ROWS} largest origins and {FLOW_COLS} largest destinations are drawn; the table has them all."
-                        ),
-                    }
-                )),
-            ),
-            Figure::Methods | Figure::Smugglers => (
-                chart::bars(&text, &grid, Layout::Stacked, CATEGORICAL),
-                Some(html::series_legend(
-                    &label_of(r, 1),
-                    &grid.cols,
-                    CATEGORICAL,
-                )),
-            ),
-            Figure::Fees => (
-                chart::bars(
-                    &text,
-                    &limit(&grid, FEE_ROUTES, usize::MAX),
-                    Layout::Stacked,
-                    &SEQUENTIAL[1..],
-                ),
-                Some(html::series_legend(
-                    &label_of(r, 1),
-                    &grid.cols,
-                    &SEQUENTIAL[1..],
-                )),
-            ),
-            Figure::Migrants => (
-                chart::bars(&text, &grid, Layout::Grouped, CATEGORICAL),
-                Some(html::series_legend(
-                    &label_of(r, 1),
-                    &grid.cols,
-                    CATEGORICAL,
-                )),
-            ),
-            Figure::Deaths => (chart::lines(&text, &grid.transposed()), None),
-        };
+        let (legend, wide, narrow) = charts(f, &grid, r, &lede);
         if let Some(legend) = legend {
             out.push_str(&legend);
         }
-        let _ = writeln!(out, "<figure>{svg}</figure>");
+        // Both layouts are in the page; the style sheet shows the one that fits the window.
+        let _ = writeln!(
+            out,
+            r#"<figure class="wide-only">{wide}</figure><figure class="narrow-only">{narrow}</figure>"#
+        );
     }
     let caption = format!(
         "{} — {} by {}",
@@ -1104,6 +1043,90 @@ fn section(out: &mut String, report: &ReportData, s: &Section) {
         period = escape(&period_text(report)),
         id = escape(&r.query_id),
     );
+}
+
+/// What a figure's axes show: (horizontal, vertical). Bars are horizontal, so their horizontal
+/// axis counts and the vertical one lists categories.
+fn axis_titles(f: Figure) -> (&'static str, &'static str) {
+    match f {
+        Figure::Trend => ("Quarter", "Migrants detected per quarter"),
+        Figure::Flows => ("destination", "origin"),
+        Figure::Methods => ("Smuggling incidents (once per method seen)", "Method"),
+        Figure::Fees => ("Fee payments reported", "Route"),
+        Figure::Migrants => ("Migrants detected", "Age group"),
+        Figure::Smugglers => ("Smugglers recorded", "Role"),
+        Figure::Deaths => ("Quarter", "Deaths recorded per quarter"),
+    }
+}
+
+/// Rows and columns the flow matrix draws, wide and narrow.
+const FLOW_NARROW: (usize, usize) = (12, 5);
+
+/// A figure's series legend (if it has one) and its chart, laid out wide and narrow.
+fn charts(f: Figure, grid: &Grid, r: &Regional, lede: &str) -> (Option<String>, String, String) {
+    let (x_title, y_title) = axis_titles(f);
+    let narrow_id = format!("{}-narrow", f.id());
+    let text = |size: chart::Size| ChartText {
+        id: match size {
+            chart::Size::Wide => f.id(),
+            chart::Size::Narrow => &narrow_id,
+        },
+        title: f.title(),
+        desc: lede,
+        unit: f.unit().code(),
+        x_title,
+        y_title,
+        size,
+    };
+    let draw = |size: chart::Size| match f {
+        Figure::Trend => chart::lines(&text(size), &limit(grid, TREND_ROUTES, usize::MAX)),
+        Figure::Flows => {
+            let (rows, cols) = match size {
+                chart::Size::Wide => (FLOW_ROWS, FLOW_COLS),
+                chart::Size::Narrow => FLOW_NARROW,
+            };
+            chart::heatmap(&text(size), &limit(grid, rows, cols))
+        }
+        Figure::Methods | Figure::Smugglers => {
+            chart::bars(&text(size), grid, Layout::Stacked, CATEGORICAL)
+        }
+        Figure::Fees => chart::bars(
+            &text(size),
+            &limit(grid, FEE_ROUTES, usize::MAX),
+            Layout::Stacked,
+            SEQUENTIAL,
+        ),
+        Figure::Migrants => chart::bars(&text(size), grid, Layout::Grouped, CATEGORICAL),
+        Figure::Deaths => chart::lines(&text(size), &grid.transposed()),
+    };
+    let legend = match f {
+        Figure::Trend | Figure::Deaths => None,
+        Figure::Flows => Some(format!(
+            r#"<p class="note">Shading follows the square root of the number, so that small flows stay visible.{}</p>"#,
+            match (grid.rows.len() > FLOW_ROWS, grid.cols.len() > FLOW_COLS) {
+                (false, false) => String::new(),
+                (true, false) => format!(
+                    " The {FLOW_ROWS} largest of {} origins are drawn; the table has them all.",
+                    grid.rows.len()
+                ),
+                (false, true) => format!(
+                    " The {FLOW_COLS} largest of {} destinations are drawn; the table has them all.",
+                    grid.cols.len()
+                ),
+                (true, true) => format!(
+                    " The {FLOW_ROWS} largest origins and {FLOW_COLS} largest destinations are drawn (on a phone {} and {}); the table has them all.",
+                    FLOW_NARROW.0, FLOW_NARROW.1
+                ),
+            }
+        )),
+        Figure::Fees => Some(html::series_legend(&label_of(r, 1), &grid.cols, SEQUENTIAL)),
+        Figure::Methods | Figure::Smugglers | Figure::Migrants => Some(html::series_legend(
+            &label_of(r, 1),
+            &grid.cols,
+            CATEGORICAL,
+        )),
+    };
+    (legend, draw(chart::Size::Wide), draw(chart::Size::Narrow))
 }
 
 /// The name of the `i`th dimension of an answer, in words.

@@ -120,6 +120,8 @@ section.figure { border-top: 1px solid var(--line); padding-top: 22px; }
 .callout { border-left: 4px solid var(--warn); background:#fff8ee; padding: 8px 12px; margin: 10px 0; font-size: 14px; }
 figure { margin: 8px 0 6px; }
 svg.chart { display:block; max-width:100%; height:auto; }
+.narrow-only { display: none; }
+@media (max-width: 640px) { .wide-only { display: none; } .narrow-only { display: block; } }
 svg.chart text { fill: #333; font-family: inherit; }
 svg.chart .tick { fill: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
 svg.chart .year { font-weight: 600; }
