@@ -1033,9 +1033,14 @@ fn section(out: &mut String, report: &ReportData, s: &Section) {
         Figure::Deaths => html::grid_table(&caption, &corner, &grid, false),
         _ => html::grid_table(&caption, &corner, &grid, true),
     };
+    let download = html::csv_link(
+        &format!("vrs-{}", f.id()),
+        &crate::output::csv(r, false),
+        "these figures",
+    );
     let _ = write!(
         out,
-        r#"<details open><summary>Numbers</summary>{table}</details>
+        r#"<details open><summary>Numbers</summary>{table}{download}</details>
 <p class="note">Question: {unit} by {dims}, {period}. Query id <code>{id}</code>.</p>
 </section>
 "#,
@@ -1494,5 +1499,158 @@ mod tests {
                 Query::parse(&f.query(&range), &QueryLimits::default()).unwrap();
             }
         }
+    }
+
+    /// The percent-decoded CSV of the first download link in `part`.
+    fn linked_csv(part: &str) -> String {
+        let start = part
+            .find(r#"href="data:text/csv;charset=utf-8,"#)
+            .expect("a CSV link")
+            + r#"href="data:text/csv;charset=utf-8,"#.len();
+        let url = &part[start..start + part[start..].find('"').unwrap()];
+        let mut bytes = Vec::new();
+        let mut it = url.bytes();
+        while let Some(b) = it.next() {
+            if b == b'%' {
+                let hex: Vec<u8> = it.by_ref().take(2).collect();
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).unwrap(), 16).unwrap());
+            } else {
+                bytes.push(b);
+            }
+        }
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// The body rows of the first table in `part`: row header, then each cell's text.
+    fn table_rows(part: &str) -> Vec<(String, Vec<String>)> {
+        let strip = |s: &str| {
+            let mut out = String::new();
+            let mut tag = false;
+            for c in s.chars() {
+                match c {
+                    '<' => tag = true,
+                    '>' => tag = false,
+                    c if !tag => out.push(c),
+                    _ => {}
+                }
+            }
+            out.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        };
+        let body = &part[part.find("<tbody>").unwrap()..part.find("</tbody>").unwrap()];
+        body.split("<tr>")
+            .skip(1)
+            .map(|tr| {
+                let head = tr.split("</th>").next().unwrap();
+                let cells = tr
+                    .split("<td")
+                    .skip(1)
+                    .map(|td| strip(&format!("<td{td}")))
+                    .collect();
+                (strip(head), cells)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_table_downloads_as_csv_with_its_numbers() {
+        let data = report(vec![
+            node("THA", "answered", "5 cells"),
+            node("MYS", "answered", "4 cells"),
+        ]);
+        let html = render(&data);
+        for s in &data.sections {
+            let f = s.figure;
+            let start = html.find(&format!(r#"id="fig-{}""#, f.id())).unwrap();
+            let part = &html[start..start + html[start..].find("</section>").unwrap()];
+            assert!(
+                part.contains(&format!(r#"download="vrs-{}.csv""#, f.id())),
+                "{f:?}"
+            );
+            let csv = linked_csv(part);
+            assert_eq!(csv, crate::output::csv(&s.regional, false), "{f:?}");
+            let mut lines = csv.lines();
+            let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+            let dims = s.regional.dimensions.len();
+            assert_eq!(header[dims], "value", "{f:?}");
+            let grid = grid_of(s);
+            let rows = table_rows(part);
+            assert_eq!(rows.len(), grid.rows.len(), "{f:?}");
+            let mut matched = 0;
+            for line in lines {
+                let fields: Vec<&str> = line.split(',').collect();
+                let row_label = label(s.regional.dimensions[0], fields[0]);
+                let col_label = if dims > 1 {
+                    label(s.regional.dimensions[1], fields[1])
+                } else {
+                    sentence_case(f.unit().code())
+                };
+                let (value, status) = (fields[dims], fields[dims + 4]);
+                let expected = match status {
+                    "exact" => thousands(value.parse().unwrap()),
+                    "partial" => format!("≥{}", thousands(value.parse().unwrap())),
+                    "suppressed" => "×".to_string(),
+                    other => panic!("{other}"),
+                };
+                let r = rows.iter().position(|(h, _)| *h == row_label).unwrap();
+                let c = grid.cols.iter().position(|c| *c == col_label).unwrap();
+                assert_eq!(rows[r].1[c], expected, "{f:?} {line}");
+                matched += 1;
+            }
+            // Every figure in the table is in the CSV (totals and "none reported" are not).
+            let shown = rows
+                .iter()
+                .flat_map(|(_, cells)| &cells[..grid.cols.len()])
+                .filter(|c| *c != "–")
+                .count();
+            assert_eq!(matched, shown, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn a_shared_interval_is_said_once_and_the_newest_quarters_come_first() {
+        let g = Grid {
+            rows: vec!["A → B".into()],
+            cols: vec![
+                "2023-Q4".into(),
+                "2024-Q1".into(),
+                "2024-Q2".into(),
+                "2024-Q3".into(),
+            ],
+            cells: vec![vec![
+                Datum::Noisy {
+                    value: 1_500,
+                    se: 6.3,
+                },
+                Datum::Noisy {
+                    value: 900,
+                    se: 6.3,
+                },
+                Datum::Noisy { value: 3, se: 6.3 },
+                Datum::Noisy {
+                    value: 700,
+                    se: 6.3,
+                },
+            ]],
+        };
+        assert_eq!(html::common_half_width(&g), Some(12));
+        let t = html::grid_table("Cap", "Route", &g, true);
+        assert!(t.contains("every noisy figure ± 12"), "{t}");
+        assert!(t.contains(">1,500<") && t.contains(">900<"), "{t}");
+        assert!(t.contains("&lt;16"), "{t}");
+        // The total's interval is wider: it keeps its own.
+        assert!(t.contains(">3,103 ± 25<"), "{t}");
+        assert!(t.contains(r#"colspan="1" class="year">2023<"#), "{t}");
+        assert!(t.contains(r#"colspan="3" class="year">2024<"#), "{t}");
+        assert!(t.contains("newest-first"), "{t}");
+        // Two estimates, or two different intervals: every cell says its own.
+        let mut two = g.clone();
+        two.cells[0][3] = Datum::Noisy {
+            value: 700,
+            se: 9.0,
+        };
+        assert_eq!(html::common_half_width(&two), None);
+        assert!(html::grid_table("Cap", "Route", &two, true).contains(">1,500 ± 12<"));
     }
 }
