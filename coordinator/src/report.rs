@@ -187,6 +187,9 @@ pub struct Section {
     pub figure: Figure,
     /// The regional answer.
     pub regional: Regional,
+    /// The same question asked by year, when the quarterly series were mostly suppressed or not
+    /// distinguishable from 0 ([`coarser_question`]); its figures replace those series.
+    pub coarser: Option<Regional>,
 }
 
 /// Everything the report shows.
@@ -202,6 +205,123 @@ pub struct ReportData {
     pub nodes: Vec<NodeInfo>,
     /// The figures, in page order.
     pub sections: Vec<Section>,
+}
+
+impl ReportData {
+    /// Every answer the report got, the coarser questions' included: what it spent.
+    pub fn answers(&self) -> impl Iterator<Item = &Regional> {
+        self.sections
+            .iter()
+            .flat_map(|s| std::iter::once(&s.regional).chain(&s.coarser))
+    }
+}
+
+/// Whether a figure tells nothing about its quarter: suppressed, or a noisy figure not
+/// distinguishable from 0. (A lower bound says something; none reported says zero.)
+fn says_nothing(d: Datum) -> bool {
+    match d {
+        Datum::Suppressed => true,
+        Datum::Noisy { .. } => !d.is_figure(),
+        Datum::Exact(_) | Datum::Partial(_) | Datum::Absent => false,
+    }
+}
+
+/// Quarters a series needs before it is judged (fewer are read as they are).
+const MIN_QUARTERS: usize = 4;
+
+/// Whether a quarterly series is mostly unreadable: at least [`MIN_QUARTERS`] quarters, more
+/// than half of which say nothing ([`says_nothing`]).
+pub fn mostly_unknown(series: &[Datum]) -> bool {
+    let unknown = series.iter().filter(|d| says_nothing(**d)).count();
+    series.len() >= MIN_QUARTERS && 2 * unknown > series.len()
+}
+
+/// Routes one coarser question asks for (a filter holds at most 50 values).
+const COARSER_ROUTES: usize = 50;
+
+/// The coarser question for a figure whose quarterly series are mostly unreadable
+/// ([`mostly_unknown`]): the same unit by year instead of quarter, for those series only
+/// (the routes, for the trend). `None` when no series needs it, or the figure is not quarterly.
+pub fn coarser_question(
+    figure: Figure,
+    regional: &Regional,
+    range: &PeriodRange,
+) -> Option<RawQuery> {
+    if !figure.group_by().contains(&Dimension::Quarter) {
+        return None;
+    }
+    let keyed = figure.group_by().len() > 1;
+    let quarterly = quarter_series(regional)?;
+    let sparse: Vec<String> = quarterly
+        .into_iter()
+        // A route with no figure at all is not in the table (a zCDP universe lists thousands
+        // of empty ones): there is nothing to replace.
+        .filter(|(_, series)| !keyed || series.iter().any(|d| d.is_figure()))
+        .filter(|(_, series)| mostly_unknown(series))
+        .map(|(key, _)| key)
+        .take(COARSER_ROUTES)
+        .collect();
+    if sparse.is_empty() {
+        return None;
+    }
+    let mut raw = figure.query(range);
+    raw.group_by = figure
+        .group_by()
+        .iter()
+        .map(|d| match d {
+            Dimension::Quarter => Dimension::Year.code().to_string(),
+            d => d.code().to_string(),
+        })
+        .collect();
+    if let Some(row) = figure.group_by().iter().find(|d| **d != Dimension::Quarter) {
+        raw.filters.push((row.code().to_string(), sparse));
+    }
+    Some(raw)
+}
+
+/// The series of a quarterly answer: per value of its other dimension (`""` when it has none),
+/// one figure per quarter from the first to the last quarter answered, largest total first.
+fn quarter_series(r: &Regional) -> Option<Vec<(String, Vec<Datum>)>> {
+    let q = r.dimensions.iter().position(|d| *d == Dimension::Quarter)?;
+    let other = r.dimensions.iter().position(|d| *d != Dimension::Quarter);
+    let mut series: BTreeMap<String, BTreeMap<u32, Datum>> = BTreeMap::new();
+    for c in &r.cells {
+        if c.key.len() != r.dimensions.len() || c.key.iter().any(|k| k == MARGIN) {
+            continue;
+        }
+        let Some(i) = quarter_index(&c.key[q]) else {
+            continue;
+        };
+        let key = other.map_or_else(String::new, |o| c.key[o].clone());
+        let e = series
+            .entry(key)
+            .or_default()
+            .entry(i)
+            .or_insert(Datum::Absent);
+        *e = *e + datum(c.status, c.value, c.se);
+    }
+    let first = series
+        .values()
+        .filter_map(|s| s.keys().next())
+        .min()
+        .copied()?;
+    let last = series
+        .values()
+        .filter_map(|s| s.keys().next_back())
+        .max()
+        .copied()?;
+    let mut out: Vec<(String, Vec<Datum>)> = series
+        .into_iter()
+        .map(|(k, s)| {
+            let row = (first..=last)
+                .map(|i| s.get(&i).copied().unwrap_or(Datum::Absent))
+                .collect();
+            (k, row)
+        })
+        .collect();
+    let total = |row: &[Datum]| row.iter().map(|d| d.lower_bound()).sum::<u64>();
+    out.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
+    Some(out)
 }
 
 /// Why a report could not be built.
@@ -269,6 +389,7 @@ pub async fn build_with_rho(
         .map(|(figure, query, id, results)| Section {
             figure,
             regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+            coarser: None,
         })
         .collect();
     let routes = sections
@@ -290,9 +411,26 @@ pub async fn build_with_rho(
         sections.push(Section {
             figure,
             regional: merge::merge(&id, query.unit(), query.group_by(), &results),
+            coarser: None,
         });
     }
     sections.sort_by_key(|s| Figure::ALL.iter().position(|f| *f == s.figure));
+    // Quarterly series that say too little are asked again by year: one more question each,
+    // only when needed (each spends ρ on the quarters it touches; the budget table counts it).
+    let coarser: Vec<(Figure, RawQuery)> = sections
+        .iter()
+        .filter_map(|s| {
+            let mut raw = coarser_question(s.figure, &s.regional, range)?;
+            raw.rho_micro = rho_micro;
+            Query::parse(&raw, &limits).ok()?;
+            Some((s.figure, raw))
+        })
+        .collect();
+    for (figure, query, id, results) in ask_all(&fed, coarser).await? {
+        if let Some(s) = sections.iter_mut().find(|s| s.figure == figure) {
+            s.coarser = Some(merge::merge(&id, query.unit(), query.group_by(), &results));
+        }
+    }
     Ok(ReportData {
         coordinator: registry.identity(),
         generated_at,
@@ -893,7 +1031,7 @@ fn policies(out: &mut String, report: &ReportData) {
 /// Each node's protection mode and what this report's questions cost it: ρ charged to its
 /// most-charged quarter, quarters' budgets spent in all, and the least budget left afterwards.
 fn privacy(out: &mut String, report: &ReportData) {
-    let spends = budget::spend(report.sections.iter().map(|s| &s.regional));
+    let spends = budget::spend(report.answers());
     out.push_str(
         r#"<section id="privacy" aria-labelledby="privacy-h"><h2 id="privacy-h">Protection and privacy-loss budget</h2>
 <p class="lede">Nodes in zCDP mode add calibrated random noise to every figure and keep a finite privacy-loss budget (ρ) for every quarter of records; every new question spends some of it, asking the same question again is free, and a node refuses a question that would overspend. Nodes in rules_v1 mode use the older rules, which are not protected against many different questions.</p>
@@ -936,9 +1074,13 @@ fn privacy(out: &mut String, report: &ReportData) {
 
 /// The grid behind a figure (every row; the chart may draw fewer).
 fn grid_of(s: &Section) -> Grid {
-    let r = &s.regional;
-    let unit = s.figure.unit().code();
-    let dims = s.figure.group_by();
+    grid_for(s.figure, &s.regional)
+}
+
+/// The grid of one answer to a figure's question (or to its coarser question).
+fn grid_for(figure: Figure, r: &Regional) -> Grid {
+    let unit = figure.unit().code();
+    let dims = &r.dimensions;
     let order = |d: Dimension| match d {
         Dimension::Quarter | Dimension::Year | Dimension::Month => Order::Time,
         Dimension::Route
@@ -950,13 +1092,20 @@ fn grid_of(s: &Section) -> Grid {
         | Dimension::Citizenship => Order::Total,
         _ => Order::Codes,
     };
-    let row = (dims[0], order(dims[0]));
+    let Some(&first) = dims.first() else {
+        return Grid {
+            rows: vec![],
+            cols: vec![],
+            cells: vec![],
+        };
+    };
+    let row = (first, order(first));
     let col = dims.get(1).map(|d| (*d, order(*d)));
     let grid = pivot(r, row, col, &sentence_case(unit));
     // A zCDP universe lists every country or route, nearly all of them empty: rows of long
     // category lists with no figure distinguishable from 0 are left out of charts and tables.
     if matches!(
-        dims[0],
+        first,
         Dimension::Route | Dimension::Origin | Dimension::Destination | Dimension::Citizenship
     ) {
         grid.retain_rows(|cells| cells.iter().any(|d| d.is_figure()))
@@ -977,15 +1126,77 @@ fn limit(grid: &Grid, rows: usize, cols: usize) -> Grid {
     grid.head(rows).transposed().head(cols).transposed()
 }
 
+/// How a figure's quarterly answer and its coarser (yearly) answer share the section.
+struct Layout2 {
+    /// What the chart and the main table show.
+    grid: Grid,
+    /// The answer behind `grid`.
+    shown: Regional,
+    /// Whether `grid` is by year (the coarser answer replaced the quarterly one).
+    yearly: bool,
+    /// Routes moved from the quarterly table to a yearly one, with that table's grid.
+    moved: Option<Grid>,
+}
+
+/// The quarterly grid, less the series the coarser answer replaces: for the trend, routes that
+/// are in the yearly answer get a yearly table of their own; a figure with one series (deaths)
+/// is shown by year instead. Without a usable coarser answer the quarterly grid stays whole.
+fn layout(s: &Section) -> Layout2 {
+    let full = grid_of(s);
+    let coarse = s
+        .coarser
+        .as_ref()
+        .filter(|c| c.coverage.answered > 0)
+        .map(|c| (c, grid_for(s.figure, c)))
+        .filter(|(_, g)| !g.rows.is_empty());
+    let Some((c, yearly)) = coarse else {
+        return Layout2 {
+            grid: full,
+            shown: s.regional.clone(),
+            yearly: false,
+            moved: None,
+        };
+    };
+    if s.figure.group_by().len() == 1 {
+        return Layout2 {
+            grid: yearly,
+            shown: c.clone(),
+            yearly: true,
+            moved: None,
+        };
+    }
+    let (rows, cells): (Vec<String>, Vec<Vec<Datum>>) = full
+        .rows
+        .into_iter()
+        .zip(full.cells)
+        .filter(|(row, _)| !yearly.rows.contains(row))
+        .unzip();
+    Layout2 {
+        grid: Grid {
+            rows,
+            cols: full.cols,
+            cells,
+        },
+        shown: s.regional.clone(),
+        yearly: false,
+        moved: Some(yearly),
+    }
+}
+
 fn section(out: &mut String, report: &ReportData, s: &Section) {
     let f = s.figure;
-    let r = &s.regional;
-    let grid = grid_of(s);
+    let Layout2 {
+        grid,
+        shown,
+        yearly,
+        moved,
+    } = layout(s);
+    let r = &shown;
     let unit = f.unit().code();
     let dims: Vec<&str> = r.dimensions.iter().map(|d| d.code()).collect();
     let lede = match f {
         Figure::Trend => format!(
-            "Migrants detected each quarter on the {} routes (origin → destination) with the most detections. Every route is in the table below.",
+            "Migrants detected each quarter on the {} routes (origin → destination) with the most detections. Every route is in the tables below.",
             TREND_ROUTES.min(grid.rows.len())
         ),
         Figure::Flows => "Where journeys started (rows) and where they were headed (columns): migrants detected over the whole period. Darker cells carry more people.".into(),
@@ -996,6 +1207,7 @@ fn section(out: &mut String, report: &ReportData, s: &Section) {
         ),
         Figure::Migrants => "Migrants detected, by age group and sex.".into(),
         Figure::Smugglers => "Smugglers recorded, by their role in the operation and the stage their case has reached.".into(),
+        Figure::Deaths if yearly => "Deaths recorded in smuggling incidents, per year: per quarter, more than half of the figures were suppressed or not distinguishable from 0, so the report asked the same question by year.".into(),
         Figure::Deaths => "Deaths recorded in smuggling incidents, per quarter.".into(),
     };
     let _ = write!(
@@ -1005,105 +1217,187 @@ fn section(out: &mut String, report: &ReportData, s: &Section) {
 <p class="lede">{lede}</p>
 "#,
         id = f.id(),
-        title = escape(f.title()),
+        title = escape(&title_for(f, r)),
         lede = escape(&lede),
     );
     coverage(out, r);
-    let text = ChartText {
-        id: f.id(),
-        title: f.title(),
-        desc: &lede,
-        unit,
-    };
     if grid.rows.is_empty() {
         out.push_str(r#"<p class="callout" data-empty="true">No node reported any figure for this question in this period.</p>"#);
     } else {
-        let (svg, legend) = match f {
-            Figure::Trend => (
-                chart::lines(&text, &limit(&grid, TREND_ROUTES, usize::MAX)),
-                None,
-            ),
-            Figure::Flows => (
-                chart::heatmap(
-                    &text,
-                    &limit(&grid, FLOW_ROWS, FLOW_COLS),
-                    ("origin", "destination"),
-                ),
-                Some(format!(
-                    r#"<p class="note">Shading follows the square root of the number, so that small flows stay visible.{}</p>"#,
-                    match (grid.rows.len() > FLOW_ROWS, grid.cols.len() > FLOW_COLS) {
-                        (false, false) => String::new(),
-                        (true, false) => format!(
-                            " The {FLOW_ROWS} largest of {} origins are drawn; the table has them all.",
-                            grid.rows.len()
-                        ),
-                        (false, true) => format!(
-                            " The {FLOW_COLS} largest of {} destinations are drawn; the table has them all.",
-                            grid.cols.len()
-                        ),
-                        (true, true) => format!(
-                            " The {FLOW_ROWS} largest origins and {FLOW_COLS} largest destinations are drawn; the table has them all."
-                        ),
-                    }
-                )),
-            ),
-            Figure::Methods | Figure::Smugglers => (
-                chart::bars(&text, &grid, Layout::Stacked, CATEGORICAL),
-                Some(html::series_legend(
-                    &label_of(r, 1),
-                    &grid.cols,
-                    CATEGORICAL,
-                )),
-            ),
-            Figure::Fees => (
-                chart::bars(
-                    &text,
-                    &limit(&grid, FEE_ROUTES, usize::MAX),
-                    Layout::Stacked,
-                    &SEQUENTIAL[1..],
-                ),
-                Some(html::series_legend(
-                    &label_of(r, 1),
-                    &grid.cols,
-                    &SEQUENTIAL[1..],
-                )),
-            ),
-            Figure::Migrants => (
-                chart::bars(&text, &grid, Layout::Grouped, CATEGORICAL),
-                Some(html::series_legend(
-                    &label_of(r, 1),
-                    &grid.cols,
-                    CATEGORICAL,
-                )),
-            ),
-            Figure::Deaths => (chart::lines(&text, &grid.transposed()), None),
-        };
+        let (legend, wide, narrow) = charts(f, &grid, r, &lede, yearly);
         if let Some(legend) = legend {
             out.push_str(&legend);
         }
-        let _ = writeln!(out, "<figure>{svg}</figure>");
+        // Both layouts are in the page; the style sheet shows the one that fits the window.
+        let _ = writeln!(
+            out,
+            r#"<figure class="wide-only">{wide}</figure><figure class="narrow-only">{narrow}</figure>"#
+        );
     }
-    let caption = format!(
-        "{} — {} by {}",
-        f.title(),
-        unit,
-        dims.join(" and ").replace('_', " ")
-    );
-    let corner = sentence_case(&label_of(r, 0));
-    let table = match f {
-        Figure::Deaths => html::grid_table(&caption, &corner, &grid, false),
-        _ => html::grid_table(&caption, &corner, &grid, true),
-    };
-    let _ = write!(
+    let table = figure_table(f, r, &grid, "these figures", &format!("vrs-{}", f.id()));
+    out.push_str(r#"<details open><summary>Numbers</summary>"#);
+    out.push_str(&table);
+    if yearly {
+        // The quarterly answer is still what the nodes released: downloadable, not drawn.
+        out.push_str(&html::csv_link(
+            &format!("vrs-{}-quarterly", f.id()),
+            &crate::output::csv(&s.regional, false),
+            "the quarterly figures",
+        ));
+    }
+    out.push_str("</details>\n");
+    let _ = writeln!(
         out,
-        r#"<details open><summary>Numbers</summary>{table}</details>
-<p class="note">Question: {unit} by {dims}, {period}. Query id <code>{id}</code>.</p>
-</section>
-"#,
+        r#"<p class="note">Question: {unit} by {dims}, {period}. Query id <code>{id}</code>.</p>"#,
         dims = escape(&dims.join(", ")),
         period = escape(&period_text(report)),
         id = escape(&r.query_id),
     );
+    if let (Some(moved), Some(c)) = (moved, &s.coarser) {
+        let _ = write!(
+            out,
+            r#"<h3 id="fig-{id}-yearly">By year, where quarters say too little</h3>
+<p class="lede">{n} routes had more than half of their quarters suppressed or not distinguishable from 0, so the report asked the same question by year for them (one more question; its privacy-loss budget is in the budget table). Their yearly figures replace their quarterly rows above.</p>
+"#,
+            id = f.id(),
+            n = moved.rows.len(),
+        );
+        out.push_str(&figure_table(
+            f,
+            c,
+            &moved,
+            "the yearly figures",
+            &format!("vrs-{}-yearly", f.id()),
+        ));
+        let cdims: Vec<&str> = c.dimensions.iter().map(|d| d.code()).collect();
+        let _ = writeln!(
+            out,
+            r#"<p class="note">Question: {unit} by {dims}, {period}, for these routes. Query id <code>{id}</code>.</p>"#,
+            dims = escape(&cdims.join(", ")),
+            period = escape(&period_text(report)),
+            id = escape(&c.query_id),
+        );
+    }
+    out.push_str("</section>\n");
+}
+
+/// A figure's title for the answer `r`: by year when `r` is the coarser answer.
+fn title_for(f: Figure, r: &Regional) -> String {
+    if r.dimensions.contains(&Dimension::Year) {
+        f.title()
+            .replace("per quarter", "per year")
+            .replace("by quarter", "by year")
+    } else {
+        f.title().to_string()
+    }
+}
+
+/// A figure's table of `grid` (from the answer `r`) with the link that downloads `r` as CSV.
+fn figure_table(f: Figure, r: &Regional, grid: &Grid, what: &str, file: &str) -> String {
+    let dims: Vec<&str> = r.dimensions.iter().map(|d| d.code()).collect();
+    let caption = format!(
+        "{} — {} by {}",
+        title_for(f, r),
+        f.unit().code(),
+        dims.join(" and ").replace('_', " ")
+    );
+    let corner = sentence_case(&label_of(r, 0));
+    let table = html::grid_table(&caption, &corner, grid, r.dimensions.len() > 1);
+    let download = html::csv_link(file, &crate::output::csv(r, false), what);
+    format!("{table}{download}")
+}
+
+/// What a figure's axes show: (horizontal, vertical). Bars are horizontal, so their horizontal
+/// axis counts and the vertical one lists categories.
+fn axis_titles(f: Figure) -> (&'static str, &'static str) {
+    match f {
+        Figure::Trend => ("Quarter", "Migrants detected per quarter"),
+        Figure::Flows => ("destination", "origin"),
+        Figure::Methods => ("Smuggling incidents (once per method seen)", "Method"),
+        Figure::Fees => ("Fee payments reported", "Route"),
+        Figure::Migrants => ("Migrants detected", "Age group"),
+        Figure::Smugglers => ("Smugglers recorded", "Role"),
+        Figure::Deaths => ("Quarter", "Deaths recorded per quarter"),
+    }
+}
+
+/// Rows and columns the flow matrix draws, wide and narrow.
+const FLOW_NARROW: (usize, usize) = (12, 5);
+
+/// A figure's series legend (if it has one) and its chart, laid out wide and narrow.
+fn charts(
+    f: Figure,
+    grid: &Grid,
+    r: &Regional,
+    lede: &str,
+    yearly: bool,
+) -> (Option<String>, String, String) {
+    let (x_title, y_title) = match (f, yearly) {
+        (Figure::Deaths, true) => ("Year", "Deaths recorded per year"),
+        _ => axis_titles(f),
+    };
+    let narrow_id = format!("{}-narrow", f.id());
+    let text = |size: chart::Size| ChartText {
+        id: match size {
+            chart::Size::Wide => f.id(),
+            chart::Size::Narrow => &narrow_id,
+        },
+        title: f.title(),
+        desc: lede,
+        unit: f.unit().code(),
+        x_title,
+        y_title,
+        size,
+    };
+    let draw = |size: chart::Size| match f {
+        Figure::Trend => chart::lines(&text(size), &limit(grid, TREND_ROUTES, usize::MAX)),
+        Figure::Flows => {
+            let (rows, cols) = match size {
+                chart::Size::Wide => (FLOW_ROWS, FLOW_COLS),
+                chart::Size::Narrow => FLOW_NARROW,
+            };
+            chart::heatmap(&text(size), &limit(grid, rows, cols))
+        }
+        Figure::Methods | Figure::Smugglers => {
+            chart::bars(&text(size), grid, Layout::Stacked, CATEGORICAL)
+        }
+        Figure::Fees => chart::bars(
+            &text(size),
+            &limit(grid, FEE_ROUTES, usize::MAX),
+            Layout::Stacked,
+            SEQUENTIAL,
+        ),
+        Figure::Migrants => chart::bars(&text(size), grid, Layout::Grouped, CATEGORICAL),
+        Figure::Deaths => chart::lines(&text(size), &grid.transposed()),
+    };
+    let legend = match f {
+        Figure::Trend | Figure::Deaths => None,
+        Figure::Flows => Some(format!(
+            r#"<p class="note">Shading follows the square root of the number, so that small flows stay visible.{}</p>"#,
+            match (grid.rows.len() > FLOW_ROWS, grid.cols.len() > FLOW_COLS) {
+                (false, false) => String::new(),
+                (true, false) => format!(
+                    " The {FLOW_ROWS} largest of {} origins are drawn; the table has them all.",
+                    grid.rows.len()
+                ),
+                (false, true) => format!(
+                    " The {FLOW_COLS} largest of {} destinations are drawn; the table has them all.",
+                    grid.cols.len()
+                ),
+                (true, true) => format!(
+                    " The {FLOW_ROWS} largest origins and {FLOW_COLS} largest destinations are drawn (on a phone {} and {}); the table has them all.",
+                    FLOW_NARROW.0, FLOW_NARROW.1
+                ),
+            }
+        )),
+        Figure::Fees => Some(html::series_legend(&label_of(r, 1), &grid.cols, SEQUENTIAL)),
+        Figure::Methods | Figure::Smugglers | Figure::Migrants => Some(html::series_legend(
+            &label_of(r, 1),
+            &grid.cols,
+            CATEGORICAL,
+        )),
+    };
+    (legend, draw(chart::Size::Wide), draw(chart::Size::Narrow))
 }
 
 /// The name of the `i`th dimension of an answer, in words.
@@ -1142,7 +1436,7 @@ fn coverage(out: &mut String, r: &Regional) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merge::{Contribution, Coverage, NodeStatus, RegionalCell};
+    use crate::merge::{Contribution, Coverage, NodePrivacy, NodeStatus, RegionalCell};
     use vrs_core::answer::SuppressionReason;
 
     fn node(country: &str, status: &str, detail: &str) -> NodeStatus {
@@ -1283,6 +1577,7 @@ mod tests {
                 .iter()
                 .map(|f| Section {
                     figure: *f,
+                    coarser: None,
                     regional: Regional {
                         query_id: "0123abcd".into(),
                         unit: f.unit(),
@@ -1471,5 +1766,394 @@ mod tests {
                 Query::parse(&f.query(&range), &QueryLimits::default()).unwrap();
             }
         }
+    }
+
+    /// The percent-decoded CSV of the first download link in `part`.
+    fn linked_csv(part: &str) -> String {
+        let start = part
+            .find(r#"href="data:text/csv;charset=utf-8,"#)
+            .expect("a CSV link")
+            + r#"href="data:text/csv;charset=utf-8,"#.len();
+        let url = &part[start..start + part[start..].find('"').unwrap()];
+        let mut bytes = Vec::new();
+        let mut it = url.bytes();
+        while let Some(b) = it.next() {
+            if b == b'%' {
+                let hex: Vec<u8> = it.by_ref().take(2).collect();
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).unwrap(), 16).unwrap());
+            } else {
+                bytes.push(b);
+            }
+        }
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// The body rows of the first table in `part`: row header, then each cell's text.
+    fn table_rows(part: &str) -> Vec<(String, Vec<String>)> {
+        let strip = |s: &str| {
+            let mut out = String::new();
+            let mut tag = false;
+            for c in s.chars() {
+                match c {
+                    '<' => tag = true,
+                    '>' => tag = false,
+                    c if !tag => out.push(c),
+                    _ => {}
+                }
+            }
+            out.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        };
+        let body = &part[part.find("<tbody>").unwrap()..part.find("</tbody>").unwrap()];
+        body.split("<tr>")
+            .skip(1)
+            .map(|tr| {
+                let head = tr.split("</th>").next().unwrap();
+                let cells = tr
+                    .split("<td")
+                    .skip(1)
+                    .map(|td| strip(&format!("<td{td}")))
+                    .collect();
+                (strip(head), cells)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_table_downloads_as_csv_with_its_numbers() {
+        let data = report(vec![
+            node("THA", "answered", "5 cells"),
+            node("MYS", "answered", "4 cells"),
+        ]);
+        let html = render(&data);
+        for s in &data.sections {
+            let f = s.figure;
+            let start = html.find(&format!(r#"id="fig-{}""#, f.id())).unwrap();
+            let part = &html[start..start + html[start..].find("</section>").unwrap()];
+            assert!(
+                part.contains(&format!(r#"download="vrs-{}.csv""#, f.id())),
+                "{f:?}"
+            );
+            let csv = linked_csv(part);
+            assert_eq!(csv, crate::output::csv(&s.regional, false), "{f:?}");
+            let mut lines = csv.lines();
+            let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+            let dims = s.regional.dimensions.len();
+            assert_eq!(header[dims], "value", "{f:?}");
+            let grid = grid_of(s);
+            let rows = table_rows(part);
+            assert_eq!(rows.len(), grid.rows.len(), "{f:?}");
+            let mut matched = 0;
+            for line in lines {
+                let fields: Vec<&str> = line.split(',').collect();
+                let row_label = label(s.regional.dimensions[0], fields[0]);
+                let col_label = if dims > 1 {
+                    label(s.regional.dimensions[1], fields[1])
+                } else {
+                    sentence_case(f.unit().code())
+                };
+                let (value, status) = (fields[dims], fields[dims + 4]);
+                let expected = match status {
+                    "exact" => thousands(value.parse().unwrap()),
+                    "partial" => format!("≥{}", thousands(value.parse().unwrap())),
+                    "suppressed" => "×".to_string(),
+                    other => panic!("{other}"),
+                };
+                let r = rows.iter().position(|(h, _)| *h == row_label).unwrap();
+                let c = grid.cols.iter().position(|c| *c == col_label).unwrap();
+                assert_eq!(rows[r].1[c], expected, "{f:?} {line}");
+                matched += 1;
+            }
+            // Every figure in the table is in the CSV (totals and "none reported" are not).
+            let shown = rows
+                .iter()
+                .flat_map(|(_, cells)| &cells[..grid.cols.len()])
+                .filter(|c| *c != "–")
+                .count();
+            assert_eq!(matched, shown, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn a_shared_interval_is_said_once_and_the_newest_quarters_come_first() {
+        let g = Grid {
+            rows: vec!["A → B".into()],
+            cols: vec![
+                "2023-Q4".into(),
+                "2024-Q1".into(),
+                "2024-Q2".into(),
+                "2024-Q3".into(),
+            ],
+            cells: vec![vec![
+                Datum::Noisy {
+                    value: 1_500,
+                    se: 6.3,
+                },
+                Datum::Noisy {
+                    value: 900,
+                    se: 6.3,
+                },
+                Datum::Noisy { value: 3, se: 6.3 },
+                Datum::Noisy {
+                    value: 700,
+                    se: 6.3,
+                },
+            ]],
+        };
+        assert_eq!(html::common_half_width(&g), Some(12));
+        let t = html::grid_table("Cap", "Route", &g, true);
+        assert!(t.contains("every noisy figure ± 12"), "{t}");
+        assert!(t.contains(">1,500<") && t.contains(">900<"), "{t}");
+        assert!(t.contains("&lt;16"), "{t}");
+        // The total's interval is wider: it keeps its own.
+        assert!(t.contains(">3,103 ± 25<"), "{t}");
+        assert!(t.contains(r#"colspan="1" class="year">2023<"#), "{t}");
+        assert!(t.contains(r#"colspan="3" class="year">2024<"#), "{t}");
+        assert!(t.contains("newest-first"), "{t}");
+        // Two estimates, or two different intervals: every cell says its own.
+        let mut two = g.clone();
+        two.cells[0][3] = Datum::Noisy {
+            value: 700,
+            se: 9.0,
+        };
+        assert_eq!(html::common_half_width(&two), None);
+        assert!(html::grid_table("Cap", "Route", &two, true).contains(">1,500 ± 12<"));
+    }
+
+    fn noisy(value: i64) -> Datum {
+        Datum::Noisy { value, se: 5.0 }
+    }
+
+    #[test]
+    fn a_series_is_mostly_unknown_when_more_than_half_says_nothing() {
+        use Datum::*;
+        let x = Suppressed;
+        let u = noisy(2); // not distinguishable from 0 (interval ±9.8)
+        let e = Exact(40);
+        let p = Partial(40);
+        for (series, expected) in [
+            (vec![], false),
+            (vec![x, x, x], false), // too short to judge
+            (vec![x, x, x, x], true),
+            (vec![x, x, e, e], false), // half is not more than half
+            (vec![x, u, x, e], true),
+            (vec![u, u, u, noisy(300)], true),
+            (vec![p, p, p, x], false), // lower bounds say something
+            (vec![Absent, Absent, Absent, x], false), // none reported is zero
+            (vec![e, x, u, e, x], true),
+        ] {
+            assert_eq!(mostly_unknown(&series), expected, "{series:?}");
+        }
+    }
+
+    /// A route × quarter answer: one route per series, quarters 2024-Q1.. in order.
+    fn trend_answer(series: &[(&str, Vec<Datum>)]) -> Regional {
+        let mut cells = Vec::new();
+        for (route, data) in series {
+            for (i, d) in data.iter().enumerate() {
+                let (status, value, se) = match *d {
+                    Datum::Exact(v) => (CellStatus::Exact, v as i64, 0.0),
+                    Datum::Partial(v) => (CellStatus::Partial, v as i64, 0.0),
+                    Datum::Suppressed => (CellStatus::Suppressed, 0, 0.0),
+                    Datum::Noisy { value, se } => (CellStatus::Noisy, value, se),
+                    Datum::Absent => continue,
+                };
+                cells.push(RegionalCell {
+                    key: vec![
+                        route.to_string(),
+                        format!("{}-Q{}", 2024 + i / 4, i % 4 + 1),
+                    ],
+                    value,
+                    se,
+                    status,
+                    nodes: BTreeMap::new(),
+                });
+            }
+        }
+        Regional {
+            query_id: "q".into(),
+            unit: Unit::Migrants,
+            dimensions: vec![Dimension::Route, Dimension::Quarter],
+            cells,
+            nodes: vec![],
+            coverage: Coverage {
+                answered: 1,
+                asked: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn the_coarser_question_asks_by_year_for_the_sparse_series_only() {
+        use Datum::*;
+        let r = trend_answer(&[
+            ("AFG>AUS", vec![Exact(90), Exact(80), Exact(70), Exact(60)]),
+            (
+                "MMR>THA",
+                vec![Suppressed, Exact(9), Suppressed, Suppressed],
+            ),
+            ("IND>MYS", vec![noisy(1), noisy(-2), noisy(3), noisy(0)]), // nothing at all: not drawn
+            ("LAO>THA", vec![noisy(1), noisy(40), noisy(3), noisy(0)]),
+        ]);
+        let range = PeriodRange::default();
+        let raw = coarser_question(Figure::Trend, &r, &range).unwrap();
+        assert_eq!(raw.group_by, ["route", "year"]);
+        assert_eq!(raw.unit, "migrants");
+        assert_eq!(
+            raw.filters,
+            [(
+                "route".to_string(),
+                vec!["LAO>THA".to_string(), "MMR>THA".to_string()]
+            )]
+        );
+        Query::parse(&raw, &QueryLimits::default()).unwrap();
+        // Every series readable: nothing more is asked, nothing more is spent.
+        let fine = trend_answer(&[("AFG>AUS", vec![Exact(1); 4])]);
+        assert_eq!(coarser_question(Figure::Trend, &fine, &range), None);
+        // Figures that are not quarterly never get one.
+        assert_eq!(coarser_question(Figure::Flows, &r, &range), None);
+        // Deaths: one series, asked by year with no filter.
+        let mut deaths = trend_answer(&[("", vec![Suppressed, Suppressed, Exact(3), Suppressed])]);
+        deaths.dimensions = vec![Dimension::Quarter];
+        for c in &mut deaths.cells {
+            c.key.remove(0);
+        }
+        let raw = coarser_question(Figure::Deaths, &deaths, &range).unwrap();
+        assert_eq!(raw.group_by, ["year"]);
+        assert!(raw.filters.is_empty());
+    }
+
+    fn any_datum() -> impl proptest::strategy::Strategy<Value = Datum> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..500).prop_map(Datum::Exact),
+            (0u64..500).prop_map(Datum::Partial),
+            Just(Datum::Suppressed),
+            Just(Datum::Absent),
+            (-20i64..500).prop_map(noisy),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The choice follows the rule, and hiding more never makes the coarser question less
+        /// likely: turning any quarter into a suppressed one keeps a "yes" a "yes".
+        #[test]
+        fn the_coarser_choice_is_the_rule_and_monotone(
+            series in proptest::collection::vec(any_datum(), 0..12),
+            at in 0usize..12,
+        ) {
+            let unknown = series
+                .iter()
+                .filter(|d| matches!(d, Datum::Suppressed) || matches!(d, Datum::Noisy { .. } if !d.is_figure()))
+                .count();
+            proptest::prop_assert_eq!(
+                mostly_unknown(&series),
+                series.len() >= MIN_QUARTERS && 2 * unknown > series.len()
+            );
+            if mostly_unknown(&series) && !series.is_empty() {
+                let mut worse = series.clone();
+                let i = at % worse.len();
+                worse[i] = Datum::Suppressed;
+                proptest::prop_assert!(mostly_unknown(&worse));
+            }
+            // The question asks for this route exactly when the rule says so and it is drawn.
+            let r = trend_answer(&[("MMR>THA", series.clone()), ("AFG>AUS", vec![Datum::Exact(9); 4])]);
+            let asked = coarser_question(Figure::Trend, &r, &PeriodRange::default())
+                .is_some_and(|q| q.filters.iter().any(|(_, v)| v.contains(&"MMR>THA".to_string())));
+            // Absent quarters at either end are not in the answer at all.
+            let first = series.iter().position(|d| *d != Datum::Absent);
+            let last = series.iter().rposition(|d| *d != Datum::Absent);
+            // The answer spans the first quarter to the later of both routes' last quarters.
+            let span: Vec<Datum> = match (first, last) {
+                (Some(_), Some(l)) => {
+                    let mut v = series[..=l].to_vec();
+                    v.resize(l.max(3) + 1, Datum::Absent);
+                    v
+                }
+                _ => vec![],
+            };
+            let drawn = span.iter().any(|d| d.is_figure());
+            proptest::prop_assert_eq!(asked, drawn && mostly_unknown(&span), "{:?}", span);
+        }
+    }
+
+    #[test]
+    fn the_coarser_answer_replaces_the_sparse_rows_and_its_cost_is_counted() {
+        let mut data = report(vec![node("THA", "answered", "5 cells")]);
+        let privacy = |rho: u64| NodePrivacy {
+            replayed: false,
+            rho_charged_micro: rho,
+            sigma: 1.0,
+            privacy_unit: "person".into(),
+            quarters: vec![vrs_core::answer::QuarterBudget {
+                quarter: "2024-Q1".into(),
+                rho_spent_micro: 100_000,
+                rho_left_micro: 900_000,
+                caller_rho_left_micro: 900_000,
+            }],
+        };
+        let mut answered = node("THA", "answered", "");
+        answered.privacy = Some(privacy(50_000));
+        let trend = data
+            .sections
+            .iter_mut()
+            .find(|s| s.figure == Figure::Trend)
+            .unwrap();
+        trend.regional.nodes = vec![answered.clone()];
+        let mut yearly = trend_answer(&[("IDN>MYS", vec![Datum::Exact(321)])]);
+        yearly.dimensions = vec![Dimension::Route, Dimension::Year];
+        yearly.cells[0].key = vec!["IDN>MYS".into(), "2024".into()];
+        yearly.query_id = "yearly-id".into();
+        yearly.nodes = vec![answered];
+        trend.coarser = Some(yearly);
+        let html = render(&data);
+        let start = html.find(r#"id="fig-trend""#).unwrap();
+        let part = &html[start..start + html[start..].find("</section>").unwrap()];
+        let (quarterly, yearly) = part.split_at(part.find(r#"id="fig-trend-yearly""#).unwrap());
+        assert!(
+            !quarterly.contains(r#"<th scope="row">IDN → MYS</th>"#),
+            "moved: {quarterly}"
+        );
+        assert!(quarterly.contains(r#"<th scope="row">MMR → THA</th>"#));
+        assert!(
+            yearly.contains(r#"<th scope="row">IDN → MYS</th>"#),
+            "{yearly}"
+        );
+        assert!(yearly.contains(">321<") && yearly.contains("yearly-id"));
+        assert!(yearly.contains(r#"download="vrs-trend-yearly.csv""#));
+        // Both questions are charged: 0.05 + 0.05 on the quarter.
+        let spent = budget::spend(data.answers());
+        assert_eq!(spent[0].max_quarter_micro, 100_000);
+        let privacy_part = &html[html.find(r#"id="privacy""#).unwrap()..];
+        assert!(
+            privacy_part.contains("<td>0.100</td>"),
+            "{}",
+            &privacy_part[..2000]
+        );
+    }
+
+    #[test]
+    fn a_single_series_is_shown_by_year_instead() {
+        let mut data = report(vec![node("THA", "answered", "5 cells")]);
+        let deaths = data
+            .sections
+            .iter_mut()
+            .find(|s| s.figure == Figure::Deaths)
+            .unwrap();
+        let mut yearly = trend_answer(&[("", vec![Datum::Exact(17)])]);
+        yearly.dimensions = vec![Dimension::Year];
+        yearly.cells[0].key = vec!["2024".into()];
+        yearly.unit = Unit::Deaths;
+        deaths.coarser = Some(yearly);
+        let html = render(&data);
+        let start = html.find(r#"id="fig-deaths""#).unwrap();
+        let part = &html[start..start + html[start..].find("</section>").unwrap()];
+        assert!(part.contains("asked the same question by year"), "{part}");
+        assert!(part.contains("Deaths recorded per year") && part.contains(">Year<"));
+        assert!(part.contains(">Deaths by year</h2>"), "{part}");
+        assert!(part.contains(r#"<th scope="row">2024</th>"#));
+        assert!(!part.contains(r#"<th scope="row">2024-Q1</th>"#));
+        assert!(part.contains(r#"download="vrs-deaths-quarterly.csv""#));
     }
 }

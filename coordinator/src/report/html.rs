@@ -6,18 +6,28 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Datum, Grid, escape};
+use super::model::{Datum, Grid, escape, thousands};
+use crate::merge::Shown;
 
 /// One table cell for a figure: `≥` and hatching for a lower bound, `×` for suppressed, `–` for
-/// none reported; each with a title that says so in words.
-pub fn datum_cell(d: Datum) -> String {
+/// none reported; each with a title that says so in words. A noisy estimate whose ± is `common`
+/// (said once, in the caption) shows its value alone.
+pub fn datum_cell(d: Datum, common: Option<u64>) -> String {
     match d {
         Datum::Exact(_) => format!("<td>{}</td>", d.text()),
-        Datum::Noisy { .. } => format!(
-            r#"<td class="noisy"><abbr title="{}">{}</abbr></td>"#,
-            escape(&d.spoken("")),
-            escape(&d.text())
-        ),
+        Datum::Noisy { .. } => {
+            let text = match (d.shown(), common) {
+                (Some(Shown::Estimate { value, .. }), Some(h)) if half_width(d) == Some(h) => {
+                    thousands(value)
+                }
+                _ => d.text(),
+            };
+            format!(
+                r#"<td class="noisy"><abbr title="{}">{}</abbr></td>"#,
+                escape(&d.spoken("")),
+                escape(&text)
+            )
+        }
         Datum::Partial(_) => format!(
             r#"<td class="partial"><abbr title="lower bound: at least one node suppressed part of this figure">{}</abbr></td>"#,
             d.text()
@@ -29,30 +39,119 @@ pub fn datum_cell(d: Datum) -> String {
     }
 }
 
+/// The ± of a noisy estimate as a table prints it (whole units), if it is one.
+fn half_width(d: Datum) -> Option<u64> {
+    match d.shown() {
+        Some(Shown::Estimate { half_width, .. }) => Some(half_width.round() as u64),
+        _ => None,
+    }
+}
+
+/// The ± every noisy estimate of the grid shares, when at least three do and none differs: the
+/// nodes' noise is the same for every cell of a question, so the table says it once instead of
+/// in every cell (and fits a wider span of quarters).
+pub fn common_half_width(grid: &Grid) -> Option<u64> {
+    let widths: Vec<u64> = grid
+        .cells
+        .iter()
+        .flatten()
+        .filter_map(|d| half_width(*d))
+        .collect();
+    let first = *widths.first()?;
+    (widths.len() >= 3 && widths.iter().all(|w| *w == first)).then_some(first)
+}
+
+/// Column headers. Quarters (`YYYY-Qn`) are grouped under their year, so a column is as wide
+/// as its numbers rather than its label.
+fn header(out: &mut String, corner: &str, cols: &[String], total: bool) {
+    let quarters: Option<Vec<(&str, &str)>> = cols
+        .iter()
+        .map(|c| c.split_once("-Q").filter(|(y, _)| y.len() == 4))
+        .collect();
+    let total_th = |rowspan: &str| {
+        if total {
+            format!(r#"<th scope="col"{rowspan} data-total="1">Total</th>"#)
+        } else {
+            String::new()
+        }
+    };
+    match quarters {
+        Some(q) if !q.is_empty() => {
+            let _ = write!(
+                out,
+                r#"<tr><th scope="col" rowspan="2">{}</th>"#,
+                escape(corner)
+            );
+            let mut i = 0;
+            while i < q.len() {
+                let year = q[i].0;
+                let span = q[i..].iter().take_while(|(y, _)| *y == year).count();
+                let _ = write!(
+                    out,
+                    r#"<th scope="colgroup" colspan="{span}" class="year">{}</th>"#,
+                    escape(year)
+                );
+                i += span;
+            }
+            out.push_str(&total_th(r#" rowspan="2""#));
+            out.push_str("</tr><tr>");
+            for (c, (year, n)) in cols.iter().zip(&q) {
+                let _ = write!(
+                    out,
+                    r#"<th scope="col" data-col="{}"><abbr title="{} quarter {}">Q{}</abbr></th>"#,
+                    escape(c),
+                    escape(year),
+                    escape(n),
+                    escape(n)
+                );
+            }
+            out.push_str("</tr>");
+        }
+        _ => {
+            let _ = write!(out, r#"<tr><th scope="col">{}</th>"#, escape(corner));
+            for c in cols {
+                let _ = write!(
+                    out,
+                    r#"<th scope="col" data-col="{}">{}</th>"#,
+                    escape(c),
+                    escape(c)
+                );
+            }
+            out.push_str(&total_th(""));
+            out.push_str("</tr>");
+        }
+    }
+}
+
 /// The numbers of a chart as an accessible table: a caption, column headers, one row header per
-/// row, and a total column when `total` is set (a lower bound when any part is).
+/// row, and a total column when `total` is set (a lower bound when any part is). The table
+/// scrolls inside its box when it is wider than the window, starting at its right end: the
+/// newest quarters and the total are what a reader looks for first, and the row headers stay
+/// in view.
 pub fn grid_table(caption: &str, corner: &str, grid: &Grid, total: bool) -> String {
+    let common = common_half_width(grid);
+    let caption = match common {
+        Some(h) => format!(
+            "{caption} (every noisy figure ± {}, its 95% interval, unless it shows its own)",
+            thousands(h)
+        ),
+        None => caption.to_string(),
+    };
     let mut out = String::with_capacity(8 * 1024);
     let _ = write!(
         out,
-        r#"<div class="table-scroll" tabindex="0"><table><caption>{}</caption><thead><tr><th scope="col">{}</th>"#,
-        escape(caption),
-        escape(corner)
+        r#"<div class="table-scroll newest-first" tabindex="0"><table class="figures"><caption><span class="cap">{}</span></caption><thead>"#,
+        escape(&caption),
     );
-    for c in &grid.cols {
-        let _ = write!(out, r#"<th scope="col">{}</th>"#, escape(c));
-    }
-    if total {
-        out.push_str(r#"<th scope="col">Total</th>"#);
-    }
-    out.push_str("</tr></thead><tbody>");
+    header(&mut out, corner, &grid.cols, total);
+    out.push_str("</thead><tbody>");
     for (r, row) in grid.rows.iter().enumerate() {
         let _ = write!(out, r#"<tr><th scope="row">{}</th>"#, escape(row));
         for d in &grid.cells[r] {
-            out.push_str(&datum_cell(*d));
+            out.push_str(&datum_cell(*d, common));
         }
         if total {
-            let cell = datum_cell(grid.row_total(r));
+            let cell = datum_cell(grid.row_total(r), common);
             out.push_str(&cell.replacen("<td", r#"<td data-total="1""#, 1));
         }
         out.push_str("</tr>");
@@ -61,11 +160,37 @@ pub fn grid_table(caption: &str, corner: &str, grid: &Grid, total: bool) -> Stri
     out
 }
 
+/// `csv` as a `data:` URL: percent-encoded UTF-8, so the page carries it and needs no script or
+/// server to hand it out.
+pub fn csv_data_url(csv: &str) -> String {
+    let mut out = String::with_capacity(csv.len() * 2 + 32);
+    out.push_str("data:text/csv;charset=utf-8,");
+    for b in csv.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b',' | b'*') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A link that saves `csv` as `NAME.csv` ([`csv_data_url`]; `download` works without scripts).
+pub fn csv_link(name: &str, csv: &str, what: &str) -> String {
+    let rows = csv.lines().count().saturating_sub(1);
+    format!(
+        r#"<p class="download"><a class="csv" download="{name}.csv" type="text/csv" href="{url}">Download {what} as CSV</a> <span class="note">({rows} rows: every cell the nodes released, with the columns of <code>vrs-coordinator query --format csv</code>)</span></p>"#,
+        name = escape(name),
+        url = csv_data_url(csv),
+        what = escape(what),
+    )
+}
+
 /// The key to the marks used on every chart and table.
 pub fn status_legend() -> &'static str {
     r##"<ul class="legend status-legend" aria-label="How figures are marked">
 <li><span class="keys" aria-hidden="true"><svg width="30" height="14"><rect x="1" y="2" width="28" height="10" fill="#0072B2"/></svg><svg width="14" height="14"><circle cx="7" cy="7" r="4" fill="#0072B2"/></svg></span><span><b>Exact</b>: every node holding the figure released it. Solid bars and cells, filled points, solid lines.</span></li>
-<li><span class="keys" aria-hidden="true"><svg width="30" height="14"><defs><pattern id="legend-hatch" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="#0072B2" fill-opacity="0.18"/><line x1="0" y1="0" x2="0" y2="6" stroke="#0072B2" stroke-width="3"/></pattern></defs><rect x="1" y="2" width="28" height="10" fill="url(#legend-hatch)" stroke="#0072B2"/></svg><svg width="14" height="14"><circle cx="7" cy="7" r="4.5" fill="#fff" stroke="#0072B2" stroke-width="2"/></svg></span><span><b>Partial, ≥N</b>: a lower bound. At least one node suppressed its part, so the true figure is N or more. Hatched bars and cells, hollow points, dashed lines.</span></li>
+<li><span class="keys" aria-hidden="true"><svg width="30" height="14"><defs><pattern id="legend-hatch" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="#0072B2" fill-opacity="0.18"/><line x1="0" y1="0" x2="0" y2="6" stroke="#0072B2" stroke-width="3"/></pattern></defs><rect x="1" y="2" width="28" height="10" fill="url(#legend-hatch)" stroke="#0072B2"/></svg><svg width="14" height="20"><path d="M7 8L7 1.5M4 4.5L7 1.5L10 4.5" stroke="#0072B2" stroke-width="1.6" fill="none" stroke-linecap="round"/><circle cx="7" cy="13" r="4.5" fill="#fff" stroke="#0072B2" stroke-width="2"/></svg></span><span><b>Partial, ≥N</b>: a lower bound. At least one node suppressed its part, so the true figure is N or more. Hatched bars and cells; on line charts a hollow point with an arrow up, which no line joins (a lower bound is not a trend).</span></li>
 <li><span class="keys" aria-hidden="true"><svg width="14" height="14"><rect x="1.5" y="1.5" width="11" height="11" rx="2" fill="#0072B2" fill-opacity="0.3" stroke="#0072B2"/><path d="M3.5 3.5L10.5 10.5M3.5 10.5L10.5 3.5" stroke="#333" stroke-width="2" stroke-linecap="round"/></svg></span><span><b>Suppressed, ×</b>: no node released a figure (too few records or contributors, one dominant contributor, or to protect another suppressed cell). Unknown, not zero: on line charts these sit in the “supp.” lane under the axis.</span></li>
 <li><span class="keys" aria-hidden="true"><svg width="30" height="14"><rect x="1" y="3" width="18" height="8" fill="#0072B2"/><path d="M12 7L28 7M12 3.5L12 10.5M28 3.5L28 10.5" stroke="#1a1a1a" stroke-width="1.4" fill="none"/></svg></span><span><b>Noisy, N ± H</b>: a zCDP estimate (nodes add calibrated random noise to protect people; the noise of several nodes adds up). The error bar is its 95% interval, ±1.96 standard errors (SE = √Σσ²). A figure whose interval contains 0 reads <b>&lt;U</b>: not distinguishable from 0, below U.</span></li>
 <li><span class="keys" aria-hidden="true"><b>–</b></span><span><b>None reported</b>: no answering node holds records for it.</span></li>
@@ -98,7 +223,7 @@ pub const STYLE: &str = r#"
 html { -webkit-text-size-adjust: 100%; }
 body { margin:0; color:var(--ink); background:#fff;
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", "DejaVu Sans", sans-serif; }
-.page { max-width: 1040px; margin: 0 auto; padding: 28px 24px 48px; }
+.page { max-width: 1232px; margin: 0 auto; padding: 28px 24px 48px; }
 header.top { border-bottom: 3px solid var(--accent); padding-bottom: 14px; margin-bottom: 20px; }
 h1 { font-size: 28px; line-height:1.2; margin: 0 0 4px; letter-spacing: -0.01em; }
 h2 { font-size: 20px; margin: 0 0 4px; }
@@ -120,6 +245,8 @@ section.figure { border-top: 1px solid var(--line); padding-top: 22px; }
 .callout { border-left: 4px solid var(--warn); background:#fff8ee; padding: 8px 12px; margin: 10px 0; font-size: 14px; }
 figure { margin: 8px 0 6px; }
 svg.chart { display:block; max-width:100%; height:auto; }
+.narrow-only { display: none; }
+@media (max-width: 640px) { .wide-only { display: none; } .narrow-only { display: block; } }
 svg.chart text { fill: #333; font-family: inherit; }
 svg.chart .tick { fill: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
 svg.chart .year { font-weight: 600; }
@@ -139,6 +266,13 @@ svg.chart .cell-value.on-dark { fill: #fff; }
 details { margin: 8px 0; }
 summary { cursor: pointer; color: var(--accent); font-size: 14px; }
 .table-scroll { overflow-x: auto; max-width: 100%; }
+/* A wide figure table opens at its right end (newest quarters, Total); its row headers stay put. */
+.table-scroll.newest-first { direction: rtl; }
+.table-scroll.newest-first > table { direction: ltr; margin-right: auto; }
+table.figures tbody th, table.figures thead tr:first-child th:first-child { position: sticky; left: 0; background: #fff; z-index: 1; }
+table.figures caption .cap { position: sticky; left: 0; display: inline-block; max-width: min(100%, calc(100vw - 32px)); }
+table.figures thead th.year { text-align: center; border-bottom: 1px solid var(--line); }
+.download { font-size: 13px; margin: 4px 0 8px; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0 6px; color: #333; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #eaeef2; }
@@ -146,7 +280,7 @@ thead th { border-bottom: 2px solid var(--line); text-align: right; white-space:
 thead th:first-child, tbody th { text-align: left; }
 tbody th { font-weight: 500; white-space: nowrap; }
 td { text-align: right; white-space: nowrap; }
-td[data-total] { font-weight: 600; border-left: 1px solid var(--line); }
+td[data-total], th[data-total] { font-weight: 600; border-left: 1px solid var(--line); }
 td.partial { background: repeating-linear-gradient(135deg, #fff 0 3px, #e4ecf5 3px 6px); }
 td.noisy { white-space: nowrap; }
 td.suppressed { color: #5f5f5f; font-weight: 700; }
@@ -183,7 +317,7 @@ mod tests {
             cells: vec![vec![Datum::Exact(5), Datum::Partial(3), Datum::Suppressed]],
         };
         let t = grid_table("Cap", "row", &g, true);
-        assert!(t.contains("<caption>Cap</caption>"));
+        assert!(t.contains("<caption><span class=\"cap\">Cap</span></caption>"));
         assert!(t.contains(r#"<th scope="row">r&lt;1&gt;</th>"#));
         assert!(t.contains(r#"<td class="partial"><abbr title="lower bound"#));
         assert!(t.contains(">≥3<"));
