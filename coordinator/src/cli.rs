@@ -464,7 +464,7 @@ pub async fn write_report(
     std::fs::write(out, report::render(&data))
         .map_err(IoError::doing(format!("write {}", out.display())))?;
     println!("{}: {}", out.display(), report::summary(&data));
-    let spent = budget::spend(data.sections.iter().map(|s| &s.regional));
+    let spent = budget::spend(data.answers());
     print!("{}", budget::spend_text("the report", &spent));
     let status = Status::worst(
         data.sections

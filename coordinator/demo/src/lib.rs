@@ -486,8 +486,7 @@ pub async fn run_demo(
             .map_err(setup("write report"))?;
         write(out, &format!("\nReport: {}\n", report_path.display()))?;
         let questions = vrs_coordinator::budget::spend(&answers);
-        let report_spend =
-            vrs_coordinator::budget::spend(report.sections.iter().map(|s| &s.regional));
+        let report_spend = vrs_coordinator::budget::spend(report.answers());
         write(
             out,
             &format!(
