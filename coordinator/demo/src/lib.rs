@@ -117,6 +117,14 @@ pub const DEFAULT_DIR: &str = "vrs-demo";
 /// the demo runs again.
 pub const MARKER: &str = ".vrs-demo";
 
+/// The demo's directory as an absolute path (default [`DEFAULT_DIR`] in the current directory):
+/// the node.toml files and the registry name their certificates by it, and a relative name
+/// would be read against each file's own directory.
+pub fn demo_dir(dir: Option<&Path>) -> Result<PathBuf, DemoError> {
+    let dir = dir.map_or_else(|| PathBuf::from(DEFAULT_DIR), Path::to_path_buf);
+    Ok(std::path::absolute(&dir).map_err(IoError::doing(format!("resolve {}", dir.display())))?)
+}
+
 /// Makes `dir` ready for a fresh demo: created when new, kept when empty, replaced when an
 /// earlier demo made it (it holds [`MARKER`]); any other non-empty directory is refused, never
 /// touched. Returns whether an earlier demo was replaced.
@@ -148,7 +156,7 @@ pub fn prepare_dir(dir: &Path) -> Result<bool, DemoError> {
 /// Everything stays in the directory afterwards: the report, the registry, the nodes' stores
 /// and `node.toml` files (each naming the port the registry lists).
 pub fn cli(dir: Option<&Path>, report: Option<&Path>) -> Result<std::process::ExitCode, DemoError> {
-    let dir = dir.map_or_else(|| PathBuf::from(DEFAULT_DIR), Path::to_path_buf);
+    let dir = demo_dir(dir)?;
     if prepare_dir(&dir)? {
         println!("Replacing the demo of an earlier run in {}", dir.display());
     }

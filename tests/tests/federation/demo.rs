@@ -9,6 +9,17 @@ use vrs_coordinator::fanout::{Federation, NodeOutcome};
 use vrs_coordinator::registry::Registry;
 use vrs_core::query::{Query, QueryLimits, RawQuery};
 
+/// README command 1 runs the demo with its default, relative directory: the paths it writes into
+/// node.toml and the registry must not be read against those files' own directories.
+#[test]
+fn the_default_directory_is_made_absolute() {
+    let dir = vrs_demo::demo_dir(None).unwrap();
+    assert!(dir.is_absolute(), "{}", dir.display());
+    assert!(dir.ends_with(vrs_demo::DEFAULT_DIR));
+    let given = vrs_demo::demo_dir(Some(std::path::Path::new("some/where"))).unwrap();
+    assert!(given.is_absolute() && given.ends_with("some/where"));
+}
+
 #[test]
 fn the_demo_keeps_a_directory_that_restarts_and_is_replaced_only_when_it_is_its_own() {
     let root = tempfile::tempdir().unwrap();
