@@ -331,6 +331,23 @@ pub fn run(config_path: &Path, clock: &dyn Clock) -> Report {
                 }
                 _ => {}
             }
+            // zCDP releases only the declared coverage: records outside it are never counted.
+            if config.privacy.is_zcdp()
+                && let Ok(Some((first, last))) = store.period_range()
+            {
+                let today =
+                    crate::universe::current_month(clock.now_ms(), config.privacy.coverage_from());
+                let (from, to) = crate::universe::coverage(&config.privacy, today);
+                if first < from || last > to {
+                    report.add(
+                        Level::Warn,
+                        "coverage",
+                        format!(
+                            "records run from {first} to {last} but the declared coverage is {from} to {to}: records outside it are never released (set [privacy] coverage_from / coverage_to)"
+                        ),
+                    );
+                }
+            }
             if store.perturbation_secret().is_err() {
                 report.add(Level::Fail, "store", "perturbation secret missing");
             }

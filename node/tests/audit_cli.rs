@@ -186,3 +186,48 @@ fn audit_show_says_each_question_in_words() {
     let undecodable = text.lines().nth(2).unwrap(); // header, rule, entry 1
     assert!(undecodable.contains("(not a query envelope)"), "{text}");
 }
+
+/// `check` says when records fall outside the declared zCDP coverage (they are never released):
+/// silent before.
+#[test]
+fn check_warns_about_records_outside_the_declared_coverage() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    assert_eq!(run(&["init", "--dir", d, "--country", "IDN"]).0, Some(0));
+    let csv = dir.path().join("records.csv");
+    let synth = run(&[
+        "synth",
+        "--country",
+        "IDN",
+        "--incidents",
+        "30",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(synth.0, Some(0), "{}", synth.1);
+    let import = run(&["import", "--dir", d, csv.to_str().unwrap()]);
+    assert_eq!(import.0, Some(0), "{}", import.1);
+    let config = dir.path().join("node.toml");
+    let (_, before) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert!(!before.contains("declared coverage is"), "{before}");
+    // Declare a coverage that starts after every synthetic record.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let later = text.replacen(
+        "coverage_from = \"2010-01\"",
+        "coverage_from = \"2099-01\"",
+        1,
+    );
+    assert_ne!(text, later, "the generated file declares coverage_from");
+    std::fs::write(&config, later).unwrap();
+    let (_, after) = run(&["check", "--config", config.to_str().unwrap()]);
+    assert!(after.contains("declared coverage is 2099-01"), "{after}");
+    assert!(after.contains("never released"), "{after}");
+}
