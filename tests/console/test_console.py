@@ -17,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
 BASE = sys.argv[1].rstrip("/")
 SHOTS = sys.argv[2]
@@ -54,7 +55,10 @@ def browser():
 
 d = browser()
 d.set_page_load_timeout(30)
-wait = WebDriverWait(d, 10)
+# While a form post navigates, an element found on the old page goes stale (or its node leaves
+# the document) before the new page is there: a wait polls again rather than failing, and
+# fails only when its condition never holds within 10 s.
+wait = WebDriverWait(d, 10, ignored_exceptions=(WebDriverException,))
 
 
 def go(path):
@@ -205,15 +209,20 @@ def _():
 def _():
     d.delete_all_cookies()
     go("/login")
-    body = d.find_element(By.TAG_NAME, "body")
-    body.click()
+    wait.until(lambda _: d.find_elements(By.ID, "sign-in"))
+    # Start from the top of the document without a click (a click lands on whatever is under the
+    # pointer, and a link there navigates away, leaving every element found so far stale).
+    d.execute_script("if (document.activeElement) { document.activeElement.blur(); } window.focus();")
     reached = None
     for _ in range(20):
         ActionChains(d).send_keys(Keys.TAB).perform()
-        active = d.switch_to.active_element
-        if active.get_attribute("id") == "sign-in":
-            reached = active
-            break
+        try:
+            active = d.switch_to.active_element
+            if active.get_attribute("id") == "sign-in":
+                reached = active
+                break
+        except StaleElementReferenceException:
+            assert d.current_url.endswith("/login"), f"Tab navigated away: {d.current_url}"
     assert reached is not None, "Tab never reached the sign-in button"
     style = d.execute_script(
         "const s = getComputedStyle(arguments[0]); return [s.outlineStyle, s.outlineWidth, s.outlineColor];",
