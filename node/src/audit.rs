@@ -106,6 +106,23 @@ pub fn audit_key(dir: &Path) -> Result<(vrs_core::signing::SigningKey, bool), Au
     }
 }
 
+/// Creates `path` empty with mode 0600 unless it exists (an existing file is left as it is), so
+/// that SQLite, opening it next, never makes it with the process's umask: for the node's SQLite
+/// files that hold signed queries, the ledger or accounts (audit.sqlite, console.sqlite).
+pub(crate) fn ensure_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -180,19 +197,7 @@ impl AuditLog {
         let path = dir.join(AUDIT_FILE);
         // Created 0600 before SQLite opens it (its -wal and -shm files take the same mode): the
         // log holds every signed query and the ledger (issue 12, item 11).
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(AuditError::Io(e)),
-            }
-        }
+        ensure_private_file(&path)?;
         let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Switching a new file to WAL needs the file to itself and SQLite does not wait for it

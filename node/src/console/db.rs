@@ -64,19 +64,7 @@ impl ConsoleDb {
     /// Opens (creating, 0600, if needed) `console.sqlite` in the node's data directory.
     pub fn open(dir: &Path) -> Result<ConsoleDb, ConsoleError> {
         let path = dir.join(CONSOLE_FILE);
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(ConsoleError::Io(e)),
-            }
-        }
+        crate::audit::ensure_private_file(&path).map_err(ConsoleError::Io)?;
         let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
