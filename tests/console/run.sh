@@ -4,7 +4,8 @@
 # Builds vrs-node (debug), makes a node directory with synthetic records (`vrs-node synth` +
 # `vrs-node import`) and accounts (`vrs-node user add`, passwords on standard input), starts
 # `vrs-node console` on 127.0.0.1 port 0 and reads the port from its `console listening on`
-# line, then drives Chromium through Selenium WebDriver (tests/console/test_console.py): sign in,
+# line, then drives Chromium through Selenium WebDriver (every tests/console/test_*.py, with
+# tests/console/common.py): sign in,
 # status, audit log verify, budget, users, change log, labels, Bahasa Indonesia, lockout of a
 # second account, a clerk refused user admin, keyboard-only sign-in with a visible focus.
 # Screenshots of the main pages go to docs/console/*.png (--no-screenshots: a temporary dir).
@@ -103,21 +104,26 @@ pass "console listening on $url"
 shot_dir=${shots:-$work/shots}
 mkdir -p "$shot_dir"
 echo "== headless Chromium via Selenium"
-set +e
-timeout 300 "$venv/bin/python" tests/console/test_console.py "$url" "$shot_dir" >"$work/browser.out" 2>"$work/browser.err"
-rc=$?
-set -e
-grep -E '^(ok|FAIL) ' "$work/browser.out" || true
-counts=$(sed -n 's/^passed=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$work/browser.out")
-if [ -z "$counts" ]; then
-  tail -n 30 "$work/browser.err" >&2
-  fail "the browser test ran to the end (exit $rc)"
-else
-  read -r p f <<<"$counts"
-  passed=$((passed + p))
-  failed=$((failed + f))
-  if [ "$f" -gt 0 ]; then tail -n 40 "$work/browser.err" >&2; fi
-fi
+# Every tests/console/test_*.py script, in name order, each in its own browser (common.py).
+export VRS_NODE_BIN="$bin" VRS_NODE_DIR="$node" VRS_WORK="$work"
+for script in tests/console/test_*.py; do
+  name=$(basename "$script" .py)
+  set +e
+  timeout 300 "$venv/bin/python" "$script" "$url" "$shot_dir" >"$work/$name.out" 2>"$work/$name.err"
+  rc=$?
+  set -e
+  grep -E '^(ok|FAIL) ' "$work/$name.out" || true
+  counts=$(sed -n 's/^passed=\([0-9]*\) failed=\([0-9]*\)$/\1 \2/p' "$work/$name.out")
+  if [ -z "$counts" ]; then
+    tail -n 30 "$work/$name.err" >&2
+    fail "$name ran to the end (exit $rc)"
+  else
+    read -r p f <<<"$counts"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$f" -gt 0 ]; then tail -n 40 "$work/$name.err" >&2; fi
+  fi
+done
 
 if "$bin" user list --config "$node" | grep -q "^locky .*locked"; then pass "the CLI sees locky locked"; else fail "the CLI sees locky locked"; fi
 if echo | "$bin" user unlock --config "$node" locky >/dev/null; then pass "user unlock"; else fail "user unlock"; fi
