@@ -35,11 +35,16 @@ finish() {
 
 work=$(mktemp -d)
 console_pid=""
-cleanup() {
-  if [ -n "$console_pid" ] && kill -0 "$console_pid" 2>/dev/null; then
-    kill "$console_pid" 2>/dev/null || true
-    wait "$console_pid" 2>/dev/null || true
+serve_pid=""
+stop() {
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
   fi
+}
+cleanup() {
+  stop "$console_pid"
+  stop "$serve_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,9 +64,11 @@ if ! "$venv/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "selenium==$SELENIUM_VERSION"
 fi
 
-echo "== building vrs-node (debug)"
-cargo build --locked --quiet -p vrs-node --bin vrs-node
+echo "== building vrs-node, vrs-coordinator and vrs-certs-dev (debug)"
+cargo build --locked --quiet -p vrs-node -p vrs-coordinator -p vrs-certs-dev \
+  --bin vrs-node --bin vrs-coordinator --bin vrs-certs-dev
 bin="$target/debug/vrs-node"
+coordinator_bin="$target/debug/vrs-coordinator"
 
 echo "== a node with synthetic records and four accounts"
 node="$work/node"
@@ -82,6 +89,56 @@ fi
 if "$bin" user list --config "$node" | grep -q "^ana .*admin .*active"; then pass "user list"; else fail "user list"; fi
 mode=$(stat -c %a "$node/console.sqlite")
 if [ "$mode" = 600 ]; then pass "console.sqlite is 0600"; else fail "console.sqlite is $mode, not 0600"; fi
+
+echo "== the node served over mutual TLS on 127.0.0.1:0, holding queries for approval"
+# Development certificates (never production) where node.toml's commented [tls] lines point,
+# the demo coordinator as the one caller, and [approval] mode = "manual": the workflow test
+# asks through a real vrs-coordinator, approves in the browser, and collects the answer.
+"$target/debug/vrs-certs-dev" --out "$node/certs" --coordinator bali-rc --nodes IDN >/dev/null
+signing_pub=$(tr -d '[:space:]' <"$node/certs/coordinator.bali-rc.signing.pub")
+sed -i \
+  -e 's/^listen = "127\.0\.0\.1:7443"$/listen = "127.0.0.1:0"/' \
+  -e 's/^# \[tls\]$/[tls]/' \
+  -e 's|^# ca = "certs/ca\.pem"$|ca = "certs/ca.pem"|' \
+  -e 's|^# cert = "certs/node\.idn\.vrs\.test\.pem"$|cert = "certs/node.idn.vrs.test.pem"|' \
+  -e 's|^# key = "certs/node\.idn\.vrs\.test\.key"$|key = "certs/node.idn.vrs.test.key"|' \
+  -e 's/^# \[\[callers\]\]$/[[callers]]/' \
+  -e 's/^# identity = "coordinator\.bali-rc\.vrs\.test"$/identity = "coordinator.bali-rc.vrs.test"/' \
+  -e "s/^# signing_keys = \[\"<hex public key>\"\]\$/signing_keys = [\"$signing_pub\"]/" \
+  -e 's/^mode = "auto"$/mode = "manual"/' \
+  "$node/node.toml"
+"$bin" serve --config "$node" >"$work/serve.out" 2>"$work/serve.log" &
+serve_pid=$!
+node_addr=""
+for _ in $(seq 1 100); do
+  node_addr=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$work/serve.out")
+  [ -n "$node_addr" ] && break
+  kill -0 "$serve_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$node_addr" ]; then
+  cat "$work/serve.log" >&2
+  fail "vrs-node serve started"
+  finish
+  exit 1
+fi
+pass "vrs-node serve listening on $node_addr (approval: manual)"
+cat >"$work/registry.toml" <<EOF
+[coordinator]
+name = "bali-rc"
+signing_key = "$node/certs/coordinator.bali-rc.signing.pk8"
+deadline_ms = 5000
+connect_timeout_ms = 2000
+
+[tls]
+ca = "$node/certs/ca.pem"
+cert = "$node/certs/coordinator.bali-rc.vrs.test.pem"
+key = "$node/certs/coordinator.bali-rc.vrs.test.key"
+
+[[nodes]]
+country = "IDN"
+endpoint = "$node_addr"
+EOF
 
 echo "== vrs-node console on 127.0.0.1:0"
 "$bin" console --config "$node" --listen 127.0.0.1:0 >"$work/console.out" 2>"$work/console.log" &
@@ -106,6 +163,7 @@ mkdir -p "$shot_dir"
 echo "== headless Chromium via Selenium"
 # Every tests/console/test_*.py script, in name order, each in its own browser (common.py).
 export VRS_NODE_BIN="$bin" VRS_NODE_DIR="$node" VRS_WORK="$work"
+export VRS_COORDINATOR_BIN="$coordinator_bin" VRS_REGISTRY="$work/registry.toml"
 for script in tests/console/test_*.py; do
   name=$(basename "$script" .py)
   set +e

@@ -10,6 +10,8 @@
 //!   POST, the signed-in user and role checks, cookies.
 //! - [`pages`]: one handler per page, each with its compiled (askama) template.
 //! - [`cli`]: `vrs-node console` and `vrs-node user …`.
+//! - Workflow pages: [`imports`] (upload, preview, commit or cancel), [`preview`] (the release
+//!   preview: table, chart, budget cost), [`approvals`] (held queries, approve or deny).
 //!
 //! A request flows: [`web::guard`] (headers; POST → CSRF token checked against the session) →
 //! a handler in [`pages`] that asks [`web::Viewer`] for the role it needs → blocking work
@@ -20,11 +22,14 @@
 //! federation's mutual-TLS port; a non-loopback address is refused unless `[console.tls]` is set.
 
 pub mod accounts;
+pub mod approvals;
 pub mod changelog;
 pub mod cli;
 pub mod db;
 pub mod i18n;
+pub mod imports;
 pub mod pages;
+pub mod preview;
 pub mod sessions;
 pub mod web;
 

@@ -42,6 +42,15 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/users/{name}/{action}", post(user_action))
         .route("/changes", get(changes))
         .route("/changes/verify", post(changes_verify))
+        // workflow: imports, release preview, approval queue (imports.rs, preview.rs,
+        // approvals.rs)
+        .route("/imports", get(super::imports::imports))
+        .route(super::imports::UPLOAD_PATH, post(super::imports::upload))
+        .route("/imports/{id}", get(super::imports::preview))
+        .route("/imports/{id}/{action}", post(super::imports::decide))
+        .route("/preview", get(super::preview::preview))
+        .route("/approvals", get(super::approvals::approvals))
+        .route("/approvals/{id}/{action}", post(super::approvals::decide))
         .route("/assets/console.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -51,45 +60,51 @@ pub fn router(console: Arc<Console>) -> Router {
         .with_state(console)
 }
 
-type Page = Result<Response, Refusal>;
+/// What a handler returns: a page, or the refusal shown instead.
+pub(super) type Page = Result<Response, Refusal>;
 
 /// One link of the navigation.
 #[derive(Debug, Clone)]
 pub struct NavItem {
-    href: &'static str,
-    label: String,
-    current: bool,
+    pub(super) href: &'static str,
+    pub(super) label: String,
+    pub(super) current: bool,
 }
 
 /// One entry of the language switch.
 #[derive(Debug, Clone)]
 pub struct LangLink {
-    href: String,
-    tag: &'static str,
-    name: &'static str,
-    current: bool,
+    pub(super) href: String,
+    pub(super) tag: &'static str,
+    pub(super) name: &'static str,
+    pub(super) current: bool,
 }
 
 /// What every page's frame shows: language, title, who is signed in, the navigation.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    t: Tr,
-    title: String,
-    user: Option<User>,
-    role_label: String,
-    csrf: String,
-    nav: Vec<NavItem>,
-    langs: Vec<LangLink>,
-    country: String,
+    pub(super) t: Tr,
+    pub(super) title: String,
+    pub(super) user: Option<User>,
+    pub(super) role_label: String,
+    pub(super) csrf: String,
+    pub(super) nav: Vec<NavItem>,
+    pub(super) langs: Vec<LangLink>,
+    pub(super) country: String,
 }
 
 impl Frame {
-    fn new(console: &Console, viewer: &Viewer, title_key: &str) -> Frame {
+    /// The frame of a page titled by message `title_key`, for `viewer`.
+    pub(super) fn new(console: &Console, viewer: &Viewer, title_key: &str) -> Frame {
         let t = web::tr(console, viewer.lang);
         let user = viewer.session.as_ref().and_then(|s| s.user.clone());
         let role = user.as_ref().map(|u| u.role);
-        let pages: [(&'static str, &str, Role); 5] = [
+        let pages: [(&'static str, &str, Role); 8] = [
             ("/", "nav-status", Role::Clerk),
+            // workflow: imports, release preview, approval queue
+            ("/imports", "import-nav", Role::Clerk),
+            ("/preview", "preview-nav", Role::Clerk),
+            ("/approvals", "approval-nav", Role::Reviewer),
             ("/budget", "nav-budget", Role::Clerk),
             ("/audit", "nav-audit", Role::Reviewer),
             ("/changes", "nav-changes", Role::Reviewer),
@@ -148,7 +163,8 @@ fn safe_next(path: &str) -> &str {
     if ok { path } else { "/" }
 }
 
-fn render(status: StatusCode, page: &impl Template, viewer_lang: Lang) -> Page {
+/// Renders `page` with `status`; a template failure is logged and becomes a 500 page.
+pub(super) fn render(status: StatusCode, page: &impl Template, viewer_lang: Lang) -> Page {
     match page.render() {
         Ok(html) => Ok((status, Html(html)).into_response()),
         Err(e) => {

@@ -95,6 +95,8 @@ pub enum Refusal {
     BadToken(Lang),
     /// Something broke; detail goes to the log, the page says only that (500).
     Internal(Lang),
+    /// An upload over its cap (413); nothing was read or kept.
+    TooLarge(Lang),
 }
 
 impl Viewer {
@@ -166,6 +168,9 @@ impl IntoResponse for Refusal {
             }
             Refusal::Internal(lang) => {
                 super::pages::error_page(lang, StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            Refusal::TooLarge(lang) => {
+                super::pages::error_page(lang, StatusCode::PAYLOAD_TOO_LARGE, "import-too-large")
             }
         }
     }
@@ -240,10 +245,34 @@ async fn checked(console: &Arc<Console>, req: Request) -> Result<Request, Refusa
     }
     let session_id = cookie(req.headers(), SESSION_COOKIE);
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| Refusal::BadToken(lang))?;
-    let (Some(id), Some(sent)) = (session_id, form_token(&bytes)) else {
+    // Only the upload route takes a large body (a file, as multipart/form-data); over its cap
+    // the answer says so (413) before the body is read, rather than "form expired".
+    let upload = super::imports::is_upload(parts.uri.path());
+    let limit = if upload {
+        super::imports::MAX_UPLOAD_BYTES
+    } else {
+        MAX_FORM_BYTES
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if upload && declared.is_some_and(|n| n > limit as u64) {
+        return Err(Refusal::TooLarge(lang));
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        if upload {
+            Refusal::TooLarge(lang)
+        } else {
+            Refusal::BadToken(lang)
+        }
+    })?;
+    let sent = match super::imports::boundary(&parts.headers) {
+        Some(b) if upload => super::imports::multipart_token(&bytes, &b),
+        _ => form_token(&bytes),
+    };
+    let (Some(id), Some(sent)) = (session_id, sent) else {
         return Err(Refusal::BadToken(lang));
     };
     let lifetimes = console.lifetimes();

@@ -765,7 +765,31 @@ pub fn import_file(
     opts: &ImportOptions,
 ) -> Result<FileReport, ImportError> {
     let opened = open(path, opts, true)?;
-    import_opened(store, opened, fx, opts)
+    import_opened(store, opened, fx, opts, Keep::Commit)
+}
+
+/// Whether an import keeps what it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Commit the transaction: the records are stored.
+    Commit,
+    /// Roll it back at the end: a preview.
+    RollBack,
+}
+
+/// What [`import_file`] would do with this file, with nothing written: the very same import
+/// (reader, checks, FX conversion, duplicates against the store and within the file) runs in
+/// its transaction, which is then rolled back. The console's upload preview calls this, so a
+/// preview and the commit after it cannot disagree on how a row is read; only a change to the
+/// store in between (another import adding a `source_id`) can change the counts.
+pub fn preview_file(
+    store: &mut Store,
+    path: &Path,
+    fx: &FxRates,
+    opts: &ImportOptions,
+) -> Result<FileReport, ImportError> {
+    let opened = open(path, opts, true)?;
+    import_opened(store, opened, fx, opts, Keep::RollBack)
 }
 
 fn import_opened(
@@ -773,6 +797,7 @@ fn import_opened(
     opened: Opened,
     fx: &FxRates,
     opts: &ImportOptions,
+    keep: Keep,
 ) -> Result<FileReport, ImportError> {
     let Opened {
         label,
@@ -849,6 +874,9 @@ fn import_opened(
         tx.rollback()?;
         report.imported = 0;
         report.rolled_back = true;
+    } else if keep == Keep::RollBack {
+        // `imported` stays what a commit would store.
+        tx.rollback()?;
     } else {
         tx.commit(ImportCounts {
             imported: report.imported,
