@@ -309,7 +309,7 @@ fn waiting(root: &Path, now_ms: i64) -> Vec<Upload> {
             }
         }
     }
-    out.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+    out.sort_by_key(|u| std::cmp::Reverse(u.at_ms));
     out
 }
 

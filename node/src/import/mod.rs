@@ -1023,7 +1023,8 @@ mod tests {
             sheet: None,
             limits: RecordLimits::default(),
         };
-        let e = import_opened(&mut s, opened, &fx, &ImportOptions::default()).unwrap_err();
+        let e = import_opened(&mut s, opened, &fx, &ImportOptions::default(), Keep::Commit)
+            .unwrap_err();
         assert!(matches!(e, ImportError::Io { .. }), "{e}");
         assert!(e.to_string().contains("device went away"), "{e}");
         assert_eq!(s.incident_count().unwrap(), 0);
@@ -1045,7 +1046,8 @@ mod tests {
             sheet: None,
             limits: RecordLimits::default(),
         };
-        let r = import_opened(&mut s, opened, &fx, &ImportOptions::default()).unwrap();
+        let r =
+            import_opened(&mut s, opened, &fx, &ImportOptions::default(), Keep::Commit).unwrap();
         assert_eq!(r.imported, 2_000);
         assert_eq!(s.incident_count().unwrap(), 2_000);
     }
