@@ -365,6 +365,34 @@ impl LocalFederation {
     }
 }
 
+/// The demo node whose console gets an account ([`console_account`]).
+pub const CONSOLE_NODE: &str = "node-tha";
+/// The console account the demo makes.
+pub const CONSOLE_ADMIN: &str = "admin";
+
+/// Makes the admin account [`CONSOLE_ADMIN`] in the console of the node in `node_dir`, with a
+/// fresh random password (80 bits from the OS's generator), and returns that password for the
+/// demo to print once: the demo's nodes are new each run, so a fixed password would be a
+/// well-known one, and the console stores only the password's argon2id hash.
+pub fn console_account(node_dir: &Path) -> Result<String, DemoError> {
+    use vrs_node::console::accounts::{Password, Role, Username};
+    let random = vrs_node::console::sessions::Token::random().map_err(setup("randomness"))?;
+    let password: String = random.as_str().chars().take(20).collect();
+    let mut db =
+        vrs_node::console::db::ConsoleDb::open(node_dir).map_err(setup("console.sqlite"))?;
+    let now = vrs_core::clock::Clock::now_ms(&vrs_core::clock::SystemClock);
+    db.add_user(
+        now,
+        "vrs-demo",
+        &Username::parse(CONSOLE_ADMIN).map_err(setup("username"))?,
+        "Demo admin",
+        Role::Admin,
+        &Password::new(password.clone()).map_err(setup("password"))?,
+    )
+    .map_err(setup("console account"))?;
+    Ok(password)
+}
+
 /// A standard regional question.
 #[derive(Debug, Clone)]
 pub struct Question {
@@ -508,6 +536,10 @@ pub async fn run_demo(
     .await;
     fed_nodes.stop().await;
     let answers = result?;
+    let console_node = dir.join(CONSOLE_NODE);
+    let password = tokio::task::spawn_blocking(move || console_account(&console_node))
+        .await
+        .map_err(setup("console account task"))??;
     let d = dir.display();
     write(
         out,
@@ -516,9 +548,43 @@ pub async fn run_demo(
              report      {d}/report.html\n  \
              registry    {d}/registry.toml (vrs-coordinator --registry {d}/registry.toml …)\n  \
              nodes       {d}/node-*/node.toml (start one again: vrs-node serve --config {d}/node-tha/node.toml)\n\
-             Run the demo again to replace it, or remove it with: rm -r {d}\n",
+             Run the demo again to replace it, or remove it with: rm -r {d}\n\
+             Web console of THA: target/debug/vrs-node console --config {d}/{CONSOLE_NODE}, open \
+             http://127.0.0.1:7480 and sign in as {CONSOLE_ADMIN} with password {password} \
+             (printed only now; the node keeps only its argon2id hash)\n",
             started.elapsed().as_secs_f64(),
         ),
     )?;
     Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a test: failing loudly is the point
+    use super::*;
+    use vrs_node::console::accounts::{Password, Role, SignIn};
+
+    #[test]
+    fn the_console_account_signs_in_with_the_printed_password_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = console_account(dir.path()).unwrap();
+        assert_eq!(password.len(), 20);
+        let other = tempfile::tempdir().unwrap();
+        let again = console_account(other.path()).unwrap();
+        assert_ne!(password, again, "a fresh password every run");
+        let mut db = vrs_node::console::db::ConsoleDb::open(dir.path()).unwrap();
+        let ok = db
+            .sign_in(0, CONSOLE_ADMIN, &Password::typed(password.clone()), 1)
+            .unwrap();
+        assert!(matches!(ok, SignIn::Ok(u) if u.role == Role::Admin));
+        let wrong = db
+            .sign_in(
+                0,
+                CONSOLE_ADMIN,
+                &Password::typed(format!("{password}x")),
+                1,
+            )
+            .unwrap();
+        assert_eq!(wrong, SignIn::Wrong);
+    }
 }
