@@ -563,3 +563,153 @@ async fn a_clerk_cannot_decide_a_held_query_and_a_reviewer_can() {
     .await;
     assert_eq!(r.status, 409);
 }
+
+/// A mapping for an agency's own layout (`Case,Date,Mode,From,Nat,Persons`).
+const AGENCY_MAPPING: &str = r#"
+[source_id]
+column = "Case"
+prefix = "AG-"
+[fields]
+date = { column = "Date", formats = ["%Y-%m-%d"] }
+country = { value = "IDN" }
+mode = { column = "Mode" }
+route = { template = "{From}>IDN", split = ">" }
+[[migrants]]
+citizenship = { column = "Nat" }
+count = { column = "Persons" }
+"#;
+
+const AGENCY_ROWS: [[&str; 6]; 4] = [
+    ["Case", "Date", "Mode", "From", "Nat", "Persons"],
+    ["1", "2024-03-05", "sea", "MMR", "MMR", "12"],
+    ["2", "2024-04-11", "land", "MYS", "BGD", "3"],
+    ["3", "not a date", "sea", "MMR", "MMR", "4"],
+];
+
+/// A multipart body with text `fields` and `files` (field, file name, bytes).
+fn multipart_with(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----vrsTestBoundaryQ2x9";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (k, name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_saved_mapping_reads_a_chosen_sheet_and_an_uploaded_mapping_reads_a_csv() {
+    let node = Node::start().await;
+    std::fs::create_dir(node.path().join("mappings")).unwrap();
+    std::fs::write(node.path().join("mappings/agency.toml"), AGENCY_MAPPING).unwrap();
+    let (cookie, csrf) = sign_in(node.addr, "budi").await;
+    let page = get(node.addr, "/imports", &cookie).await;
+    assert!(
+        page.body.contains("<option value=\"agency.toml\">"),
+        "a saved mapping is offered"
+    );
+
+    // A workbook whose first sheet is something else: the sheet is chosen by name.
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let notes = wb.add_worksheet();
+    notes.set_name("Notes").unwrap();
+    notes.write_string(0, 0, "not records").unwrap();
+    let ws = wb.add_worksheet();
+    ws.set_name("Detections").unwrap();
+    for (r, row) in AGENCY_ROWS.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            ws.write_string(r as u32, c as u16, *v).unwrap();
+        }
+    }
+    let xlsx = wb.save_to_buffer().unwrap();
+    let (ct, body) = multipart_with(
+        &[
+            ("csrf", &csrf),
+            ("mapping", "agency.toml"),
+            ("sheet", "Detections"),
+        ],
+        &[("file", "agency.xlsx", &xlsx)],
+    );
+    let r = http(node.addr, "POST", "/imports/upload", &cookie, &ct, &body).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let preview = get(node.addr, r.header("location").unwrap(), &cookie).await;
+    assert!(
+        preview.body.contains("id=\"count-accepted\">2<"),
+        "{}",
+        preview.body
+    );
+    assert!(
+        preview.body.contains("id=\"count-rejected\">1<"),
+        "{}",
+        preview.body
+    );
+    assert!(preview.body.contains("Detections"));
+
+    // A sheet that does not exist: the import's own error, nothing kept.
+    let (ct, body) = multipart_with(
+        &[
+            ("csrf", &csrf),
+            ("mapping", "agency.toml"),
+            ("sheet", "Nope"),
+        ],
+        &[("file", "agency.xlsx", &xlsx)],
+    );
+    let r = http(node.addr, "POST", "/imports/upload", &cookie, &ct, &body).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Nope"), "{}", r.body);
+    assert!(
+        !r.body.contains(node.path().to_str().unwrap()),
+        "no path of the node on a page"
+    );
+    // A saved mapping that is not offered (a path, say) is refused.
+    let (ct, body) = multipart_with(
+        &[("csrf", &csrf), ("mapping", "../node.toml")],
+        &[("file", "agency.xlsx", &xlsx)],
+    );
+    let r = http(node.addr, "POST", "/imports/upload", &cookie, &ct, &body).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("no such saved mapping"), "{}", r.body);
+
+    // The same rows as CSV with the mapping uploaded beside it.
+    let text: String = AGENCY_ROWS.iter().map(|r| r.join(",") + "\n").collect();
+    let (ct, body) = multipart_with(
+        &[("csrf", &csrf), ("mapping", "")],
+        &[
+            ("file", "agency.csv", text.as_bytes()),
+            ("mapping_file", "agency.toml", AGENCY_MAPPING.as_bytes()),
+        ],
+    );
+    let r = http(node.addr, "POST", "/imports/upload", &cookie, &ct, &body).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let at = r.header("location").unwrap().to_string();
+    let preview = get(node.addr, &at, &cookie).await;
+    assert!(preview.body.contains("uploaded: agency.toml"));
+    assert!(
+        preview.body.contains("id=\"count-accepted\">2<"),
+        "{}",
+        preview.body
+    );
+    let before = node.records();
+    let done = post(
+        node.addr,
+        &format!("{at}/commit"),
+        &cookie,
+        &format!("csrf={csrf}&sha256={}", sha256(text.as_bytes())),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(node.records(), before + 2);
+}
