@@ -229,6 +229,7 @@ def _():
 def _():
     sign_in("rina")
     wait.until(lambda _: h1() == "Node status")
+    assert "1 waiting" in d.find_element(By.TAG_NAME, "main").text
     d.find_element(By.LINK_TEXT, "Approvals").click()
     wait.until(lambda _: h1() == "Approval queue")
     card = d.find_element(By.ID, f"held-{state['held']}")

@@ -305,4 +305,5 @@ approval-words-filter = , only { $dim }: { $values }
 approval-words-margins = , with totals
 approval-words-caller = , asked by { $caller }
 action-query-approved = query approved
+approval-waiting = ; { $n } waiting (Approvals page)
 action-query-denied = query denied

@@ -305,4 +305,5 @@ approval-words-filter = , hanya { $dim }: { $values }
 approval-words-margins = , dengan total
 approval-words-caller = , ditanyakan oleh { $caller }
 action-query-approved = kueri disetujui
+approval-waiting = ; { $n } menunggu (halaman Persetujuan)
 action-query-denied = kueri ditolak

@@ -224,7 +224,7 @@ fn cost(
         &[
             ("rho", t.decimal(rho_of(rho), 6)),
             ("n", t.int(labels.len() as u64)),
-            ("quarters", labels.join(", ")),
+            ("quarters", quarter_span(&labels)),
         ],
     );
     let least = budgets
@@ -238,6 +238,15 @@ fn cost(
         None => String::new(),
     };
     (cost, left, refuse)
+}
+
+/// Quarters as a reader takes them in: listed when few, else the first and last (a query's
+/// quarters are one unbroken range: the months of its period).
+pub(super) fn quarter_span(labels: &[String]) -> String {
+    match labels {
+        [first, .., last] if labels.len() > 8 => format!("{first} – {last}"),
+        _ => labels.join(", "),
+    }
 }
 
 /// `POST /approvals/{id}/{approve|deny}` (reviewer).
@@ -311,5 +320,22 @@ pub(super) async fn decide(
             Some(t.t("approval-error-gone")),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_quarters_are_listed_many_are_a_range() {
+        let q = |n: usize| -> Vec<String> { (0..n).map(|i| format!("Q{i}")).collect() };
+        assert_eq!(quarter_span(&q(2)), "Q0, Q1");
+        assert_eq!(quarter_span(&q(8)).matches(", ").count(), 7);
+        assert_eq!(quarter_span(&q(9)), "Q0 – Q8");
+        assert_eq!(quarter_span(&[]), "");
+        assert!(valid_id("89e649b3d6337e4f4f245eb3255d10ba"));
+        assert!(!valid_id("short"));
+        assert!(!valid_id("../../etc/passwd-xxxxxxxx"));
     }
 }

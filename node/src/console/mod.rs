@@ -17,7 +17,9 @@
 //! a handler in [`pages`] that asks [`web::Viewer`] for the role it needs → blocking work
 //! (SQLite, argon2) on the blocking pool → a template rendered with the viewer's language.
 //!
-//! The console reads the store and the audit log (read-only) and writes only `console.sqlite`.
+//! The console writes `console.sqlite`; the store only through the import code (an upload's
+//! commit, [`imports`]); the audit log only to decide a held query ([`approvals`], the same
+//! `AuditLog::decide` as the CLI). Everything else it reads, read-only.
 //! It listens on its own port (`[console] listen`, default `127.0.0.1:7480`), apart from the
 //! federation's mutual-TLS port; a non-loopback address is refused unless `[console.tls]` is set.
 

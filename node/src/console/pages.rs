@@ -5,6 +5,9 @@
 //! | page                 | role     |
 //! |----------------------|----------|
 //! | `/` status           | clerk    |
+//! | `/imports` (+ upload, commit, cancel; imports.rs) | clerk |
+//! | `/preview` (preview.rs) | clerk |
+//! | `/approvals` (+ approve, deny; approvals.rs) | reviewer |
 //! | `/budget`            | clerk    |
 //! | `/audit` (+ verify, export) | reviewer |
 //! | `/changes` (+ verify)| reviewer |
@@ -567,15 +570,22 @@ fn status_facts(console: &Console, t: &Tr) -> Vec<Fact> {
         },
         Err(_) => facts.push(fact(t, "status-audit-key", t.t("none-yet"), "")),
     }
-    facts.push(fact(
-        t,
-        "status-approval",
-        t.t(match config.file.approval.mode {
-            crate::config::ApprovalMode::Auto => "approval-auto",
-            crate::config::ApprovalMode::Manual => "approval-manual",
-        }),
-        "",
-    ));
+    let mut approval = t.t(match config.file.approval.mode {
+        crate::config::ApprovalMode::Auto => "approval-auto",
+        crate::config::ApprovalMode::Manual => "approval-manual",
+    });
+    // workflow: how many held queries wait in the approval queue.
+    let waiting = AuditLog::open_existing(&dir)
+        .and_then(|log| log.pending(false))
+        .map(|p| p.len() as u64)
+        .unwrap_or(0);
+    let state = if waiting > 0 {
+        approval.push_str(&t.ta("approval-waiting", &[("n", t.int(waiting))]));
+        "warn"
+    } else {
+        ""
+    };
+    facts.push(fact(t, "status-approval", approval, state));
     facts
 }
 

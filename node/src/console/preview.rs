@@ -337,7 +337,7 @@ fn compute(console: &Console, form: &PreviewForm, t: &Tr) -> Result<Outcome, Fai
             &[
                 ("rho", t.decimal(rho_of(rho), 6)),
                 ("n", t.int(labels.len() as u64)),
-                ("quarters", labels.join(", ")),
+                ("quarters", super::approvals::quarter_span(&labels)),
                 ("cells", t.int(p.plan.universe.keys.len() as u64)),
                 (
                     "unit",
