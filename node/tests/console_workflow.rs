@@ -713,3 +713,34 @@ async fn a_saved_mapping_reads_a_chosen_sheet_and_an_uploaded_mapping_reads_a_cs
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(node.records(), before + 2);
 }
+
+#[tokio::test]
+async fn under_rules_v1_the_preview_shows_the_released_table_without_a_budget() {
+    let node = Node::start().await;
+    // The same node, its console restarted under rules_v1 (a second console on the same files).
+    let toml = std::fs::read_to_string(node.path().join("node.toml"))
+        .unwrap()
+        .replacen("mode = \"zcdp\"", "mode = \"rules_v1\"", 1);
+    std::fs::write(node.path().join("node.toml"), toml).unwrap();
+    let config = NodeConfig::load(node.path()).unwrap();
+    assert!(!config.privacy.is_zcdp());
+    let console = Arc::new(Console::new(config, Arc::new(SystemClock)).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        console::serve(listener, console, std::future::pending())
+            .await
+            .unwrap();
+    });
+    let (cookie, _) = sign_in(addr, "rina").await;
+    let before = ledger_state(node.path());
+    let r = get(addr, "/preview?unit=incidents&by1=mode", &cookie).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<table id=\"answer\""));
+    assert!(!r.body.contains("id=\"cost\""), "no budget in rules_v1");
+    assert_eq!(ledger_state(node.path()), before);
+    // The queue of a node that answers at once says so.
+    let q = get(addr, "/approvals", &cookie).await;
+    assert_eq!(q.status, 200);
+    assert!(q.body.contains("answers queries at once"), "{}", q.body);
+}
