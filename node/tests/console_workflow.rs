@@ -32,6 +32,11 @@ struct Node {
 
 impl Node {
     async fn start() -> Node {
+        Node::start_with(Arc::new(SystemClock)).await
+    }
+
+    /// The node with its console reading the time from `clock`.
+    async fn start_with(clock: Arc<dyn vrs_core::clock::Clock>) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let country = "IDN".parse().unwrap();
         let mut store = Store::create(dir.path(), country).unwrap();
@@ -60,7 +65,7 @@ impl Node {
         }
         drop(db);
         let config = NodeConfig::load(dir.path()).unwrap();
-        let console = Arc::new(Console::new(config, Arc::new(SystemClock)).unwrap());
+        let console = Arc::new(Console::new(config, clock).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -743,4 +748,35 @@ async fn under_rules_v1_the_preview_shows_the_released_table_without_a_budget() 
     let q = get(addr, "/approvals", &cookie).await;
     assert_eq!(q.status, 200);
     assert!(q.body.contains("answers queries at once"), "{}", q.body);
+}
+
+#[tokio::test]
+async fn an_upload_left_undecided_expires_after_an_hour() {
+    let clock = vrs_core::clock::ManualClock::new(1_750_000_000_000);
+    let node = Node::start_with(Arc::new(clock.clone())).await;
+    let (cookie, csrf) = sign_in(node.addr, "budi").await;
+    let file = csv("T-E", 3, None);
+    let at = upload(&node, &cookie, &csrf, "late.csv", &file).await;
+    assert_eq!(node.uploads_waiting(), 1);
+    clock.advance(Duration::from_secs(59 * 60));
+    let (cookie, _) = sign_in(node.addr, "budi").await;
+    assert_eq!(get(node.addr, &at, &cookie).await.status, 200, "still kept");
+    clock.advance(Duration::from_secs(2 * 60));
+    let (cookie, csrf) = sign_in(node.addr, "budi").await;
+    assert_eq!(get(node.addr, &at, &cookie).await.status, 404, "expired");
+    let r = post(
+        node.addr,
+        &format!("{at}/commit"),
+        &cookie,
+        &format!("csrf={csrf}&sha256={}", sha256(&file)),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    // The imports page (visited by sign_in) has removed it from the disk.
+    assert_eq!(node.uploads_waiting(), 0);
+    assert!(
+        node.changes()
+            .iter()
+            .all(|c| !c.contains("import_committed"))
+    );
 }

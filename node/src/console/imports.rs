@@ -293,9 +293,10 @@ fn read_meta(root: &Path, id: &str) -> Option<Upload> {
     serde_json::from_str(&text).ok()
 }
 
-/// Waiting uploads, newest first; removes those past [`UPLOAD_TTL_MS`] and any directory
-/// without a readable `meta.json` (an upload cut short).
-fn waiting(root: &Path, now_ms: i64) -> Vec<Upload> {
+/// Waiting uploads, newest first. With `purge` (only under [`IMPORTING`], so that no upload is
+/// half-written meanwhile) removes those past [`UPLOAD_TTL_MS`] and any directory without a
+/// readable `meta.json` (an upload cut short).
+fn waiting(root: &Path, now_ms: i64, purge: bool) -> Vec<Upload> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -304,9 +305,12 @@ fn waiting(root: &Path, now_ms: i64) -> Vec<Upload> {
         let id = e.file_name().to_string_lossy().into_owned();
         match read_meta(root, &id) {
             Some(u) if now_ms - u.at_ms < UPLOAD_TTL_MS => out.push(u),
-            _ => {
-                let _ = std::fs::remove_dir_all(e.path());
+            _ if purge => {
+                if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                    tracing::warn!(error = %err, "cannot remove an expired upload");
+                }
             }
+            _ => {}
         }
     }
     out.sort_by_key(|u| std::cmp::Reverse(u.at_ms));
@@ -427,7 +431,11 @@ async fn imports_page(
         let records = Store::open_read_only(&me.config.data_dir())
             .and_then(|s| s.incident_count())
             .ok();
-        Ok((records, waiting(&uploads_root(&me), me.now_ms())))
+        // Expired uploads go when no import is running (one may be writing its directory).
+        let idle = IMPORTING.try_lock().ok();
+        let list = waiting(&uploads_root(&me), me.now_ms(), idle.is_some());
+        drop(idle);
+        Ok((records, list))
     })
     .await
     .map_err(|e| viewer.internal(e))?;
@@ -607,7 +615,7 @@ fn store_and_preview(
     };
     private_dir(&root).map_err(|e| internal(&e))?;
     let _one = IMPORTING.lock().map_err(|e| internal(&e))?;
-    if waiting(&root, now_ms).len() >= MAX_PENDING {
+    if waiting(&root, now_ms, true).len() >= MAX_PENDING {
         return Err(UploadRefusal::TooMany);
     }
     let id = Token::random().map_err(|e| internal(&e))?.as_str()[..32].to_string();
@@ -650,8 +658,10 @@ fn store_and_preview(
     })();
     match result {
         Ok(upload) => {
-            if let Ok(mut db) = console.db.lock() {
-                let _ = db.record(
+            // The preview is kept whether or not its change-log entry is written: it changed
+            // nothing in the store; a failure is logged.
+            let logged = console.db.lock().map_err(|_| ()).and_then(|mut db| {
+                db.record(
                     now_ms,
                     who,
                     "import_previewed",
@@ -663,7 +673,12 @@ fn store_and_preview(
                         upload.preview.rejected,
                         upload.preview.duplicates
                     ),
-                );
+                )
+                .map(drop)
+                .map_err(|e| tracing::error!(error = %e, "cannot log an import preview"))
+            });
+            if logged.is_err() {
+                tracing::error!("an import preview is not in the change log");
             }
             Ok(id)
         }
