@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import (NODE_BIN, NODE_DIR, WORK, check, d, go, h1, shot, sign_in,  # noqa: E402
@@ -130,8 +131,8 @@ def _():
     d.find_element(By.ID, "commit").click()
     wait.until(lambda _: d.find_elements(By.ID, "notice"))
     assert "5 new records" in d.find_element(By.ID, "notice").text
-    assert records_in_store() == state["before"] + 5
     shot("imports")
+    assert records_in_store() == state["before"] + 5
 
 
 @check("the same file again: every row is a duplicate or rejected")
@@ -258,7 +259,10 @@ def _():
     doc = coordinator("--unit", "migrants", "--by", "quarter", "--from", "2024", "--to", "2024")
     held = doc["query_id"]
     go("/approvals")
-    d.find_element(By.ID, f"held-{held}").find_element(By.CSS_SELECTOR, "button.deny").click()
+    # By keyboard: the button focused and Enter pressed.
+    button = d.find_element(By.ID, f"held-{held}").find_element(By.CSS_SELECTOR, "button.deny")
+    d.execute_script("arguments[0].focus()", button)
+    d.switch_to.active_element.send_keys(Keys.ENTER)
     wait.until(lambda _: d.find_elements(By.ID, "notice"))
     assert "Denied" in d.find_element(By.ID, "notice").text
     doc = coordinator("--unit", "migrants", "--by", "quarter", "--from", "2024", "--to", "2024",

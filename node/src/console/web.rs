@@ -4,6 +4,8 @@
 //!   script runs, nothing loads from elsewhere, no framing); every request other than GET and
 //!   HEAD must come from this console's own pages (a foreign `Origin` is refused) and carry the
 //!   CSRF token of the browser's session in its form (else 403, and the form is not acted on).
+//!   Forms are at most [`MAX_FORM_BYTES`], except the upload route's `multipart/form-data`
+//!   ([`super::imports::MAX_UPLOAD_BYTES`], 413 above it), whose token is a multipart field.
 //! - [`Viewer`]: the browser's language and live session, and [`Viewer::require`], the
 //!   server-side role check every page makes.
 //! - Cookies: the session cookie is `HttpOnly; SameSite=Strict; Path=/` (and `Secure` under
