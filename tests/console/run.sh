@@ -107,6 +107,9 @@ sed -i \
   -e "s/^# signing_keys = \[\"<hex public key>\"\]\$/signing_keys = [\"$signing_pub\"]/" \
   -e 's/^mode = "auto"$/mode = "manual"/' \
   "$node/node.toml"
+# The output files exist before the loops below read them: the background process opens its
+# redirections only once it is scheduled, and sed on a missing file would end the script.
+: >"$work/serve.out"
 "$bin" serve --config "$node" >"$work/serve.out" 2>"$work/serve.log" &
 serve_pid=$!
 node_addr=""
@@ -141,6 +144,7 @@ endpoint = "$node_addr"
 EOF
 
 echo "== vrs-node console on 127.0.0.1:0"
+: >"$work/console.out"
 "$bin" console --config "$node" --listen 127.0.0.1:0 >"$work/console.out" 2>"$work/console.log" &
 console_pid=$!
 url=""

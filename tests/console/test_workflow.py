@@ -183,6 +183,8 @@ def _():
     wait.until(lambda _: h1() == "Release preview")
     assert unlabelled_controls() == [], unlabelled_controls()
     assert "node's own view" in d.find_element(By.CSS_SELECTOR, "main .alert").text
+    question = d.find_element(By.ID, "question").text
+    assert question == "incidents by quarter, 2024-01 to 2024-12", question
     rows = d.find_elements(By.CSS_SELECTOR, "#answer tbody tr")
     keys = [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows]
     assert keys == ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"], keys
@@ -292,6 +294,8 @@ def _():
     go("/preview?unit=incidents&by1=quarter&from=2024&to=2024")
     assert h1() == "Pratinjau rilis"
     assert "pandangan node sendiri" in d.find_element(By.CSS_SELECTOR, "main .alert").text
+    question = d.find_element(By.ID, "question").text
+    assert question == "incidents menurut quarter, 2024-01 sampai 2024-12", question
     shot("release-preview-id")
     go("/lang/en?next=/")
 

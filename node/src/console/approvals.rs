@@ -144,9 +144,16 @@ fn rows(console: &Console, t: &Tr) -> Result<Vec<HeldRow>, ConsoleError> {
     Ok(out)
 }
 
-/// The question in plain words: "incidents by origin country and quarter, 2023 to 2024, only
-/// mode: sea", with the caller.
+/// The held question in plain words, with who asks.
 fn in_words(q: &RawQuery, caller: &str, t: &Tr) -> String {
+    let mut s = question_words(q, t);
+    s.push_str(&t.ta("approval-words-caller", &[("caller", caller.to_string())]));
+    s
+}
+
+/// A question in plain words, in the viewer's language: "incidents by origin country and
+/// quarter, 2023 to 2024, only mode: sea" (units, dimensions and values stay codes).
+pub(super) fn question_words(q: &RawQuery, t: &Tr) -> String {
     let dims: Vec<String> = q.group_by.iter().map(|d| d.replace('_', " ")).collect();
     let mut s = if dims.is_empty() {
         t.ta("approval-words-total", &[("unit", q.unit.clone())])
@@ -182,7 +189,6 @@ fn in_words(q: &RawQuery, caller: &str, t: &Tr) -> String {
     if q.margins {
         s.push_str(&t.t("approval-words-margins"));
     }
-    s.push_str(&t.ta("approval-words-caller", &[("caller", caller.to_string())]));
     s
 }
 

@@ -266,7 +266,7 @@ fn compute(console: &Console, form: &PreviewForm, t: &Tr) -> Result<Outcome, Fai
     crate::service::check_published(&config.policy, &q)
         .map_err(|e| Failure::Question(e.to_string()))?;
     let store = Store::open_read_only(&config.data_dir())?;
-    let summary = q.to_raw().in_words();
+    let summary = super::approvals::question_words(&q.to_raw(), t);
     let unit = q.unit();
     let dimensions: Vec<String> = q.group_by().iter().map(|d| d.code().to_string()).collect();
     if !config.privacy.is_zcdp() {
