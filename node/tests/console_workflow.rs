@@ -780,3 +780,37 @@ async fn an_upload_left_undecided_expires_after_an_hour() {
             .all(|c| !c.contains("import_committed"))
     );
 }
+
+#[tokio::test]
+async fn json_lines_already_stored_are_duplicates_and_a_workbook_named_csv_is_refused() {
+    let node = Node::start().await;
+    let (cookie, csrf) = sign_in(node.addr, "budi").await;
+    // The node holds seed 5's SYN-IDN-000000001…300: these three ids are among them.
+    let mut jsonl = Vec::new();
+    synth::write_jsonl(&SynthConfig::new("IDN".parse().unwrap(), 3, 41), &mut jsonl).unwrap();
+    let at = upload(&node, &cookie, &csrf, "again.jsonl", &jsonl).await;
+    let page = get(node.addr, &at, &cookie).await;
+    assert!(
+        page.body.contains("id=\"count-duplicates\">3<"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"count-accepted\">0<"),
+        "{}",
+        page.body
+    );
+
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    wb.add_worksheet().write_string(0, 0, "source_id").unwrap();
+    let xlsx = wb.save_to_buffer().unwrap();
+    let (ct, body) = multipart(&csrf, "looks.csv", &xlsx);
+    let r = http(node.addr, "POST", "/imports/upload", &cookie, &ct, &body).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("read as csv"), "{}", r.body);
+    assert_eq!(
+        node.uploads_waiting(),
+        1,
+        "only the JSON Lines upload waits"
+    );
+}
