@@ -254,6 +254,13 @@ def _():
     go("/approvals")
     row = [r for r in d.find_elements(By.CSS_SELECTOR, "#decided tbody tr") if state["held"] in r.text]
     assert row and "approved and answered" in row[0].text, [r.text for r in row]
+    # Charged what the queue said it would cost, and the release previews charged nothing:
+    # every quarter has spent exactly this one answer's ρ.
+    go("/budget?all=1")
+    spent = {r.find_element(By.TAG_NAME, "th").text: r.find_elements(By.TAG_NAME, "td")[0].text
+             for r in d.find_elements(By.CSS_SELECTOR, "tbody tr")}
+    assert spent["2024-Q1"] == "0.050000", spent
+    assert set(spent.values()) == {"0.050000"}, spent
 
 
 @check("deny another: the coordinator is refused")
