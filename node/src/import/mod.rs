@@ -14,6 +14,7 @@
 //! earlier in the file) is a duplicate, counted and left alone. A file that cannot be read as a
 //! whole (unreadable, no usable header, a mapping that does not fit) is an [`ImportError`] and
 //! imports nothing. With `strict`, a file with any rejection is rolled back entirely.
+//! [`preview_file`] is the same import rolled back at its end: the console's upload preview.
 //!
 //! Counts and reasons go to the operator in the [`ImportReport`]; they are pre-disclosure figures
 //! of the node's own data, so nothing here logs them above debug level.
