@@ -11,7 +11,7 @@
 //! Uploads wait in `<data dir>/console-uploads/<id>/` (directory 0700, files 0600), at most
 //! [`MAX_PENDING`] at once, each removed at commit, at cancel, or [`UPLOAD_TTL_MS`] after upload.
 //! The body of `POST /imports/upload` may be [`MAX_UPLOAD_BYTES`] (every other form:
-//! [`super::web::MAX_FORM_BYTES`]); it is `multipart/form-data`, read here by [`multipart`], and
+//! [`super::web::MAX_FORM_BYTES`]); it is `multipart/form-data`, read by multer in [`read_form`], and
 //! its CSRF token is a form field like any other (checked by [`super::web::guard`]).
 //!
 //! Role: clerk and above (clerks enter records, DESIGN.md §8c). Every upload, commit and cancel
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use axum::Form;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
@@ -63,112 +63,79 @@ static IMPORTING: Mutex<()> = Mutex::new(());
 
 // ---- multipart/form-data ------------------------------------------------------------------
 
-/// One part of a `multipart/form-data` body.
+/// One part of the upload form, as multer read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part<'a> {
+pub struct Part {
     /// The form field's name.
     pub name: String,
-    /// The file name the browser sent, for a file field.
+    /// The file name the browser sent, for a file field ("" when no file was chosen).
     pub filename: Option<String>,
     /// The part's bytes.
-    pub data: &'a [u8],
+    pub data: Bytes,
 }
 
-/// Most parts a form may have (this one has six fields).
+/// Most parts the upload form may have (it has six fields). multer has no count limit, so
+/// [`read_form`] counts: without one, a body of tiny parts costs a header parse and an
+/// allocation for every few bytes.
 const MAX_PARTS: usize = 16;
 
 /// The boundary of a `multipart/form-data` request, from its `Content-Type`.
 pub fn boundary(headers: &HeaderMap) -> Option<String> {
     let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let (kind, params) = ct.split_once(';')?;
-    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return None;
-    }
-    params.split(';').find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        if !k.trim().eq_ignore_ascii_case("boundary") {
-            return None;
-        }
-        let v = v.trim().trim_matches('"');
-        // RFC 2046: 1 to 70 characters.
-        (1..=70).contains(&v.len()).then(|| v.to_string())
-    })
+    // RFC 2046 allows 1 to 70 characters; a longer one is no browser's.
+    multer::parse_boundary(ct)
+        .ok()
+        .filter(|b| (1..=70).contains(&b.len()))
 }
 
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || from > hay.len() {
-        return None;
-    }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// The parts of a `multipart/form-data` body (RFC 7578), or `None` if it is not one. Only what
-/// browsers send is read: `Content-Disposition: form-data; name="…"[; filename="…"]` per part;
-/// other part headers are ignored. The body is already bounded by the route's limit.
-pub fn multipart<'a>(body: &'a [u8], boundary: &str) -> Option<Vec<Part<'a>>> {
-    let delim = format!("--{boundary}");
-    let next_delim = format!("\r\n--{boundary}");
-    let mut pos = find(body, delim.as_bytes(), 0)? + delim.len();
+/// The parts of a `multipart/form-data` body (RFC 7578), or `None` if it is not the upload
+/// form: not multipart, cut short, a part without a name, more than [`MAX_PARTS`] parts, or
+/// more than [`MAX_UPLOAD_BYTES`] in all. It is all or nothing, so that the guard's token and
+/// the handler's file come from one and the same well-formed body.
+pub async fn read_form(body: Body, boundary: &str) -> Option<Vec<Part>> {
+    let limits = multer::SizeLimit::new().whole_stream(MAX_UPLOAD_BYTES as u64);
+    let constraints = multer::Constraints::new().size_limit(limits);
+    let mut form =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let mut parts = Vec::new();
-    loop {
-        let rest = body.get(pos..)?;
-        if rest.starts_with(b"--") {
-            return Some(parts);
-        }
-        if !rest.starts_with(b"\r\n") || parts.len() == MAX_PARTS {
+    let not_a_form = |e: multer::Error| tracing::debug!(error = %e, "upload body is not a form");
+    while let Some(field) = form.next_field().await.map_err(not_a_form).ok()? {
+        if parts.len() == MAX_PARTS {
+            tracing::debug!("upload body has too many parts");
             return None;
         }
-        let head_start = pos + 2;
-        let head_end = find(body, b"\r\n\r\n", head_start)?;
-        let head = std::str::from_utf8(&body[head_start..head_end]).ok()?;
-        let data_start = head_end + 4;
-        let data_end = find(body, next_delim.as_bytes(), data_start)?;
-        let (name, filename) = disposition(head)?;
+        // RFC 7578 §4.2: every part names its field; one without a name is no browser's form.
+        let Some(name) = field.name().map(str::to_string) else {
+            tracing::debug!("upload body has a part without a name");
+            return None;
+        };
+        let filename = field.file_name().map(str::to_string);
+        let data = field.bytes().await.map_err(not_a_form).ok()?;
         parts.push(Part {
             name,
             filename,
-            data: &body[data_start..data_end],
+            data,
         });
-        pos = data_end + next_delim.len();
     }
+    Some(parts)
 }
 
-/// `name` and `filename` of a part's `Content-Disposition: form-data` header.
-fn disposition(head: &str) -> Option<(String, Option<String>)> {
-    let line = head.split("\r\n").find(|l| {
-        l.split_once(':')
-            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition"))
-    })?;
-    let (_, value) = line.split_once(':')?;
-    let mut name = None;
-    let mut filename = None;
-    for param in value.split(';').skip(1) {
-        let Some((k, v)) = param.trim().split_once('=') else {
-            continue;
-        };
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(v);
-        match k.trim() {
-            "name" => name = Some(v.to_string()),
-            "filename" => filename = Some(v.to_string()),
-            _ => {}
-        }
-    }
-    Some((name?, filename))
+/// The file sent in file field `field`: its first part with a file name (a browser sends
+/// `filename=""` when none was chosen). A second file in the same field is not read.
+fn chosen_file<'a>(parts: &'a [Part], field: &str) -> Option<&'a Part> {
+    parts
+        .iter()
+        .find(|p| p.name == field && p.filename.as_deref().is_some_and(|n| !n.is_empty()))
 }
 
-/// The `csrf` field of a multipart body, for [`super::web::guard`].
-pub fn multipart_token(body: &[u8], boundary: &str) -> Option<Token> {
-    multipart(body, boundary)?
+/// The `csrf` field of a multipart body, for [`super::web::guard`]: the first text field so
+/// named, in a body that is wholly a form.
+pub async fn multipart_token(body: Body, boundary: &str) -> Option<Token> {
+    read_form(body, boundary)
+        .await?
         .into_iter()
         .find(|p| p.name == "csrf" && p.filename.is_none())
-        .and_then(|p| std::str::from_utf8(p.data).ok().map(Token::from_client))
+        .and_then(|p| std::str::from_utf8(&p.data).ok().map(Token::from_client))
 }
 
 // ---- uploads on disk ----------------------------------------------------------------------
@@ -503,24 +470,21 @@ pub(super) async fn upload(
     let (_, user) = viewer.require(Role::Clerk)?;
     let who = user.username.clone();
     let lang = viewer.lang;
-    // The guard has read and bounded this body already; reading it again cannot exceed that.
-    let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
-        .await
-        .map_err(|_| Refusal::BadToken(lang))?;
-    let me = console.clone();
-    let saved = saved_mappings(&console);
-    let outcome = blocking(move || {
-        Ok(store_and_preview(
-            &me,
-            &headers,
-            &bytes,
-            &saved,
-            &who,
-            me.now_ms(),
-        ))
-    })
-    .await
-    .map_err(|e| viewer.internal(e))?;
+    // The guard has read and bounded this body already, and found its token in the same form.
+    let parts = match boundary(&headers) {
+        Some(b) => read_form(body, &b).await,
+        None => None,
+    };
+    let outcome = match parts {
+        Some(parts) => {
+            let me = console.clone();
+            let saved = saved_mappings(&console);
+            blocking(move || Ok(store_and_preview(&me, &parts, &saved, &who, me.now_ms())))
+                .await
+                .map_err(|e| viewer.internal(e))?
+        }
+        None => Err(UploadRefusal::Form),
+    };
     let t = web::tr(&console, lang);
     let message = match outcome {
         Ok(id) => return Ok(Redirect::to(&format!("/imports/{id}")).into_response()),
@@ -543,41 +507,33 @@ pub(super) async fn upload(
     .await
 }
 
-/// The upload's work on the blocking pool: parse the form, keep the file (and mapping), run
-/// the import's preview, write `meta.json` last (an upload without it is removed as cut short).
+/// The upload's work on the blocking pool: pick the form's fields, keep the file (and
+/// mapping), run the import's preview, write `meta.json` last (an upload without it is removed as cut short).
 fn store_and_preview(
     console: &Console,
-    headers: &HeaderMap,
-    body: &[u8],
+    parts: &[Part],
     saved: &[String],
     who: &str,
     now_ms: i64,
 ) -> Result<String, UploadRefusal> {
-    let boundary = boundary(headers).ok_or(UploadRefusal::Form)?;
-    let parts = multipart(body, &boundary).ok_or(UploadRefusal::Form)?;
     let field = |name: &str| {
         parts
             .iter()
             .find(|p| p.name == name && p.filename.is_none())
-            .map(|p| String::from_utf8_lossy(p.data).trim().to_string())
+            .map(|p| String::from_utf8_lossy(&p.data).trim().to_string())
             .unwrap_or_default()
     };
-    let file = parts
-        .iter()
-        .find(|p| p.name == "file" && p.filename.as_deref().is_some_and(|n| !n.is_empty()))
-        .ok_or(UploadRefusal::NoFile)?;
+    let file = chosen_file(parts, "file").ok_or(UploadRefusal::NoFile)?;
     if file.data.is_empty() {
         return Err(UploadRefusal::NoFile);
     }
     let name = safe_name(file.filename.as_deref().unwrap_or("")).ok_or(UploadRefusal::Type)?;
     // The mapping: an uploaded file wins over a saved one; none means the template layout.
-    let uploaded_mapping = parts
-        .iter()
-        .find(|p| p.name == "mapping_file" && p.filename.as_deref().is_some_and(|n| !n.is_empty()));
+    let uploaded_mapping = chosen_file(parts, "mapping_file");
     let chosen = field("mapping");
     let (mapping_label, mapping_text) = match uploaded_mapping {
         Some(p) => {
-            let text = std::str::from_utf8(p.data)
+            let text = std::str::from_utf8(&p.data)
                 .map_err(|_| UploadRefusal::Mapping("not UTF-8 text".into()))?;
             let label = format!(
                 "uploaded: {}",
@@ -622,7 +578,7 @@ fn store_and_preview(
     let dir = root.join(&id);
     private_dir(&dir).map_err(|e| internal(&e))?;
     let result = (|| {
-        write_private(&dir.join(&name), file.data).map_err(|e| internal(&e))?;
+        write_private(&dir.join(&name), &file.data).map_err(|e| internal(&e))?;
         let mapping_sha256 = match &mapping_text {
             Some(text) => {
                 write_private(&dir.join("mapping.toml"), text.as_bytes())
@@ -634,7 +590,7 @@ fn store_and_preview(
         let mut upload = Upload {
             id: id.clone(),
             name: name.clone(),
-            sha256: sha256_hex(file.data),
+            sha256: sha256_hex(&file.data),
             mapping: mapping_label,
             mapping_sha256,
             sheet,
@@ -943,31 +899,142 @@ fn commit_or_cancel(console: &Console, id: &str, seen: &str, commit: bool, who: 
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_browser_multipart_body_is_read() {
-        let body = b"------B\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc\r\n------B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\r\n1,2\r\n\r\n------B--\r\n";
-        let parts = multipart(body, "----B").unwrap();
+    const BROWSER_FORM: &[u8] = b"------B\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc\r\n------B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\nContent-Type: text/csv\r\n\r\na,b\r\n1,2\r\n\r\n------B--\r\n";
+
+    async fn read(body: &[u8], boundary: &str) -> Option<Vec<Part>> {
+        read_form(Body::from(body.to_vec()), boundary).await
+    }
+
+    /// A body of `parts` (field name, file name, bytes) under boundary `B`.
+    fn form(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, filename, data) in parts {
+            let filename = filename.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+            body.extend_from_slice(
+                format!("--B\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--B--\r\n");
+        body
+    }
+
+    #[tokio::test]
+    async fn a_browser_multipart_body_is_read() {
+        let parts = read(BROWSER_FORM, "----B").await.unwrap();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].name, "csrf");
-        assert_eq!(parts[0].data, b"abc");
+        assert_eq!(parts[0].filename, None);
+        assert_eq!(&parts[0].data[..], b"abc");
         assert_eq!(parts[1].filename.as_deref(), Some("x.csv"));
-        assert_eq!(parts[1].data, b"a,b\r\n1,2\r\n");
-        assert!(
-            multipart_token(body, "----B")
-                .unwrap()
-                .matches(&Token::from_client("abc"))
-        );
-        // Cut short, or another boundary: not a form.
-        assert_eq!(multipart(&body[..60], "----B"), None);
-        assert_eq!(multipart(body, "----C"), None);
+        assert_eq!(&parts[1].data[..], b"a,b\r\n1,2\r\n");
+        let token = multipart_token(Body::from(BROWSER_FORM), "----B").await;
+        assert!(token.unwrap().matches(&Token::from_client("abc")));
         let mut h = HeaderMap::new();
         h.insert(
             header::CONTENT_TYPE,
             "multipart/form-data; boundary=----B".parse().unwrap(),
         );
         assert_eq!(boundary(&h).as_deref(), Some("----B"));
-        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        h.insert(
+            header::CONTENT_TYPE,
+            "Multipart/Form-Data; boundary=\"----B\"".parse().unwrap(),
+        );
+        assert_eq!(boundary(&h).as_deref(), Some("----B"));
+    }
+
+    #[tokio::test]
+    async fn a_quoted_file_name_keeps_its_extension_and_loses_its_path() {
+        // The old hand-rolled parser split the header at every `;`, quoted or not, and kept
+        // `"Laporan` as the name: no extension, so the upload was refused as a wrong type.
+        let body = form(&[("file", Some("C:\\Users\\ani\\Laporan; Mei.csv"), b"a\n")]);
+        let parts = read(&body, "B").await.unwrap();
+        let file = chosen_file(&parts, "file").unwrap();
+        assert_eq!(
+            file.filename.as_deref(),
+            Some("C:\\Users\\ani\\Laporan; Mei.csv")
+        );
+        assert_eq!(
+            safe_name(file.filename.as_deref().unwrap()).as_deref(),
+            Some("Laporan__Mei.csv")
+        );
+        let body = form(&[("file", Some("../../x/may.jsonl"), b"{}\n")]);
+        let parts = read(&body, "B").await.unwrap();
+        let name = parts[0].filename.as_deref().unwrap();
+        assert_eq!(safe_name(name).as_deref(), Some("may.jsonl"));
+    }
+
+    #[tokio::test]
+    async fn a_hostile_body_is_no_form() {
+        // No boundary, or not multipart at all: the route has no form to read.
+        let mut h = HeaderMap::new();
+        for ct in [
+            "multipart/form-data",
+            "multipart/form-data; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "text/plain; boundary=B",
+        ] {
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            assert_eq!(boundary(&h), None, "{ct}");
+        }
+        let long = format!("multipart/form-data; boundary={}", "b".repeat(71));
+        h.insert(header::CONTENT_TYPE, long.parse().unwrap());
         assert_eq!(boundary(&h), None);
+        // Another boundary than the body's, or a body cut anywhere short of its end.
+        assert_eq!(read(BROWSER_FORM, "----C").await, None);
+        for cut in [1, 20, 60, BROWSER_FORM.len() - 5] {
+            assert_eq!(read(&BROWSER_FORM[..cut], "----B").await, None, "{cut}");
+        }
+        assert_eq!(
+            multipart_token(Body::from(&BROWSER_FORM[..60]), "----B").await,
+            None
+        );
+        // A part without a name, even after the token: the whole body is refused.
+        let nameless = b"--B\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc\r\n--B\r\nContent-Disposition: form-data; filename=\"x.csv\"\r\n\r\na\r\n--B--\r\n";
+        assert_eq!(read(nameless, "B").await, None);
+        assert_eq!(multipart_token(Body::from(&nameless[..]), "B").await, None);
+        let headless = b"--B\r\nContent-Type: text/plain\r\n\r\nabc\r\n--B--\r\n";
+        assert_eq!(read(headless, "B").await, None);
+        // 10,000 tiny parts: refused at the 17th, token or not.
+        let mut many = vec![("csrf", None, &b"abc"[..])];
+        many.extend(std::iter::repeat_n(("x", None, &b""[..]), 9_999));
+        let body = form(&many);
+        assert_eq!(read(&body, "B").await, None);
+        assert_eq!(multipart_token(Body::from(body), "B").await, None);
+        let sixteen = form(&many[..MAX_PARTS]);
+        assert_eq!(read(&sixteen, "B").await.unwrap().len(), MAX_PARTS);
+        let seventeen = form(&many[..=MAX_PARTS]);
+        assert_eq!(read(&seventeen, "B").await, None);
+        // A body over the cap is no form even when the route's own limit is not in front.
+        let mut big =
+            b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\n\r\n"
+                .to_vec();
+        big.resize(MAX_UPLOAD_BYTES + 1, b'a');
+        big.extend_from_slice(b"\r\n--B--\r\n");
+        assert_eq!(read(&big, "B").await, None);
+    }
+
+    #[tokio::test]
+    async fn the_first_file_of_a_field_is_the_upload() {
+        // A browser sends one file per field here (no `multiple`); a second is never read.
+        let body = form(&[
+            ("csrf", None, b"abc"),
+            ("file", Some(""), b""),
+            ("file", Some("first.csv"), b"1\n"),
+            ("file", Some("second.csv"), b"2\n"),
+            ("mapping_file", Some(""), b""),
+        ]);
+        let parts = read(&body, "B").await.unwrap();
+        let file = chosen_file(&parts, "file").unwrap();
+        assert_eq!(file.filename.as_deref(), Some("first.csv"));
+        assert_eq!(&file.data[..], b"1\n");
+        // No file chosen: the browser's empty file name.
+        assert_eq!(chosen_file(&parts, "mapping_file"), None);
+        // A file is no token.
+        let body = form(&[("csrf", Some("t.txt"), b"abc")]);
+        assert_eq!(multipart_token(Body::from(body), "B").await, None);
     }
 
     #[test]

@@ -271,7 +271,7 @@ async fn checked(console: &Arc<Console>, req: Request) -> Result<Request, Refusa
         }
     })?;
     let sent = match super::imports::boundary(&parts.headers) {
-        Some(b) if upload => super::imports::multipart_token(&bytes, &b),
+        Some(b) if upload => super::imports::multipart_token(Body::from(bytes.clone()), &b).await,
         _ => form_token(&bytes),
     };
     let (Some(id), Some(sent)) = (session_id, sent) else {
