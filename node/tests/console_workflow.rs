@@ -1,8 +1,9 @@
 //! The console's workflow pages over real HTTP on 127.0.0.1:0: an upload is previewed through
 //! the import code without storing anything, committed only with the digest that was
-//! previewed, cancelled without a trace in the store; an upload over the cap is refused before
-//! it is read; the release preview never charges the budget nor writes the ledger; a clerk
-//! cannot decide a held query, a reviewer can, through the audit log's `decide`.
+//! previewed, cancelled without a trace in the store; a hostile upload body keeps nothing; an
+//! upload over the cap is refused before it is read; the release preview never charges the
+//! budget nor writes the ledger; a clerk cannot decide a held query, a reviewer can, through
+//! the audit log's `decide`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test: failing loudly is the point
 
 use std::net::SocketAddr;
@@ -399,6 +400,76 @@ async fn a_cancelled_upload_leaves_nothing_and_bad_uploads_are_refused() {
     assert!(r.body.contains("Nothing was stored"), "{}", r.body);
     assert_eq!(node.uploads_waiting(), 0);
     assert_eq!(node.records(), before);
+}
+
+#[tokio::test]
+async fn a_hostile_upload_body_is_refused_and_nothing_is_kept() {
+    let node = Node::start().await;
+    let (cookie, csrf) = sign_in(node.addr, "budi").await;
+    let before = node.records();
+    let file = csv("T-H", 3, None);
+    let send = |ct: String, body: Vec<u8>| {
+        let cookie = cookie.clone();
+        async move { http(node.addr, "POST", "/imports/upload", &cookie, &ct, &body).await }
+    };
+    let refused = |r: Reply| {
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(r.body.contains("Nothing was changed"), "{}", r.body);
+    };
+    // No boundary: the body is no multipart form, so its token cannot be read.
+    let (_, body) = multipart(&csrf, "h.csv", &file);
+    refused(send("multipart/form-data".into(), body).await);
+    // No boundary, the token sent urlencoded: past the guard, and still no form to read.
+    let r = send(
+        "multipart/form-data".into(),
+        format!("csrf={csrf}").into_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("could not be read as this page"),
+        "{}",
+        r.body
+    );
+    // A part without a name after a good token: the whole body is refused.
+    let (ct, body) = multipart_with(&[("csrf", &csrf)], &[("file", "h.csv", &file)]);
+    let nameless = String::from_utf8(body)
+        .unwrap()
+        .replace("name=\"file\"; ", "");
+    refused(send(ct, nameless.into_bytes()).await);
+    // 10,000 tiny parts after a good token.
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend(std::iter::repeat_n(("x", ""), 9_999));
+    let (ct, body) = multipart_with(&fields, &[("file", "h.csv", &file)]);
+    refused(send(ct, body).await);
+    assert_eq!(node.uploads_waiting(), 0);
+
+    // A file field twice: the first file is the upload, the second is not read.
+    let (ct, body) = multipart_with(
+        &[("csrf", &csrf)],
+        &[
+            ("file", "first.csv", &file),
+            ("file", "second.csv", b"a,b\n"),
+        ],
+    );
+    let r = send(ct, body).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let preview = get(node.addr, r.header("location").unwrap(), &cookie).await;
+    assert!(preview.body.contains("first.csv"), "{}", preview.body);
+    assert!(!preview.body.contains("second.csv"));
+    assert!(preview.body.contains(&sha256(&file)));
+    // A quoted file name with a `;` keeps its extension (the old parser cut it at the `;`).
+    let (ct, body) = multipart(&csrf, "Laporan; Mei.csv", &file);
+    let r = send(ct, body).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let preview = get(node.addr, r.header("location").unwrap(), &cookie).await;
+    assert!(
+        preview.body.contains("Laporan__Mei.csv"),
+        "{}",
+        preview.body
+    );
+    assert_eq!(node.uploads_waiting(), 2);
+    assert_eq!(node.records(), before, "previews store nothing");
 }
 
 #[tokio::test]
