@@ -585,6 +585,7 @@ impl Signer {
             audience: audience.to_owned(),
             issuer: self.issuer.clone(),
             query: Some(query),
+            regional: None,
         }
     }
 
