@@ -64,6 +64,10 @@ pub struct NodeConfigFile {
     /// `[console]`: the web console for the node's staff (`vrs-node console`).
     #[serde(default)]
     pub console: crate::console::ConsoleSection,
+    /// `[[regional]]`: (leader, helper) pairs this node takes part in regional mode with
+    /// (secure aggregation, DESIGN §8b); none by default.
+    #[serde(default)]
+    pub regional: Vec<crate::regional::RegionalSection>,
 }
 
 /// `[budget]`
