@@ -532,6 +532,7 @@ enum Handled {
         report: pb::RegionalReport,
         privacy: ReleasePrivacy,
         dimensions: Vec<Dimension>,
+        keys: Vec<Vec<String>>,
         digest: String,
         audited: Logged,
     },
@@ -1110,6 +1111,7 @@ impl Inner {
             },
             privacy,
             dimensions: plan.query.group_by().to_vec(),
+            keys: plan.universe.keys,
             digest,
             audited,
         })
@@ -1868,6 +1870,7 @@ impl Inner {
                 report,
                 privacy,
                 dimensions,
+                keys,
                 digest,
                 ..
             }) => {
@@ -1877,7 +1880,14 @@ impl Inner {
                     query_id,
                     status: pb::AnswerStatus::Answered as i32,
                     dimensions: dimensions.iter().map(|d| d.code().to_string()).collect(),
-                    cells: Vec::new(),
+                    cells: keys
+                        .into_iter()
+                        .map(|key| pb::Cell {
+                            key,
+                            outcome: None,
+                            sigma: 0.0,
+                        })
+                        .collect(),
                     policy: Some(public_policy(&self.policy.public(), &self.privacy, caller)),
                     answer_digest: digest,
                     privacy: Some(pb_release_privacy(&privacy)),
