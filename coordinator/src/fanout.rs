@@ -684,7 +684,10 @@ fn outcome_of_response(
 
 /// A receipt in domain form, its shape checked (its signature is checked against the node's
 /// key by [`crate::receipts::verify`]).
-pub(crate) fn receipt_of(country: Country, r: pb::AuditReceipt) -> Result<AuditReceipt, &'static str> {
+pub(crate) fn receipt_of(
+    country: Country,
+    r: pb::AuditReceipt,
+) -> Result<AuditReceipt, &'static str> {
     let head_ok = r.head.len() == 64 && r.head.bytes().all(|b| b.is_ascii_hexdigit());
     if !head_ok || r.signature.len() != 64 {
         return Err("audit receipt is malformed");

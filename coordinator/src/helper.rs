@@ -319,10 +319,7 @@ impl HelperService {
     }
 
     /// Checks every report's signed request; returns the common regional parameters.
-    fn check_requests(
-        &self,
-        batch: &pb::HelperBatchRequest,
-    ) -> Result<pb::RegionalMode, Refusal> {
+    fn check_requests(&self, batch: &pb::HelperBatchRequest) -> Result<pb::RegionalMode, Refusal> {
         let now = self.clock.now_ms();
         let mut common: Option<(Vec<u8>, pb::RegionalMode)> = None;
         for r in &batch.reports {
@@ -378,7 +375,8 @@ impl HelperService {
             return Err(Refusal::Malformed);
         }
         let mode = self.check_requests(&batch)?;
-        let vdaf = Vdaf::new(batch.cells as usize, mode.max_cell).map_err(|_| Refusal::Malformed)?;
+        let vdaf =
+            Vdaf::new(batch.cells as usize, mode.max_cell).map_err(|_| Refusal::Malformed)?;
         // The id is spent before any share is fetched: the same reports are never aggregated
         // twice, in any subset.
         {
@@ -459,7 +457,12 @@ impl HelperService {
             at_ms: self.clock.now_ms(),
             accepted: accepted.clone(),
             dropped,
-            outcome: if too_small { "refused:BATCH_TOO_SMALL" } else { "aggregated" }.into(),
+            outcome: if too_small {
+                "refused:BATCH_TOO_SMALL"
+            } else {
+                "aggregated"
+            }
+            .into(),
         })?;
         if too_small {
             tracing::warn!(query_id = %batch.query_id, have, need = mode.min_nodes, "batch below min_nodes: refused");
@@ -494,8 +497,7 @@ impl HelperService {
     ) -> Vec<Result<pb::HelperShareResponse, &'static str>> {
         let mut set = JoinSet::new();
         for (i, r) in batch.reports.iter().enumerate() {
-            let (Some(client), Some(req)) = (self.nodes.get(&r.country), r.request.clone())
-            else {
+            let (Some(client), Some(req)) = (self.nodes.get(&r.country), r.request.clone()) else {
                 continue;
             };
             let mut client = client.clone();

@@ -48,7 +48,34 @@ pub struct RegionalParams {
     pub sigma_micro: Option<u64>,
     /// Test-only build: the leader adds no noise (to check exactness).
     #[cfg(feature = "test-no-noise")]
-    pub test_no_noise: bool,
+    test_no_noise: bool,
+}
+
+impl RegionalParams {
+    /// Parameters with σ derived from the nodes' plans.
+    pub fn new(
+        helper_identity: String,
+        helper_endpoint: String,
+        min_nodes: u32,
+        max_cell: u64,
+    ) -> RegionalParams {
+        RegionalParams {
+            helper_identity,
+            helper_endpoint,
+            min_nodes,
+            max_cell,
+            sigma_micro: None,
+            #[cfg(feature = "test-no-noise")]
+            test_no_noise: false,
+        }
+    }
+
+    /// Test-only build: the leader adds no noise.
+    #[cfg(feature = "test-no-noise")]
+    pub fn without_noise(mut self) -> RegionalParams {
+        self.test_no_noise = true;
+        self
+    }
 }
 
 /// Why a regional query produced no result (each a stable reason).
@@ -224,12 +251,7 @@ impl Leader {
             Some(s) => s,
             None => self.sigma_from_plans(query, &query_id).await?,
         };
-        let mut nodes: Vec<String> = self
-            .fed
-            .countries()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        let mut nodes: Vec<String> = self.fed.countries().iter().map(|c| c.to_string()).collect();
         nodes.sort();
         let mode = pb::RegionalMode {
             helper: self.params.helper_identity.clone(),
@@ -444,7 +466,9 @@ impl Leader {
             contributing.push(country);
         }
         if outputs.len() != resp.accepted as usize {
-            return Err(RegionalError::BadHelper("accepted count differs from verdicts"));
+            return Err(RegionalError::BadHelper(
+                "accepted count differs from verdicts",
+            ));
         }
         if outputs.len() < need as usize {
             return Err(RegionalError::BatchTooSmall {
@@ -454,12 +478,18 @@ impl Leader {
         }
         let n = outputs.len();
         let mut mine = vdaf.aggregate(outputs)?;
-        let sigma_leader_micro = if self.noise_off() { 0 } else { mode.sigma_micro };
+        let sigma_leader_micro = if self.noise_off() {
+            0
+        } else {
+            mode.sigma_micro
+        };
         if sigma_leader_micro > 0 {
             crypto::add_noise(&mut mine, sigma_leader_micro)?;
         }
         if resp.sigma_micro != mode.sigma_micro && !self.noise_off() {
-            return Err(RegionalError::BadHelper("the helper did not add the promised noise"));
+            return Err(RegionalError::BadHelper(
+                "the helper did not add the promised noise",
+            ));
         }
         let theirs = vdaf.decode_share(&resp.aggregate_share)?;
         let sums = vdaf.unshard([mine, theirs], n)?;
@@ -593,7 +623,10 @@ pub fn summary(r: &RegionalResult) -> String {
         r.max_cell,
     );
     for d in &r.dropped {
-        s.push_str(&format!("not in the totals: {} ({} {})\n", d.country, d.by, d.reason));
+        s.push_str(&format!(
+            "not in the totals: {} ({} {})\n",
+            d.country, d.by, d.reason
+        ));
     }
     s
 }

@@ -18,9 +18,7 @@ use prio::dp::Rational;
 use prio::dp::distributions::DiscreteGaussian;
 use prio::field::{Field128, FieldElement, FieldElementWithInteger};
 use prio::vdaf::prio3::{Prio3InputShare, Prio3PublicShare, Prio3SumVec, optimal_chunk_length};
-use prio::vdaf::{
-    AggregateShare, Aggregator, Client, Collector, OutputShare, VerifyTransition,
-};
+use prio::vdaf::{AggregateShare, Aggregator, Client, Collector, OutputShare, VerifyTransition};
 use rand_prio::SeedableRng;
 use rand_prio::distr::Distribution;
 use rand_prio::rngs::StdRng;
@@ -268,11 +266,7 @@ impl Vdaf {
 
     /// The leader (collector) adds the two aggregate shares of `reports` reports: each cell's
     /// noisy sum, as a signed integer (noise may take a small sum below zero).
-    pub fn unshard(
-        &self,
-        shares: [Share; 2],
-        reports: usize,
-    ) -> Result<Vec<i128>, RegionalError> {
+    pub fn unshard(&self, shares: [Share; 2], reports: usize) -> Result<Vec<i128>, RegionalError> {
         let sums = self
             .inner
             .unshard(&(), shares.into_iter().map(|s| s.0), reports)
@@ -361,10 +355,24 @@ mod tests {
         let mut outs = [Vec::new(), Vec::new()];
         for r in reports {
             let (ls, lv) = vdaf
-                .verify_start(&key, "q1", LEADER, &r.nonce, &r.public_share, &r.leader_share)
+                .verify_start(
+                    &key,
+                    "q1",
+                    LEADER,
+                    &r.nonce,
+                    &r.public_share,
+                    &r.leader_share,
+                )
                 .unwrap();
             let (hs, hv) = vdaf
-                .verify_start(&key, "q1", HELPER, &r.nonce, &r.public_share, &r.helper_share)
+                .verify_start(
+                    &key,
+                    "q1",
+                    HELPER,
+                    &r.nonce,
+                    &r.public_share,
+                    &r.helper_share,
+                )
                 .unwrap();
             let l = vdaf.verify_finish("q1", ls, &lv, &hv);
             let h = vdaf.verify_finish("q1", hs, &lv, &hv);
@@ -426,9 +434,39 @@ mod tests {
         let vdaf = Vdaf::new(3, 10).unwrap();
         let r = vdaf.shard("q1", &[1, 2, 3]).unwrap();
         let key = [0u8; 32];
-        assert!(vdaf.verify_start(&key[..5], "q1", 0, &r.nonce, &r.public_share, &r.leader_share).is_err());
-        assert!(vdaf.verify_start(&key, "q1", 0, &r.nonce[..3], &r.public_share, &r.leader_share).is_err());
-        assert!(vdaf.verify_start(&key, "q1", 0, &r.nonce, &r.public_share, &r.leader_share[..10]).is_err());
+        assert!(
+            vdaf.verify_start(
+                &key[..5],
+                "q1",
+                0,
+                &r.nonce,
+                &r.public_share,
+                &r.leader_share
+            )
+            .is_err()
+        );
+        assert!(
+            vdaf.verify_start(
+                &key,
+                "q1",
+                0,
+                &r.nonce[..3],
+                &r.public_share,
+                &r.leader_share
+            )
+            .is_err()
+        );
+        assert!(
+            vdaf.verify_start(
+                &key,
+                "q1",
+                0,
+                &r.nonce,
+                &r.public_share,
+                &r.leader_share[..10]
+            )
+            .is_err()
+        );
         assert!(vdaf.decode_share(&[0u8; 7]).is_err());
         assert!(Vdaf::new(0, 10).is_err());
         assert!(Vdaf::new(3, 0).is_err());

@@ -280,9 +280,7 @@ impl Held {
             .lock()
             .map_err(|_| RegionalRefusal::UnknownQuery)?;
         shares.retain(|_, s| s.until_ms > now_ms);
-        let held = shares
-            .get(query_id)
-            .ok_or(RegionalRefusal::UnknownQuery)?;
+        let held = shares.get(query_id).ok_or(RegionalRefusal::UnknownQuery)?;
         if held.helper != caller {
             return Err(RegionalRefusal::NotHelper);
         }

@@ -29,11 +29,11 @@ use crate::disclosure::zcdp;
 use crate::disclosure::{self, PerturbationSecret, Policy, PrivacyPolicy, PublicPolicy};
 use crate::ledger::{Charge, Limits, Reservation};
 use crate::query::{PlanError, aggregate};
+use crate::regional::{Held, RegionalPolicy, RegionalRefusal};
 use crate::release::{self, ReleaseError, ReleasePlan};
 use crate::revocation::RevocationList;
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
 use crate::universe::{self, UniverseError};
-use crate::regional::{Held, RegionalPolicy, RegionalRefusal};
 
 /// Refusals written to the audit log one by one, per client certificate: sustained per minute,
 /// and in a burst. Past them a flood costs the disk one entry, however long it lasts.
@@ -1037,8 +1037,8 @@ impl Inner {
                 Ok(v?)
             })
             .map_err(give_back)?;
-        let report = crate::regional::shard(&evidence.query_id, &vector, mode.max_cell)
-            .map_err(|e| {
+        let report =
+            crate::regional::shard(&evidence.query_id, &vector, mode.max_cell).map_err(|e| {
                 tracing::error!(error = %e, "cannot shard the regional vector");
                 give_back(ServiceError::Internal)
             })?;

@@ -31,6 +31,8 @@ use vrs_coordinator::merge::{self, Regional};
 use vrs_coordinator::output;
 use vrs_coordinator::registry::Registry;
 
+pub mod regional;
+
 /// Name of the demo coordinator (identity `coordinator.bali-rc.vrs.test`).
 pub const COORDINATOR: &str = "bali-rc";
 
@@ -48,6 +50,9 @@ pub struct NodeSpec {
     /// Extra TOML appended to the `[privacy]` section (e.g. `mode = "rules_v1"`); the demo
     /// declares the synthetic data's coverage there.
     pub privacy: String,
+    /// Further whole sections appended to node.toml (e.g. regional mode's helper caller and
+    /// `[[regional]]`, [`regional::node_sections`]).
+    pub sections: String,
 }
 
 impl NodeSpec {
@@ -61,6 +66,7 @@ impl NodeSpec {
             seed,
             policy: String::new(),
             privacy: String::new(),
+            sections: String::new(),
         })
     }
 }
@@ -198,7 +204,7 @@ pub fn load_synthetic(dir: &Path, spec: &NodeSpec) -> Result<(), DemoError> {
 
 /// The `[privacy]` lines of a demo node: the synthetic records' months as its declared
 /// coverage, unless the spec declares its own.
-fn privacy_section(spec: &NodeSpec) -> String {
+pub fn privacy_section(spec: &NodeSpec) -> String {
     if spec.privacy.contains("coverage_from") {
         return spec.privacy.clone();
     }
@@ -221,9 +227,10 @@ fn node_toml(spec: &NodeSpec, pki: &vrs_certs_dev::DevPki) -> Result<String, Dem
         signing_pub.trim(),
         "",
         &format!(
-            "[policy]\n{}\n\n[privacy]\n{}\n",
+            "[policy]\n{}\n\n[privacy]\n{}\n{}\n",
             spec.policy,
-            privacy_section(spec)
+            privacy_section(spec),
+            spec.sections
         ),
     )
     .map_err(setup("fx"))
@@ -342,6 +349,18 @@ impl LocalFederation {
             nodes,
             shutdown,
         })
+    }
+
+    /// Stops the node of `country` at once, as a crash would (its listener closes; the
+    /// others keep running). False when there is no such node.
+    pub fn abort_node(&self, country: &str) -> bool {
+        match self.nodes.iter().find(|n| n.country.as_str() == country) {
+            Some(n) => {
+                n.task.abort();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The registry.
