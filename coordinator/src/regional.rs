@@ -183,7 +183,7 @@ pub struct RegionalCell {
 }
 
 /// A regional-mode result.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RegionalResult {
     /// The query id.
     pub query_id: String,
