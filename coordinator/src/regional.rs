@@ -586,6 +586,20 @@ fn report_of(
     ))
 }
 
+/// The size of a node's answer to the helper's fetch (`HelperShareResponse`) for a universe of
+/// `cells` cells bounded by `max_cell`: what each node sends the helper (benchmarks).
+pub fn helper_share_bytes(cells: usize, max_cell: u64) -> Result<usize, RegionalError> {
+    let report =
+        Vdaf::new(cells, max_cell)?.shard("0123456789abcdef0123456789abcdef", &vec![0; cells])?;
+    Ok(prost::Message::encoded_len(&pb::HelperShareResponse {
+        country: "USA".into(),
+        query_id: "0".repeat(32),
+        nonce: report.nonce.to_vec(),
+        public_share: report.public_share,
+        helper_share: report.helper_share,
+    }))
+}
+
 /// Aligned table (or CSV) of a regional result: key, noisy total, ± 1.96 σ. No per-node column
 /// exists in this mode.
 pub fn table(r: &RegionalResult) -> Table {
