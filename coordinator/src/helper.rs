@@ -574,3 +574,42 @@ pub async fn serve(
     tracing::info!("helper stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../docs/samples/helper.toml");
+
+    #[test]
+    fn the_shipped_sample_parses() {
+        let c =
+            HelperConfig::parse(SAMPLE, Path::new("helper.toml"), Path::new("/etc/vrs")).unwrap();
+        assert_eq!(c.file.helper.leader, "coordinator.bali-rc.vrs.test");
+        assert!(c.file.tls.ca.starts_with("/etc/vrs"));
+        assert_eq!(c.state, Path::new("/etc/vrs/helper-state.jsonl"));
+        assert_eq!(c.file.nodes.len(), 4);
+    }
+
+    #[test]
+    fn bad_keys_and_unknown_fields_are_errors() {
+        let bad = SAMPLE.replace("leader_signing_keys = [", "leader_signing_keys = [\"zz\", ");
+        assert!(matches!(
+            HelperConfig::parse(&bad, Path::new("h.toml"), Path::new(".")),
+            Err(HelperError::BadKey)
+        ));
+        let unknown = SAMPLE.replace("[helper]\n", "[helper]\ncolour = \"blue\"\n");
+        assert!(matches!(
+            HelperConfig::parse(&unknown, Path::new("h.toml"), Path::new(".")),
+            Err(HelperError::Parse { .. })
+        ));
+    }
+
+    /// The default build refuses the test-only knob: it cannot be switched on by configuration.
+    #[cfg(not(feature = "test-no-noise"))]
+    #[test]
+    fn the_release_build_refuses_test_no_noise() {
+        let off = SAMPLE.replace("[helper]\n", "[helper]\ntest_no_noise = true\n");
+        assert!(HelperConfig::parse(&off, Path::new("h.toml"), Path::new(".")).is_err());
+    }
+}

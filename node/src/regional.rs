@@ -306,3 +306,69 @@ impl Held {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        shard("q-0123456789abcdef", &[1, 2, 3], 10).unwrap()
+    }
+
+    #[test]
+    fn a_share_goes_once_to_the_named_helper_with_the_same_envelope() {
+        let held = Held::default();
+        let r = report();
+        held.keep("q1", "helper.x", b"env", &r, 1_000).unwrap();
+        assert_eq!(
+            held.take("q1", "coordinator.x", b"env", 1_001).unwrap_err(),
+            RegionalRefusal::NotHelper
+        );
+        assert_eq!(
+            held.take("q1", "helper.x", b"other", 1_001).unwrap_err(),
+            RegionalRefusal::Mismatch
+        );
+        assert_eq!(
+            held.take("q2", "helper.x", b"env", 1_001).unwrap_err(),
+            RegionalRefusal::UnknownQuery
+        );
+        let got = held.take("q1", "helper.x", b"env", 1_002).unwrap();
+        assert_eq!(got.helper_share, r.helper_share);
+        assert_eq!(got.nonce, r.nonce.to_vec());
+        assert_eq!(
+            held.take("q1", "helper.x", b"env", 1_003).unwrap_err(),
+            RegionalRefusal::UnknownQuery,
+            "fetched once"
+        );
+    }
+
+    #[test]
+    fn shares_expire_and_are_bounded() {
+        let held = Held::default();
+        let r = report();
+        held.keep("old", "h", b"e", &r, 0).unwrap();
+        assert_eq!(
+            held.take("old", "h", b"e", HELD_FOR_MS + 1).unwrap_err(),
+            RegionalRefusal::UnknownQuery
+        );
+        for i in 0..MAX_HELD {
+            held.keep(&format!("q{i}"), "h", b"e", &r, 10).unwrap();
+        }
+        assert_eq!(
+            held.keep("one-more", "h", b"e", &r, 10).unwrap_err(),
+            RegionalRefusal::TooManyHeld
+        );
+        // Once they expire there is room again.
+        held.keep("later", "h", b"e", &r, 11 + HELD_FOR_MS).unwrap();
+    }
+
+    #[test]
+    fn min_nodes_is_raised_to_the_floor() {
+        let p = RegionalPolicy::new(&[RegionalSection {
+            leader: "l".into(),
+            helper: "h".into(),
+            min_nodes: 1,
+        }]);
+        assert_eq!(p.pairs[0].min_nodes, MIN_NODES_FLOOR);
+    }
+}
