@@ -655,10 +655,10 @@ pub fn csv(r: &RegionalResult) -> String {
     table(r).to_csv()
 }
 
-/// JSON output (`vrs.regional.v1`).
+/// JSON output (schema `vrs.regional-mode.v1`, docs/OUTPUTS.md).
 pub fn json(r: &RegionalResult) -> serde_json::Value {
     serde_json::json!({
-        "schema": "vrs.regional.v1",
+        "schema": "vrs.regional-mode.v1",
         "mode": "regional",
         "query_id": r.query_id,
         "dimensions": r.dimensions,
