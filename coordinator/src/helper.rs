@@ -339,7 +339,7 @@ impl HelperService {
             {
                 return Err(Refusal::Inconsistent);
             }
-            if (env.issued_at_ms.saturating_sub(now)).abs() > CLOCK_WINDOW_MS {
+            if env.issued_at_ms.abs_diff(now) > CLOCK_WINDOW_MS.unsigned_abs() {
                 return Err(Refusal::Stale);
             }
             let mode = env.regional.ok_or(Refusal::Inconsistent)?;
