@@ -395,6 +395,7 @@ impl HelperService {
         let fetched = self.fetch_all(&batch).await;
         let listed: BTreeSet<&str> = mode.nodes.iter().map(String::as_str).collect();
         let mut countries = BTreeSet::new();
+        let mut nonces = BTreeSet::new();
         let mut verdicts = Vec::with_capacity(batch.reports.len());
         let mut outputs = Vec::new();
         for (r, share) in batch.reports.iter().zip(fetched) {
@@ -406,7 +407,7 @@ impl HelperService {
                 if !listed.contains(r.country.as_str()) {
                     return Err("NOT_IN_QUERY");
                 }
-                if !countries.insert(r.country.clone()) {
+                if !countries.insert(r.country.clone()) || !nonces.insert(r.nonce.clone()) {
                     return Err("DUPLICATE");
                 }
                 let share = share?;

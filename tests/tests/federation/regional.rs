@@ -273,6 +273,8 @@ async fn noise_on_the_error_has_the_published_scale() {
 /// node bypassing the Prio3 client's checks would.
 struct Malicious {
     country: String,
+    /// Instead of an out-of-range cell, a leader share cut short (a wrong length).
+    truncate: bool,
     keys: Vec<Vec<String>>,
     dims: Vec<String>,
     held: Mutex<Option<(String, vrs_core::regional::Report)>>,
@@ -304,7 +306,11 @@ impl pb::federation_server::Federation for Malicious {
         let mut report = vdaf
             .shard(&env.query_id, &vec![1; self.keys.len()])
             .unwrap();
-        tamper_leader_share(&mut report, 1 << 20).unwrap();
+        if self.truncate {
+            report.leader_share.truncate(report.leader_share.len() / 2);
+        } else {
+            tamper_leader_share(&mut report, 1 << 20).unwrap();
+        }
         *self.held.lock().unwrap() = Some((env.query_id.clone(), report.clone()));
         Ok(Response::new(pb::AggregateResponse {
             country: self.country.clone(),
@@ -361,33 +367,41 @@ async fn an_out_of_range_report_is_dropped_by_the_proof_check() {
         other => panic!("{other:?}"),
     };
     let keys: Vec<Vec<String>> = answer.cells.iter().map(|c| c.key.clone()).collect();
-    // NZL: a valid node certificate, a hostile report.
-    let identity = tls::node_identity("NZL");
-    let paths = fed.extra_tls(&identity, ExtraKind::Valid, &identity);
-    let config = tls::server_config(&paths).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let nzl = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::federation_server::FederationServer::new(Malicious {
-                country: "NZL".into(),
-                keys,
-                dims: vec!["quarter".into(), "mode".into()],
-                held: Mutex::new(None),
-            }))
-            .serve_with_incoming_shutdown(
-                tls::incoming(listener, config, std::time::Duration::from_secs(5)),
-                async {
-                    let _ = stopped.await;
-                },
-            ),
-    );
+    // NZL and FJI: valid node certificates, hostile reports (a cell out of range; a share of
+    // the wrong length).
+    let mut hostile = Vec::new();
+    for (country, truncate) in [("NZL", false), ("FJI", true)] {
+        let identity = tls::node_identity(country);
+        let paths = fed.extra_tls(&identity, ExtraKind::Valid, &identity);
+        let config = tls::server_config(&paths).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::federation_server::FederationServer::new(Malicious {
+                    country: country.into(),
+                    truncate,
+                    keys: keys.clone(),
+                    dims: vec!["quarter".into(), "mode".into()],
+                    held: Mutex::new(None),
+                }))
+                .serve_with_incoming_shutdown(
+                    tls::incoming(listener, config, std::time::Duration::from_secs(5)),
+                    async {
+                        let _ = stopped.await;
+                    },
+                ),
+        );
+        hostile.push((country, addr, stop, server));
+    }
     let mut nodes: Vec<RegistryNode> = NODES
         .iter()
         .map(|(c, ..)| RegistryNode::new(c, fed.addr(c)))
         .collect();
-    nodes.push(RegistryNode::new("NZL", nzl));
+    for (country, addr, ..) in &hostile {
+        nodes.push(RegistryNode::new(country, addr));
+    }
     let registry = fed.write_registry(
         "with-nzl.toml",
         &nodes,
@@ -396,7 +410,9 @@ async fn an_out_of_range_report_is_dropped_by_the_proof_check() {
     );
     let local = fed.local_federation();
     let mut helper_nodes = nodes_of(local);
-    helper_nodes.push(("NZL".parse().unwrap(), nzl));
+    for (country, addr, ..) in &hostile {
+        helper_nodes.push((country.parse().unwrap(), *addr));
+    }
     let helper = RunningHelper::start(
         local,
         &helper_nodes,
@@ -420,14 +436,27 @@ async fn an_out_of_range_report_is_dropped_by_the_proof_check() {
     assert_eq!(nzl_dropped.len(), 1, "{:?}", result.dropped);
     assert_eq!(nzl_dropped[0].by, "helper");
     assert_eq!(nzl_dropped[0].reason, "PROOF_FAILED");
+    // The share of the wrong length never reaches the helper: the leader cannot decode it.
+    let fji: Vec<_> = result
+        .dropped
+        .iter()
+        .filter(|d| d.country.as_str() == "FJI")
+        .collect();
+    assert_eq!(fji.len(), 1, "{:?}", result.dropped);
+    assert_eq!(
+        (fji[0].by, fji[0].reason.as_str()),
+        ("leader", "MALFORMED_REPORT")
+    );
     // The hostile report is not in the totals at all.
     assert_exact_sum(
         &result,
         &exact_by_node(&NODES, &q),
         &["THA", "IDN", "PHL", "MYS"],
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    for (_, _, stop, server) in hostile {
+        let _ = stop.send(());
+        let _ = server.await;
+    }
     helper.stop().await;
     fed.stop().await;
 }
