@@ -85,6 +85,9 @@ struct Regional {
 /// Per-cell bound of the regional-mode vectors (no Missing Migrants node reaches it).
 const MAX_CELL: u64 = 100_000;
 
+/// A regional-mode cell: key, noisy total, noise variance, whether any node's cell was clamped.
+type RegionalCell = (Vec<String>, i64, f64, bool);
+
 /// Regional mode over `stores`: every node's report as `vrs-node` makes it, both aggregators'
 /// verification, aggregation and noise as the leader and `vrs-helper` run them. Returns the
 /// universe's cells (value, variance, whether any node's cell was clamped) and the ρ charged.
@@ -93,7 +96,7 @@ fn regional_mode(
     query: &Query,
     privacy: &PrivacyPolicy,
     today: Month,
-) -> Result<(Vec<(Vec<String>, i64, f64, bool)>, u64)> {
+) -> Result<(Vec<RegionalCell>, u64)> {
     use vrs_core::regional::{HELPER, LEADER, Vdaf, add_noise, random_bytes};
     let qid = "utility-regional-0001";
     let mut reports = Vec::new();
