@@ -1705,6 +1705,53 @@ mod tests {
     }
 
     #[test]
+    fn the_regional_section_shows_totals_error_bars_and_contributors_and_no_node_figures() {
+        use crate::regional::{Dropped, RegionalCell, RegionalResult};
+        let mut data = report(vec![node("THA", "answered", "5 cells")]);
+        assert!(
+            !render(&data).contains("id=\"regional\""),
+            "no section unless asked"
+        );
+        data.regional = vec![
+            RegionalSection {
+                figure: Figure::Deaths,
+                result: Ok(RegionalResult {
+                    query_id: "q".into(),
+                    dimensions: vec!["quarter".into()],
+                    cells: vec![RegionalCell {
+                        key: vec!["2024-Q1".into()],
+                        noisy: 4321,
+                        sigma: 4.47,
+                    }],
+                    contributing: vec!["THA".parse().unwrap(), "IDN".parse().unwrap()],
+                    dropped: vec![Dropped {
+                        country: "MYS".parse().unwrap(),
+                        by: "helper",
+                        reason: "FETCH_FAILED".into(),
+                    }],
+                    min_nodes: 2,
+                    sigma_leader: 3.16,
+                    sigma_helper: 3.16,
+                    sigma: 4.47,
+                    max_cell: 100_000,
+                }),
+            },
+            RegionalSection {
+                figure: Figure::Methods,
+                result: Err("BATCH_TOO_SMALL: 1 nodes in the batch, at least 2 needed".into()),
+            },
+        ];
+        let html = render(&data);
+        let section = &html[html.find("id=\"regional\"").unwrap()..];
+        let section = &section[..section.find("</section>").unwrap()];
+        assert!(section.contains("<td class=\"num\">4321</td><td class=\"num\">8.8</td>"));
+        assert!(section.contains("2 nodes in the totals (at least 2 required): THA, IDN"));
+        assert!(section.contains("Not in the totals: MYS (FETCH_FAILED)"));
+        assert!(section.contains("No regional result: BATCH_TOO_SMALL"));
+        assert!(!section.contains("<th>THA</th>"), "no per-node column");
+    }
+
+    #[test]
     fn a_full_report_has_every_chart_with_a_table_and_marks_each_status() {
         let html = render(&report(vec![
             node("THA", "answered", "5 cells"),
