@@ -222,6 +222,26 @@ async fn noise_off_the_regional_total_is_the_exact_sum_and_each_ledger_is_charge
     for (c, b) in &before {
         assert_eq!(after[c] - b, 50_000, "{c}");
     }
+    // Each node audited the report (with its charge) and the helper's fetch of its share.
+    for (c, ..) in NODES {
+        let log = vrs_node::audit::AuditLog::open_existing(&fed.node_dir(c)).unwrap();
+        assert!(log.verify().unwrap().is_ok(), "{c}");
+        let entries = log.entries(1, 10_000).unwrap();
+        let answered = entries
+            .iter()
+            .find(|e| e.query_id == result.query_id && e.outcome == "answered")
+            .unwrap_or_else(|| panic!("{c}: no answered entry"));
+        let privacy: serde_json::Value = serde_json::from_str(&answered.privacy).unwrap();
+        assert_eq!(privacy["mode"], "regional", "{c}");
+        assert_eq!(privacy["rho_micro"], 50_000, "{c}");
+        assert_eq!(privacy["helper"], helper_identity().as_str(), "{c}");
+        assert!(
+            entries.iter().any(|e| e.query_id == result.query_id
+                && e.outcome == "regional_share_fetched"
+                && e.caller == helper_identity()),
+            "{c}: the helper's fetch is audited"
+        );
+    }
     helper.stop().await;
     fed.stop().await;
 }
