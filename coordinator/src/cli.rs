@@ -75,6 +75,10 @@ pub enum Command {
         /// zCDP ρ to spend on every quarter the query touches (default: each node's default).
         #[arg(long)]
         rho: Option<f64>,
+        /// Regional mode (secure aggregation with the registry's `[regional]` helper): complete
+        /// noisy regional totals, no state's figures seen by anyone; no per-node column.
+        #[arg(long, conflicts_with_all = ["per_node", "dry_run", "query_id"])]
+        regional: bool,
     },
     /// Every node's remaining privacy-loss budget per quarter (from Describe).
     Budget {
@@ -116,6 +120,10 @@ pub enum Command {
         /// zCDP ρ each question spends on every quarter it touches (default: each node's default).
         #[arg(long)]
         rho: Option<f64>,
+        /// Also answer the methods, migrant, smuggler and death questions in regional mode
+        /// (secure aggregation with the registry's `[regional]` helper).
+        #[arg(long)]
+        regional: bool,
     },
 }
 
@@ -175,12 +183,22 @@ pub enum CliError {
     /// A `--log` flag is not COUNTRY=FILE.
     #[error("--log {0}: expected COUNTRY=FILE, e.g. --log IDN=idn-audit.jsonl")]
     LogFlag(String),
+    /// `--regional` with a registry that has no `[regional]` section.
+    #[error("--regional needs a [regional] section (helper, helper_endpoint) in the registry")]
+    NoHelper,
+    /// Regional mode produced no result.
+    #[error(transparent)]
+    Regional(#[from] crate::regional::RegionalError),
 }
 
 impl CommandError for CliError {
     fn status(&self) -> Status {
         match self {
-            CliError::Query(_) | CliError::Budget(_) | CliError::LogFlag(_) => Status::Usage,
+            CliError::Query(_)
+            | CliError::Budget(_)
+            | CliError::LogFlag(_)
+            | CliError::NoHelper => Status::Usage,
+            CliError::Regional(_) => Status::QueryNoAnswer,
             _ => Status::Failed,
         }
     }
@@ -215,7 +233,16 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 query_id,
                 dry_run: true,
                 rho,
+                ..
             } => dry_run(&registry, &query, format, query_id, rho).await,
+            Command::Query {
+                registry,
+                query,
+                format,
+                rho,
+                regional: true,
+                ..
+            } => ask_regional(&registry, &query, format, rho).await,
             Command::Query {
                 registry,
                 query,
@@ -224,6 +251,7 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 query_id,
                 dry_run: false,
                 rho,
+                regional: false,
             } => ask(&registry, &query, format, per_node, query_id, rho).await,
             Command::Budget { registry, format } => budgets(&registry, format).await,
             Command::Describe { registry, codes } => describe(&registry, codes.as_ref()).await,
@@ -239,7 +267,17 @@ pub fn run(command: Command) -> Result<ExitCode, CliError> {
                 from,
                 to,
                 rho,
-            } => write_report(&registry, &out, report::PeriodRange { from, to }, rho).await,
+                regional,
+            } => {
+                write_report(
+                    &registry,
+                    &out,
+                    report::PeriodRange { from, to },
+                    rho,
+                    regional,
+                )
+                .await
+            }
         }
     })
 }
@@ -274,6 +312,48 @@ pub async fn ask(
         ),
     }
     Ok(coverage_status(&regional.coverage).into())
+}
+
+/// `vrs-coordinator query --regional`: one regional-mode question (secure aggregation with the
+/// registry's helper), printed as `format`; the exit status is partial when some node is not in
+/// the totals, and "no answer" when no result could be released.
+pub async fn ask_regional(
+    registry: &Path,
+    args: &QueryArgs,
+    format: Format,
+    rho: Option<f64>,
+) -> Result<ExitCode, CliError> {
+    let registry = Registry::load(registry)?;
+    let query = parse_query(args, rho)?;
+    let leader = regional_leader(&registry)?;
+    let result = leader.ask(&query).await?;
+    match format {
+        Format::Table => print!("{}", crate::regional::text(&result)),
+        Format::Csv => print!("{}", crate::regional::csv(&result)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::regional::json(&result))?
+        ),
+    }
+    Ok(if result.dropped.is_empty() {
+        Status::Ok
+    } else {
+        Status::QueryPartial
+    }
+    .into())
+}
+
+/// The leader of regional mode over `registry`'s nodes and `[regional]` helper.
+fn regional_leader(registry: &Registry) -> Result<crate::regional::Leader, CliError> {
+    let section = registry.regional.clone().ok_or(CliError::NoHelper)?;
+    let fed = Federation::connect(registry)?;
+    let params = crate::regional::RegionalParams::new(
+        section.helper,
+        section.helper_endpoint,
+        section.min_nodes,
+        section.max_cell,
+    );
+    Ok(crate::regional::Leader::connect(registry, fed, params)?)
 }
 
 /// The query the flags describe, asking `rho` (as ρ) of zCDP nodes when given.
@@ -457,10 +537,16 @@ pub async fn write_report(
     out: &Path,
     range: report::PeriodRange,
     rho: Option<f64>,
+    regional: bool,
 ) -> Result<ExitCode, CliError> {
     let registry = Registry::load(registry)?;
     let rho_micro = rho.map(budget::rho_micro).transpose()?.unwrap_or(0);
-    let data = report::build_with_rho(&registry, &range, rho_micro, Arc::new(SystemClock)).await?;
+    let mut data =
+        report::build_with_rho(&registry, &range, rho_micro, Arc::new(SystemClock)).await?;
+    if regional {
+        let leader = regional_leader(&registry)?;
+        data.regional = report::ask_regional(&leader, &range, rho_micro).await?;
+    }
     std::fs::write(out, report::render(&data))
         .map_err(IoError::doing(format!("write {}", out.display())))?;
     println!("{}: {}", out.display(), report::summary(&data));

@@ -121,11 +121,11 @@ struct NodeConn {
 pub struct Federation {
     nodes: Vec<NodeConn>,
     key: Arc<SigningKey>,
-    issuer: String,
-    deadline: Duration,
+    pub(crate) issuer: String,
+    pub(crate) deadline: Duration,
     rng: SystemRandom,
     /// Stamps envelopes (`issued_at_ms`).
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// Where every audit receipt a node gives is kept.
     book: Arc<Book>,
 }
@@ -183,7 +183,7 @@ impl Federation {
 
     /// Appends what came with each outcome to the receipt book. A book that cannot be written
     /// is reported loudly and does not hold the answers back (they came over mutual TLS).
-    fn keep(&self, lines: Vec<Kept>) {
+    pub(crate) fn keep(&self, lines: Vec<Kept>) {
         if let Err(e) = self.book.keep(&lines) {
             tracing::error!(error = %e, receipts = lines.len(), "cannot keep audit receipts");
         }
@@ -309,24 +309,59 @@ impl Federation {
             + 'static,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send,
     {
-        let call = Arc::new(call);
+        let requests = self.sign_all(query, query_id, None);
+        self.send_signed(requests, call).await
+    }
+
+    /// One signed request per node, in registry order (audience = that node), with
+    /// `regional` in every envelope when set.
+    pub(crate) fn sign_all(
+        &self,
+        query: &Query,
+        query_id: &str,
+        regional: Option<&pb::RegionalMode>,
+    ) -> Vec<pb::AggregateRequest> {
         let pb_query = pb::Query::from(query.to_raw());
         let issued_at_ms = self.clock.now_ms();
+        self.nodes
+            .iter()
+            .map(|node| {
+                let envelope = pb::QueryEnvelope {
+                    query_id: query_id.to_string(),
+                    issued_at_ms,
+                    audience: node.country.to_string(),
+                    issuer: self.issuer.clone(),
+                    query: Some(pb_query.clone()),
+                    regional: regional.cloned(),
+                }
+                .encode_to_vec();
+                pb::AggregateRequest {
+                    signature: self.key.sign(&envelope),
+                    envelope,
+                    key_id: self.key.key_id(),
+                }
+            })
+            .collect()
+    }
+
+    /// Sends `requests` (one per node, registry order, from [`Federation::sign_all`]) with
+    /// `call`; see [`Federation::send`].
+    pub(crate) async fn send_signed<R, F, Fut>(
+        &self,
+        requests: Vec<pb::AggregateRequest>,
+        call: F,
+    ) -> Vec<(Country, Result<R, NodeOutcome>, Duration)>
+    where
+        R: Send + 'static,
+        F: Fn(FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send,
+    {
+        let call = Arc::new(call);
         let mut set = JoinSet::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let envelope = pb::QueryEnvelope {
-                query_id: query_id.to_string(),
-                issued_at_ms,
-                audience: node.country.to_string(),
-                issuer: self.issuer.clone(),
-                query: Some(pb_query.clone()),
-            }
-            .encode_to_vec();
-            let request = pb::AggregateRequest {
-                signature: self.key.sign(&envelope),
-                envelope,
-                key_id: self.key.key_id(),
-            };
+        for (i, (node, request)) in self.nodes.iter().zip(requests).enumerate() {
             let deadline = self.deadline;
             let client = node.client.clone();
             let call = call.clone();
@@ -529,7 +564,7 @@ pub struct NodeDescription {
 
 /// Maps a gRPC status from a node to an outcome: refusals carry the node's `vrs-reason`;
 /// transport failures are "unreachable".
-fn outcome_of_status(status: &tonic::Status) -> NodeOutcome {
+pub(crate) fn outcome_of_status(status: &tonic::Status) -> NodeOutcome {
     let reason = status
         .metadata()
         .get("vrs-reason")
@@ -559,7 +594,7 @@ const CONNECT_RETRY_MAX: Duration = Duration::from_millis(800);
 /// Whether a call failed because no connection could be made (the transport's `Unavailable`,
 /// not a node's refusal, which carries its reason): nothing reached the node, so sending the
 /// same signed envelope again cannot be a second query.
-fn not_connected(status: &tonic::Status) -> bool {
+pub(crate) fn not_connected(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Unavailable && status.metadata().get("vrs-reason").is_none()
 }
 
@@ -593,7 +628,7 @@ fn budget_of(b: pb::QuarterBudget) -> QuarterBudget {
 }
 
 /// A release's privacy accounting; refused unless it says zCDP and its σ is a usable number.
-fn privacy_of(p: pb::ReleasePrivacy) -> Result<ReleasePrivacy, &'static str> {
+pub(crate) fn privacy_of(p: pb::ReleasePrivacy) -> Result<ReleasePrivacy, &'static str> {
     if mode_of(p.mode) != Some(ProtectionMode::Zcdp) {
         return Err("privacy accounting of an unknown protection mode");
     }
@@ -649,7 +684,10 @@ fn outcome_of_response(
 
 /// A receipt in domain form, its shape checked (its signature is checked against the node's
 /// key by [`crate::receipts::verify`]).
-fn receipt_of(country: Country, r: pb::AuditReceipt) -> Result<AuditReceipt, &'static str> {
+pub(crate) fn receipt_of(
+    country: Country,
+    r: pb::AuditReceipt,
+) -> Result<AuditReceipt, &'static str> {
     let head_ok = r.head.len() == 64 && r.head.bytes().all(|b| b.is_ascii_hexdigit());
     if !head_ok || r.signature.len() != 64 {
         return Err("audit receipt is malformed");

@@ -8,6 +8,9 @@
 //!   standard error `√Σσ²`; any suppression makes a figure a lower bound (partial), never exact;
 //!   display rules (± intervals, "not distinguishable from 0") after merging.
 //! - [`output`]: aligned table, CSV and versioned JSON.
+//! - [`regional`]: regional mode, the leader: Prio3 reports from every node, verification and
+//!   aggregation with the helper, noisy regional totals with no per-node figure.
+//! - [`helper`]: regional mode, the helper aggregator (`vrs-helper`), run by another party.
 //! - [`budget`]: planning with the privacy-loss budget: dry runs (`Plan`, nothing spent) and
 //!   every node's remaining budget per quarter.
 //! - [`report`]: the regional trend report: one self-contained HTML file with inline SVG charts,
@@ -22,8 +25,10 @@
 pub mod budget;
 pub mod cli;
 pub mod fanout;
+pub mod helper;
 pub mod merge;
 pub mod output;
 pub mod receipts;
+pub mod regional;
 pub mod registry;
 pub mod report;

@@ -24,6 +24,34 @@ pub struct Registry {
     /// `[[nodes]]`
     #[serde(default)]
     pub nodes: Vec<NodeEntry>,
+    /// `[regional]`: the helper aggregator of regional mode (`query --regional`).
+    #[serde(default)]
+    pub regional: Option<RegionalSection>,
+}
+
+/// `[regional]`: regional mode's helper and its parameters (docs/PROTOCOL.md, "Regional secure
+/// aggregation").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionalSection {
+    /// The helper's certificate identity, e.g. `helper.bali-rc.vrs.test`.
+    pub helper: String,
+    /// Where the helper listens, `host:port`.
+    pub helper_endpoint: String,
+    /// No result over fewer nodes. Default 3.
+    #[serde(default = "default_min_nodes")]
+    pub min_nodes: u32,
+    /// Per-cell bound of each node's vector. Default 100000.
+    #[serde(default = "default_max_cell")]
+    pub max_cell: u64,
+}
+
+fn default_min_nodes() -> u32 {
+    3
+}
+
+fn default_max_cell() -> u64 {
+    100_000
 }
 
 /// `[coordinator]`

@@ -205,6 +205,44 @@ pub struct ReportData {
     pub nodes: Vec<NodeInfo>,
     /// The figures, in page order.
     pub sections: Vec<Section>,
+    /// Regional-mode answers to some of the same questions (secure aggregation; empty unless
+    /// the report was asked with `--regional`).
+    pub regional: Vec<RegionalSection>,
+}
+
+/// One question answered in regional mode, or why it was not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionalSection {
+    /// Which figure's question.
+    pub figure: Figure,
+    /// The noisy regional totals, or the refusal.
+    pub result: Result<crate::regional::RegionalResult, String>,
+}
+
+/// The figures a regional-mode report answers (the route figures' universes — every origin ×
+/// destination pair — are too large for one vector per node).
+pub const REGIONAL_FIGURES: &[Figure] = &[
+    Figure::Methods,
+    Figure::Migrants,
+    Figure::Smugglers,
+    Figure::Deaths,
+];
+
+/// Asks [`REGIONAL_FIGURES`]' questions in regional mode through `leader`, one after another.
+pub async fn ask_regional(
+    leader: &crate::regional::Leader,
+    range: &PeriodRange,
+    rho_micro: u64,
+) -> Result<Vec<RegionalSection>, ReportError> {
+    let mut out = Vec::new();
+    for f in REGIONAL_FIGURES {
+        let mut raw = f.query(range);
+        raw.rho_micro = rho_micro;
+        let query = Query::parse(&raw, &QueryLimits::default())?;
+        let result = leader.ask(&query).await.map_err(|e| e.to_string());
+        out.push(RegionalSection { figure: *f, result });
+    }
+    Ok(out)
 }
 
 impl ReportData {
@@ -440,6 +478,7 @@ pub async fn build_with_rho(
             .map(|(country, d)| node_info(country, d))
             .collect(),
         sections,
+        regional: Vec::new(),
     })
 }
 
@@ -792,6 +831,7 @@ pub fn render(report: &ReportData) -> String {
     for s in &report.sections {
         section(&mut out, report, s);
     }
+    regional_sections(&mut out, &report.regional);
     out.push_str("</main>\n");
     let _ = write!(
         out,
@@ -805,6 +845,75 @@ pub fn render(report: &ReportData) -> String {
         env!("CARGO_PKG_VERSION"),
     );
     out
+}
+
+/// Regional mode's answers: noisy totals with 95% error bars and the contributing nodes; no
+/// per-node figure exists to show.
+fn regional_sections(out: &mut String, sections: &[RegionalSection]) {
+    if sections.is_empty() {
+        return;
+    }
+    out.push_str(r#"<section id="regional" aria-labelledby="regional-h"><h2 id="regional-h">Regional mode: complete totals, no state's figures</h2><p class="note">These figures come from secure aggregation: each node secret-shared its exact counts between the coordinator and an independent helper (Prio3), neither of which saw any state's figures; both added noise to the sum. No cell is a lower bound, and there is no per-state column.</p>"#);
+    for s in sections {
+        let _ = write!(out, "<h3>{}</h3>", escape(s.figure.title()));
+        match &s.result {
+            Err(e) => {
+                let _ = write!(
+                    out,
+                    r#"<p class="note">No regional result: {}</p>"#,
+                    escape(e)
+                );
+            }
+            Ok(r) => {
+                let _ = write!(
+                    out,
+                    r#"<p class="note">{} nodes in the totals (at least {} required): {}. Each figure ± {:.1} (95%).{}</p><table><thead><tr>"#,
+                    r.contributing.len(),
+                    r.min_nodes,
+                    escape(
+                        &r.contributing
+                            .iter()
+                            .map(|c| c.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    1.96 * r.sigma,
+                    if r.dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " Not in the totals: {}.",
+                            escape(
+                                &r.dropped
+                                    .iter()
+                                    .map(|d| format!("{} ({})", d.country, d.reason))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        )
+                    }
+                );
+                for d in &r.dimensions {
+                    let _ = write!(out, "<th>{}</th>", escape(d));
+                }
+                out.push_str("<th>Regional total</th><th>± 95%</th></tr></thead><tbody>");
+                for c in &r.cells {
+                    out.push_str("<tr>");
+                    for k in &c.key {
+                        let _ = write!(out, "<td>{}</td>", escape(k));
+                    }
+                    let _ = write!(
+                        out,
+                        r#"<td class="num">{}</td><td class="num">{:.1}</td></tr>"#,
+                        c.noisy,
+                        1.96 * c.sigma
+                    );
+                }
+                out.push_str("</tbody></table>");
+            }
+        }
+    }
+    out.push_str("</section>\n");
 }
 
 /// The period in words, with the data the nodes hold when no bound was given.
@@ -1591,7 +1700,55 @@ mod tests {
                     },
                 })
                 .collect(),
+            regional: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_regional_section_shows_totals_error_bars_and_contributors_and_no_node_figures() {
+        use crate::regional::{Dropped, RegionalCell, RegionalResult};
+        let mut data = report(vec![node("THA", "answered", "5 cells")]);
+        assert!(
+            !render(&data).contains("id=\"regional\""),
+            "no section unless asked"
+        );
+        data.regional = vec![
+            RegionalSection {
+                figure: Figure::Deaths,
+                result: Ok(RegionalResult {
+                    query_id: "q".into(),
+                    dimensions: vec!["quarter".into()],
+                    cells: vec![RegionalCell {
+                        key: vec!["2024-Q1".into()],
+                        noisy: 4321,
+                        sigma: 4.47,
+                    }],
+                    contributing: vec!["THA".parse().unwrap(), "IDN".parse().unwrap()],
+                    dropped: vec![Dropped {
+                        country: "MYS".parse().unwrap(),
+                        by: "helper",
+                        reason: "FETCH_FAILED".into(),
+                    }],
+                    min_nodes: 2,
+                    sigma_leader: 3.16,
+                    sigma_helper: 3.16,
+                    sigma: 4.47,
+                    max_cell: 100_000,
+                }),
+            },
+            RegionalSection {
+                figure: Figure::Methods,
+                result: Err("BATCH_TOO_SMALL: 1 nodes in the batch, at least 2 needed".into()),
+            },
+        ];
+        let html = render(&data);
+        let section = &html[html.find("id=\"regional\"").unwrap()..];
+        let section = &section[..section.find("</section>").unwrap()];
+        assert!(section.contains("<td class=\"num\">4321</td><td class=\"num\">8.8</td>"));
+        assert!(section.contains("2 nodes in the totals (at least 2 required): THA, IDN"));
+        assert!(section.contains("Not in the totals: MYS (FETCH_FAILED)"));
+        assert!(section.contains("No regional result: BATCH_TOO_SMALL"));
+        assert!(!section.contains("<th>THA</th>"), "no per-node column");
     }
 
     #[test]

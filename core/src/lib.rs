@@ -13,6 +13,7 @@
 //! - [`signing`]: Ed25519 query signatures over a domain-separated message.
 //! - [`audit_chain`]: how audit entries are chained, the node's signed audit receipts, and the check
 //!   of an exported log against them.
+//! - [`regional`]: regional mode's Prio3SumVec reports, verification, aggregation and noise.
 //! - [`answer`]: the released form of an answer: cells that are values or suppressed with a reason.
 //! - [`tls`]: mutual TLS 1.3 (rustls + ring): config loading, certificate identities, the server's
 //!   handshake stream and the client's connector. The one part of this crate that does I/O.
@@ -34,6 +35,7 @@ mod iso;
 pub mod manual;
 pub mod period;
 pub mod query;
+pub mod regional;
 pub mod signing;
 pub mod table;
 pub mod telemetry;

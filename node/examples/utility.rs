@@ -7,10 +7,14 @@
 //! - **zCDP, thresholded at the node** (`threshold_sigmas = 2`): each node withholds cells whose
 //!   noisy value is below 2σ, before the merge — which biases regional sums downwards;
 //! - **v1 rules** (`mode = "rules_v1"`): threshold, contributors, dominance, complementary
-//!   suppression and cell-key noise; NOT protected against many queries.
+//!   suppression and cell-key noise; NOT protected against many queries;
+//! - **regional mode** (secure aggregation, DESIGN §8b): each node's exact bounded vector is
+//!   sharded with Prio3SumVec exactly as `vrs-node` does (`vrs_node::regional`), both
+//!   aggregators verify and aggregate (`vrs_core::regional`, in this process: no network) and
+//!   each adds discrete Gaussian noise of the node's σ; no node withholds anything.
 //!
 //! For every question and mode it prints the share of regional cells (with a true value > 0)
-//! that the regional table shows, the median and mean signed relative error of regional cells
+//! that the regional table shows, the share that are lower bounds (some node withheld its part), the median and mean signed relative error of regional cells
 //! whose true value is ≥ 100, the median regional standard error (zCDP), and the share of one
 //! quarter's budget the question spends (ρ / rho_per_quarter on each quarter it touches).
 //!
@@ -52,6 +56,7 @@ enum Mode {
     ZcdpAll,
     ZcdpThresholded,
     RulesV1,
+    Regional,
 }
 
 impl Mode {
@@ -60,6 +65,7 @@ impl Mode {
             Mode::ZcdpAll => "zCDP, every cell",
             Mode::ZcdpThresholded => "zCDP, 2σ at node",
             Mode::RulesV1 => "v1 rules",
+            Mode::Regional => "regional mode",
         }
     }
 }
@@ -72,6 +78,88 @@ struct Regional {
     value: i64,
     shown: bool,
     variance: f64,
+    /// Some node withheld its part (suppressed, or clamped in regional mode): a lower bound.
+    withheld: bool,
+}
+
+/// Per-cell bound of the regional-mode vectors (no Missing Migrants node reaches it).
+const MAX_CELL: u64 = 100_000;
+
+/// A regional-mode cell: key, noisy total, noise variance, whether any node's cell was clamped.
+type RegionalCell = (Vec<String>, i64, f64, bool);
+
+/// Regional mode over `stores`: every node's report as `vrs-node` makes it, both aggregators'
+/// verification, aggregation and noise as the leader and `vrs-helper` run them. Returns the
+/// universe's cells (value, variance, whether any node's cell was clamped) and the ρ charged.
+fn regional_mode(
+    stores: &[(String, Store)],
+    query: &Query,
+    privacy: &PrivacyPolicy,
+    today: Month,
+) -> Result<(Vec<RegionalCell>, u64)> {
+    use vrs_core::regional::{HELPER, LEADER, Vdaf, add_noise, random_bytes};
+    let qid = "utility-regional-0001";
+    let mut reports = Vec::new();
+    let mut keys = Vec::new();
+    let mut sigma_micro = 0u64;
+    let mut rho = 0;
+    let mut clamped = Vec::new();
+    for (_, store) in stores {
+        let plan = release::plan(query.clone(), privacy, today, store.data_version()?)?;
+        let vector = vrs_node::regional::exact_vector(store, &plan, privacy, u64::MAX)?;
+        if clamped.is_empty() {
+            clamped = vec![false; vector.len()];
+        }
+        for (c, v) in clamped.iter_mut().zip(&vector) {
+            *c |= *v > u128::from(MAX_CELL);
+        }
+        let vector: Vec<u128> = vector
+            .into_iter()
+            .map(|v| v.min(u128::from(MAX_CELL)))
+            .collect();
+        reports.push(vrs_node::regional::shard(qid, &vector, MAX_CELL)?);
+        sigma_micro = sigma_micro.max(u64::try_from(plan.sigma.scaled_micro())?);
+        rho = plan.rho_micro;
+        keys = plan.universe.keys;
+    }
+    let vdaf = Vdaf::new(keys.len(), MAX_CELL)?;
+    let key: [u8; 32] = random_bytes()?;
+    let (mut leader, mut helper) = (Vec::new(), Vec::new());
+    for r in &reports {
+        let (ls, lv) = vdaf.verify_start(
+            &key,
+            qid,
+            LEADER,
+            &r.nonce,
+            &r.public_share,
+            &r.leader_share,
+        )?;
+        let (hs, hv) = vdaf.verify_start(
+            &key,
+            qid,
+            HELPER,
+            &r.nonce,
+            &r.public_share,
+            &r.helper_share,
+        )?;
+        leader.push(vdaf.verify_finish(qid, ls, &lv, &hv)?);
+        helper.push(vdaf.verify_finish(qid, hs, &lv, &hv)?);
+    }
+    let n = reports.len();
+    let mut l = vdaf.aggregate(leader)?;
+    let mut h = vdaf.aggregate(helper)?;
+    add_noise(&mut l, sigma_micro)?;
+    add_noise(&mut h, sigma_micro)?;
+    let sums = vdaf.unshard([l, h], n)?;
+    let s = sigma_micro as f64 / 1e6;
+    Ok((
+        keys.into_iter()
+            .zip(sums)
+            .zip(clamped)
+            .map(|((k, v), c)| (k, v as i64, 2.0 * s * s, c))
+            .collect(),
+        rho,
+    ))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -168,11 +256,12 @@ fn main() -> Result<()> {
         rho_of(all.default_rho_micro()),
     );
     println!(
-        "{:<26} {:<17} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "{:<26} {:<17} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "question",
         "release",
         "regional",
         "shown %",
+        "lower b. %",
         "≥100",
         "med |err|",
         "mean err",
@@ -187,10 +276,34 @@ fn main() -> Result<()> {
             ..RawQuery::default()
         };
         let query = Query::parse(&raw, &QueryLimits::default())?;
-        for mode in [Mode::ZcdpAll, Mode::ZcdpThresholded, Mode::RulesV1] {
+        for mode in [
+            Mode::ZcdpAll,
+            Mode::ZcdpThresholded,
+            Mode::RulesV1,
+            Mode::Regional,
+        ] {
             let mut regional: BTreeMap<Vec<String>, Regional> = BTreeMap::new();
             let mut charge = 0u64;
+            if mode == Mode::Regional {
+                let (cells, rho) = regional_mode(&stores, &query, &all, today)?;
+                charge = rho;
+                for (key, value, variance, clamped) in cells {
+                    let r = regional.entry(key).or_default();
+                    r.value = value;
+                    r.shown = true;
+                    r.variance = variance;
+                    r.withheld = clamped;
+                }
+                for (_, store) in &stores {
+                    for c in &aggregate(store, &query)?.cells {
+                        regional.entry(c.key.clone()).or_default().truth += c.value;
+                    }
+                }
+            }
             for (node, (_, store)) in stores.iter().enumerate() {
+                if mode == Mode::Regional {
+                    break;
+                }
                 let exact = aggregate(store, &query)?;
                 let cells: Vec<(Vec<String>, Option<i64>, f64)> = if mode == Mode::RulesV1 {
                     let secret = PerturbationSecret::from_bytes(store.perturbation_secret()?);
@@ -233,6 +346,8 @@ fn main() -> Result<()> {
                         r.value += v;
                         r.shown = true;
                         r.variance += variance;
+                    } else {
+                        r.withheld = true;
                     }
                 }
                 // The truth, from the exact table (a cell outside the universe still counts).
@@ -242,6 +357,7 @@ fn main() -> Result<()> {
             }
             let wanted: Vec<&Regional> = regional.values().filter(|r| r.truth > 0).collect();
             let shown = wanted.iter().filter(|r| r.shown).count();
+            let lower = wanted.iter().filter(|r| r.withheld).count();
             let big: Vec<&&Regional> = wanted.iter().filter(|r| r.truth >= 100).collect();
             let rel: Vec<f64> = big
                 .iter()
@@ -261,11 +377,12 @@ fn main() -> Result<()> {
                 format!("{:.3}", charge as f64 / all.rho_per_quarter_micro() as f64)
             };
             println!(
-                "{:<26} {:<17} {:>8} {:>9.1} {:>9} {:>9.2}% {:>9.2}% {:>9} {:>9}",
+                "{:<26} {:<17} {:>8} {:>9.1} {:>9.1} {:>9} {:>9.2}% {:>9.2}% {:>9} {:>9}",
                 title,
                 mode.name(),
                 wanted.len(),
                 100.0 * shown as f64 / wanted.len().max(1) as f64,
+                100.0 * lower as f64 / wanted.len().max(1) as f64,
                 big.len(),
                 100.0 * med_abs,
                 100.0 * mean_err,
@@ -291,6 +408,9 @@ fn main() -> Result<()> {
         "regional: regional cells with a true value > 0; shown %: of those, the share the regional table shows"
     );
     println!("(zCDP every cell: all; thresholded / v1: cells at least one node released);");
+    println!(
+        "lower b. %: of those, the share at least one node withheld (suppressed; in regional mode: clamped), a lower bound;"
+    );
     println!(
         "≥100: regional cells whose true value is at least 100; med |err|, mean err: their median absolute and"
     );

@@ -64,6 +64,10 @@ pub struct NodeConfigFile {
     /// `[console]`: the web console for the node's staff (`vrs-node console`).
     #[serde(default)]
     pub console: crate::console::ConsoleSection,
+    /// `[[regional]]`: (leader, helper) pairs this node takes part in regional mode with
+    /// (secure aggregation, DESIGN §8b); none by default.
+    #[serde(default)]
+    pub regional: Vec<crate::regional::RegionalSection>,
 }
 
 /// `[budget]`
@@ -382,6 +386,14 @@ handshake_timeout_secs = 3
 # identity = "coordinator.bali-rc.vrs.test"
 # signing_keys = ["<hex public key>"]
 
+# Regional mode (secure aggregation, docs/PROTOCOL.md): take part with this (leader, helper)
+# pair, which must not collude; the helper is also a [[callers]] entry (no signing key needed).
+# No entry: regional queries are refused.
+# [[regional]]
+# leader = "coordinator.bali-rc.vrs.test"
+# helper = "helper.bali-rc.vrs.test"
+# min_nodes = 3
+
 [privacy]
 # Protection mode: "zcdp" (default) releases every figure with calibrated noise charged to a
 # finite privacy-loss budget per quarter of records (docs/PRIVACY.md). "rules_v1" is the older
@@ -569,6 +581,11 @@ mod tests {
             signing_keys: vec!["00".into()],
         }];
         file.revocation.file = Some("revoked.toml".into());
+        file.regional = vec![crate::regional::RegionalSection {
+            leader: "coordinator.x.vrs.test".into(),
+            helper: "helper.x.vrs.test".into(),
+            min_nodes: 3,
+        }];
         file.console.tls = Some(crate::console::ConsoleTls {
             cert: "console.pem".into(),
             key: "console.key".into(),

@@ -524,6 +524,7 @@ pub fn query_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 audience: NODE_COUNTRY.to_string(),
                 issuer: "coordinator.example".to_string(),
                 query: Some(pb::Query::from(raw)),
+                regional: None,
             };
             (*name, env.encode_to_vec())
         })

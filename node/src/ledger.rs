@@ -269,6 +269,22 @@ impl AuditLog {
         Ok(appended)
     }
 
+    /// Commits a reserved charge and appends the audit entry, storing no release (regional
+    /// mode: what left the node is a secret share, never to be returned again) — one
+    /// transaction, one fsync.
+    pub fn commit_charge(&mut self, entry: &NewEntry<'_>) -> Result<(i64, String), AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "UPDATE ledger SET state = 'committed' WHERE query_id = ?1 AND state = 'reserved'",
+        )?
+        .execute([entry.query_id])?;
+        let appended = append_in(&tx, entry)?;
+        tx.commit()?;
+        Ok(appended)
+    }
+
     /// Records a replayed release's query id; false if the id was used before.
     pub fn remember_for_replay(&mut self, query_id: &str, at_ms: i64) -> Result<bool, AuditError> {
         let n = self

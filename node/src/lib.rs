@@ -10,6 +10,7 @@
 //! - [`universe`]: a query's data-independent cell universe and the reference quarters it reads.
 //! - [`audit`]: the append-only, hash-chained audit log; replay memory; queries held for approval.
 //! - [`release`]: one zCDP release: plan (ρ, universe, σ, id) before reading, then compute.
+//! - [`regional`]: regional mode: the exact bounded vector, its Prio3 shares, the held helper share.
 //! - [`budget`]: `vrs-node budget`: spent and left per quarter and per caller.
 //! - [`ledger`]: the privacy-loss ledger in the audit file: reserve, commit, stored releases.
 //! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
@@ -44,6 +45,7 @@ pub mod import;
 pub mod ledger;
 pub mod query;
 pub mod record;
+pub mod regional;
 pub mod release;
 pub mod render;
 pub mod revocation;

@@ -29,6 +29,7 @@ use crate::disclosure::zcdp;
 use crate::disclosure::{self, PerturbationSecret, Policy, PrivacyPolicy, PublicPolicy};
 use crate::ledger::{Charge, Limits, Reservation};
 use crate::query::{PlanError, aggregate};
+use crate::regional::{Held, RegionalPolicy, RegionalRefusal};
 use crate::release::{self, ReleaseError, ReleasePlan};
 use crate::revocation::RevocationList;
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
@@ -133,6 +134,9 @@ pub enum ServiceError {
     /// The answer's cell universe is larger than the policy allows.
     #[error("{0}")]
     Universe(#[from] UniverseError),
+    /// Regional mode refused the request (docs/PROTOCOL.md, "Regional secure aggregation").
+    #[error("{0}")]
+    Regional(#[from] RegionalRefusal),
     /// Something failed inside the node; details are in its log only.
     #[error("internal error")]
     Internal,
@@ -185,6 +189,7 @@ impl ServiceError {
             ServiceError::BudgetExhausted { .. } => "PRIVACY_BUDGET_EXHAUSTED",
             ServiceError::Universe(UniverseError::TooLarge { .. }) => "UNIVERSE_TOO_LARGE",
             ServiceError::Universe(UniverseError::OutsideCoverage) => "PERIOD_OUTSIDE_COVERAGE",
+            ServiceError::Regional(r) => r.reason(),
             ServiceError::Internal => "INTERNAL",
         }
     }
@@ -220,6 +225,7 @@ impl ServiceError {
             ServiceError::MalformedEnvelope | ServiceError::BadQueryId | ServiceError::Query(_) => {
                 Code::InvalidArgument
             }
+            ServiceError::Regional(r) => r.code(),
             ServiceError::Internal => Code::Internal,
         };
         let mut status = Status::new(code, format!("{}: {}", self.reason(), self));
@@ -440,6 +446,10 @@ struct Inner {
     request_timeout: Duration,
     /// The last audit write failed: health says NOT_SERVING until one succeeds.
     audit_failing: Arc<AtomicBool>,
+    /// Regional mode: the opted-in (leader, helper) pairs.
+    regional: RegionalPolicy,
+    /// Regional mode: helper shares waiting for their helper (memory only).
+    held: Held,
 }
 
 impl std::fmt::Debug for NodeService {
@@ -502,6 +512,8 @@ impl Peer {
 /// A request that passed every check, with what is needed to answer it.
 struct Admitted {
     query: Query,
+    /// Regional mode's signed parameters, when the envelope asks for it.
+    regional: Option<pb::RegionalMode>,
 }
 
 /// Where an entry landed in the audit log: its sequence number and chain hash.
@@ -515,6 +527,15 @@ enum Handled {
         audited: Option<Logged>,
     },
     Pending,
+    /// Regional mode: the leader's part of the node's Prio3 report, logged with its charge.
+    Regional {
+        report: pb::RegionalReport,
+        privacy: ReleasePrivacy,
+        dimensions: Vec<Dimension>,
+        keys: Vec<Vec<String>>,
+        digest: String,
+        audited: Logged,
+    },
 }
 
 /// The raw request, kept for the audit entry a blocking release writes itself.
@@ -590,6 +611,8 @@ impl NodeService {
                 audit_key: Arc::new(audit_key),
                 request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
                 audit_failing: Arc::new(AtomicBool::new(false)),
+                regional: RegionalPolicy::new(&config.file.regional),
+                held: Held::default(),
             }),
         })
     }
@@ -686,7 +709,13 @@ impl Inner {
         let query_bytes = q.encode_to_vec();
         let query = Query::parse(&raw_query(q), &self.policy.query_limits())?;
         check_published(&self.policy, &query)?;
-        Ok((Admitted { query }, query_bytes))
+        Ok((
+            Admitted {
+                query,
+                regional: env.regional,
+            },
+            query_bytes,
+        ))
     }
 
     /// Replay protection, approval and the daily budget: the checks that consult the audit file.
@@ -853,34 +882,7 @@ impl Inner {
                 answer.privacy = Some(self.release_privacy(&plan, &caller, true, &audit)?);
                 Some(answer)
             } else {
-                let charge = Charge {
-                    quarters: plan.universe.quarters.clone(),
-                    rho_micro: plan.rho_micro,
-                };
-                match audit
-                    .reserve(
-                        &evidence.query_id,
-                        &caller,
-                        &charge,
-                        self.limits(&caller),
-                        id_known,
-                        now,
-                    )
-                    .map_err(internal)?
-                {
-                    Reservation::Reserved => {}
-                    Reservation::Replay => return Err(ServiceError::Replay),
-                    Reservation::Overspent {
-                        quarter,
-                        left_micro,
-                    } => {
-                        return Err(ServiceError::BudgetExhausted {
-                            quarter,
-                            left_micro,
-                            asked_micro: plan.rho_micro,
-                        });
-                    }
-                }
+                self.reserve(&mut audit, &plan, &evidence, id_known, now)?;
                 None
             }
         };
@@ -954,6 +956,223 @@ impl Inner {
         })
     }
 
+    /// Records the query id (unless known) and reserves the plan's charge on every quarter it
+    /// touches, in one transaction (see [`AuditLog::reserve`]).
+    fn reserve(
+        &self,
+        audit: &mut AuditLog,
+        plan: &ReleasePlan,
+        evidence: &Evidence,
+        id_known: bool,
+        now: i64,
+    ) -> Result<(), ServiceError> {
+        let charge = Charge {
+            quarters: plan.universe.quarters.clone(),
+            rho_micro: plan.rho_micro,
+        };
+        match audit
+            .reserve(
+                &evidence.query_id,
+                &evidence.caller,
+                &charge,
+                self.limits(&evidence.caller),
+                id_known,
+                now,
+            )
+            .map_err(internal)?
+        {
+            Reservation::Reserved => Ok(()),
+            Reservation::Replay => Err(ServiceError::Replay),
+            Reservation::Overspent {
+                quarter,
+                left_micro,
+            } => Err(ServiceError::BudgetExhausted {
+                quarter,
+                left_micro,
+                asked_micro: plan.rho_micro,
+            }),
+        }
+    }
+
+    /// Regional mode after the gate: the charge is reserved with the query id exactly as for a
+    /// per-node release; the exact bounded vector is read and sharded; the helper's share is
+    /// held for the helper; the charge is committed with the audit entry (no release is
+    /// stored: a regional query id is answered once). Dropped, its reservation given back,
+    /// when the deadline passed or anything fails before the commit.
+    fn answer_regional(
+        &self,
+        plan: ReleasePlan,
+        mode: pb::RegionalMode,
+        evidence: Evidence,
+        id_known: bool,
+        call: &Call<'_>,
+    ) -> Result<Handled, ServiceError> {
+        let now = self.clock.now_ms();
+        let privacy = {
+            let mut audit = self.audit()?;
+            self.reserve(&mut audit, &plan, &evidence, id_known, now)?;
+            self.release_privacy(&plan, &evidence.caller, false, &audit)?
+        };
+        let give_back = |e: ServiceError| {
+            if let Ok(mut log) = self.audit()
+                && let Err(c) = log.cancel(&evidence.query_id)
+            {
+                tracing::error!(error = %c, "cannot cancel a reservation");
+            }
+            e
+        };
+        if call.past_deadline() {
+            return Err(give_back(ServiceError::DeadlineExceeded));
+        }
+        let vector = self
+            .pool
+            .take()
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot open store");
+                ServiceError::Internal
+            })
+            .and_then(|store| {
+                let v = crate::regional::exact_vector(&store, &plan, &self.privacy, mode.max_cell);
+                self.pool.give_back(store);
+                Ok(v?)
+            })
+            .map_err(give_back)?;
+        let report =
+            crate::regional::shard(&evidence.query_id, &vector, mode.max_cell).map_err(|e| {
+                tracing::error!(error = %e, "cannot shard the regional vector");
+                give_back(ServiceError::Internal)
+            })?;
+        drop(vector);
+        self.held
+            .keep(
+                &evidence.query_id,
+                &mode.helper,
+                &evidence.envelope,
+                &report,
+                now,
+            )
+            .map_err(|e| give_back(e.into()))?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [
+            report.nonce.as_slice(),
+            &report.public_share,
+            &report.leader_share,
+        ] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let digest = hex::encode(ctx.finish());
+        let charge = serde_json::json!({
+            "mode": "regional",
+            "release_id": plan.release_id,
+            "rho_micro": plan.rho_micro,
+            "quarters": privacy.quarters.iter().map(|q| q.quarter.as_str()).collect::<Vec<_>>(),
+            "l2_sq": plan.l2_sq,
+            "sigma": plan.sigma.as_f64(),
+            "aggregator_sigma": crate::regional::sigma_of(&mode),
+            "helper": mode.helper,
+            "min_nodes": mode.min_nodes,
+            "cells": plan.universe.keys.len(),
+        })
+        .to_string();
+        let entry = NewEntry {
+            at_ms: self.clock.now_ms(),
+            caller: &evidence.caller,
+            query_id: &evidence.query_id,
+            envelope: &evidence.envelope,
+            signature: &evidence.signature,
+            key_id: &evidence.key_id,
+            outcome: if call.gone() { CANCELLED } else { "answered" },
+            answer_digest: &digest,
+            privacy: &charge,
+        };
+        let committed = self.audit().and_then(|mut log| {
+            let c = log.commit_charge(&entry);
+            self.audit_failing.store(c.is_err(), Ordering::Relaxed);
+            c.map_err(|e| {
+                tracing::error!(error = %e, "cannot commit the regional charge; refusing");
+                let _ = log.cancel(&evidence.query_id);
+                ServiceError::Internal
+            })
+        });
+        let audited = match committed {
+            Ok(l) => l,
+            Err(e) => {
+                self.held.drop_share(&evidence.query_id);
+                return Err(e);
+            }
+        };
+        Ok(Handled::Regional {
+            report: pb::RegionalReport {
+                nonce: report.nonce.to_vec(),
+                public_share: report.public_share,
+                leader_share: report.leader_share,
+                cells: u32::try_from(plan.universe.keys.len()).unwrap_or(u32::MAX),
+            },
+            privacy,
+            dimensions: plan.query.group_by().to_vec(),
+            keys: plan.universe.keys,
+            digest,
+            audited,
+        })
+    }
+
+    /// Regional mode: the helper named in a query this node answered fetches its share, once,
+    /// with the same signed request; audited either way.
+    fn fetch_now(
+        &self,
+        peer: &Peer,
+        body: &pb::AggregateRequest,
+    ) -> Result<pb::HelperShareResponse, Status> {
+        let mut query_id = String::new();
+        let fetched = (|| {
+            let caller = self.caller(peer)?;
+            if body.envelope.len() + body.signature.len() + body.key_id.len()
+                > self.max_request_bytes
+            {
+                return Err(ServiceError::TooLarge);
+            }
+            let env = pb::QueryEnvelope::decode(body.envelope.as_slice())
+                .map_err(|_| ServiceError::MalformedEnvelope)?;
+            query_id.clone_from(&env.query_id);
+            let mut share =
+                self.held
+                    .take(&env.query_id, &caller, &body.envelope, self.clock.now_ms())?;
+            share.country = self.country.to_string();
+            Ok(share)
+        })();
+        let outcome = match &fetched {
+            Ok(_) => "regional_share_fetched".to_string(),
+            Err(e) => format!("refused:{}", e.reason()),
+        };
+        // Only a fetch that matched a held envelope presented verified bytes.
+        let (envelope, signature, key_id) = kept(body, fetched.is_err());
+        let entry = NewEntry {
+            at_ms: self.clock.now_ms(),
+            caller: peer.identity.as_deref().unwrap_or(""),
+            query_id: if fetched.is_ok() { &query_id } else { "" },
+            envelope: &envelope,
+            signature,
+            key_id: &key_id,
+            outcome: &outcome,
+            answer_digest: "",
+            privacy: "",
+        };
+        let fingerprint = peer.fingerprint();
+        let write = fetched.is_ok() || self.refusal_audit.allow(&fingerprint);
+        self.write_entry(write, &fingerprint, &entry)?;
+        match fetched {
+            Ok(share) => {
+                tracing::info!(%query_id, "regional helper share fetched");
+                Ok(share)
+            }
+            Err(e) => {
+                tracing::warn!(reason = e.reason(), "regional fetch refused");
+                Err(e.to_status())
+            }
+        }
+    }
+
     /// Rules mode: exact aggregation, then the v1 disclosure rules (dropped when its deadline
     /// passed while it waited).
     fn answer(&self, query: Query, call: &Call<'_>) -> Result<Answer, ServiceError> {
@@ -989,7 +1208,11 @@ impl Inner {
         if call.past_deadline() {
             return Err(ServiceError::QueuedPastDeadline);
         }
-        let (admitted, query_bytes) = self.admit(&caller, req, query_id)?;
+        let (mut admitted, query_bytes) = self.admit(&caller, req, query_id)?;
+        let regional = admitted.regional.take();
+        if regional.is_some() && !self.privacy.is_zcdp() {
+            return Err(RegionalRefusal::NeedsZcdp.into());
+        }
         if !self.privacy.is_zcdp() {
             let approved =
                 match self.gate(&caller, query_id, &admitted.query, &query_bytes, true, slot)? {
@@ -1007,6 +1230,10 @@ impl Inner {
         }
         // zCDP: everything that can refuse the query is decided before the gate records its id.
         let plan = self.plan_release(admitted.query)?;
+        if let Some(mode) = &regional {
+            self.regional
+                .check(&caller, self.country.as_str(), mode, &plan)?;
+        }
         let (id_known, approved) =
             match self.gate(&caller, query_id, &plan.query, &query_bytes, false, slot)? {
                 Gate::Hold => return Ok(Handled::Pending),
@@ -1019,7 +1246,10 @@ impl Inner {
             signature: req.signature.clone(),
             key_id: req.key_id.clone(),
         };
-        let handled = self.answer_zcdp(plan, evidence, id_known, call)?;
+        let handled = match regional {
+            Some(mode) => self.answer_regional(plan, mode, evidence, id_known, call)?,
+            None => self.answer_zcdp(plan, evidence, id_known, call)?,
+        };
         if approved {
             self.mark_answered(query_id);
         }
@@ -1565,6 +1795,14 @@ impl Inner {
                 String::new(),
                 None,
             ),
+            Ok(Handled::Regional {
+                digest, audited, ..
+            }) => (
+                if gone { CANCELLED } else { "answered" }.to_string(),
+                digest.clone(),
+                String::new(),
+                Some(audited.clone()),
+            ),
             Err(e) => (
                 format!("refused:{}", e.reason()),
                 String::new(),
@@ -1628,6 +1866,35 @@ impl Inner {
                     ..pb::AggregateResponse::default()
                 })
             }
+            Ok(Handled::Regional {
+                report,
+                privacy,
+                dimensions,
+                keys,
+                digest,
+                ..
+            }) => {
+                tracing::info!(cells = report.cells, "regional report made");
+                Ok(pb::AggregateResponse {
+                    country: self.country.to_string(),
+                    query_id,
+                    status: pb::AnswerStatus::Answered as i32,
+                    dimensions: dimensions.iter().map(|d| d.code().to_string()).collect(),
+                    cells: keys
+                        .into_iter()
+                        .map(|key| pb::Cell {
+                            key,
+                            outcome: None,
+                            sigma: 0.0,
+                        })
+                        .collect(),
+                    policy: Some(public_policy(&self.policy.public(), &self.privacy, caller)),
+                    answer_digest: digest,
+                    privacy: Some(pb_release_privacy(&privacy)),
+                    receipt: self.receipt(logged.as_ref()),
+                    regional: Some(report),
+                })
+            }
             Ok(Handled::Answered { answer, .. }) => {
                 let released = answer
                     .cells
@@ -1669,6 +1936,7 @@ impl Inner {
                     answer_digest: digest,
                     privacy: answer.privacy.as_ref().map(pb_release_privacy),
                     receipt: self.receipt(logged.as_ref()),
+                    regional: None,
                 })
             }
         }
@@ -1746,6 +2014,18 @@ impl pb::federation_server::Federation for NodeService {
         let body = req.into_inner();
         let inner = self.inner.clone();
         blocking(move || inner.plan_now(&peer, &body))
+            .await
+            .map(Response::new)
+    }
+
+    async fn fetch_helper_share(
+        &self,
+        req: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::HelperShareResponse>, Status> {
+        let peer = Peer::of(&req);
+        let body = req.into_inner();
+        let inner = self.inner.clone();
+        blocking(move || inner.fetch_now(&peer, &body))
             .await
             .map(Response::new)
     }

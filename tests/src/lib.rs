@@ -155,6 +155,11 @@ impl TestFederation {
         self.local.as_ref().expect("the federation is running")
     }
 
+    /// The running [`LocalFederation`] (regional mode's helper starts from it).
+    pub fn local_federation(&self) -> &LocalFederation {
+        self.local()
+    }
+
     /// The directory holding certificates, stores and registries.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -585,6 +590,7 @@ impl Signer {
             audience: audience.to_owned(),
             issuer: self.issuer.clone(),
             query: Some(query),
+            regional: None,
         }
     }
 
@@ -675,6 +681,14 @@ impl pb::federation_server::Federation for Slow {
         &self,
         _: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::PlanResponse>, Status> {
+        tokio::time::sleep(self.delay).await;
+        Err(Status::unavailable("slow test node"))
+    }
+
+    async fn fetch_helper_share(
+        &self,
+        _: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::HelperShareResponse>, Status> {
         tokio::time::sleep(self.delay).await;
         Err(Status::unavailable("slow test node"))
     }

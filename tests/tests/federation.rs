@@ -16,6 +16,9 @@
 //! - `receipts`: the node's signed audit receipts against each way of rewriting its log.
 //! - `hardening`: issue 12 regressions (hostile node text, pending-handshake floods).
 //! - `console`: the node's web console and its federation port do not answer each other.
+//! - `regional`: regional mode (secure aggregation): nodes, leader and helper as separate
+//!   servers; exact sums with noise off, the noise scale with it on, proof-check drops,
+//!   nothing held by either aggregator, min_nodes, dropouts, hostile requests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 #[path = "federation/attacks.rs"]
@@ -40,6 +43,8 @@ mod privacy;
 mod receipts;
 #[path = "federation/reference.rs"]
 mod reference;
+#[path = "federation/regional.rs"]
+mod regional;
 #[path = "federation/security.rs"]
 mod security;
 #[path = "federation/signing.rs"]

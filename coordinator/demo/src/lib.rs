@@ -31,6 +31,8 @@ use vrs_coordinator::merge::{self, Regional};
 use vrs_coordinator::output;
 use vrs_coordinator::registry::Registry;
 
+pub mod regional;
+
 /// Name of the demo coordinator (identity `coordinator.bali-rc.vrs.test`).
 pub const COORDINATOR: &str = "bali-rc";
 
@@ -48,6 +50,9 @@ pub struct NodeSpec {
     /// Extra TOML appended to the `[privacy]` section (e.g. `mode = "rules_v1"`); the demo
     /// declares the synthetic data's coverage there.
     pub privacy: String,
+    /// Further whole sections appended to node.toml (e.g. regional mode's helper caller and
+    /// `[[regional]]`, [`regional::node_sections`]).
+    pub sections: String,
 }
 
 impl NodeSpec {
@@ -61,6 +66,7 @@ impl NodeSpec {
             seed,
             policy: String::new(),
             privacy: String::new(),
+            sections: String::new(),
         })
     }
 }
@@ -198,7 +204,7 @@ pub fn load_synthetic(dir: &Path, spec: &NodeSpec) -> Result<(), DemoError> {
 
 /// The `[privacy]` lines of a demo node: the synthetic records' months as its declared
 /// coverage, unless the spec declares its own.
-fn privacy_section(spec: &NodeSpec) -> String {
+pub fn privacy_section(spec: &NodeSpec) -> String {
     if spec.privacy.contains("coverage_from") {
         return spec.privacy.clone();
     }
@@ -221,9 +227,10 @@ fn node_toml(spec: &NodeSpec, pki: &vrs_certs_dev::DevPki) -> Result<String, Dem
         signing_pub.trim(),
         "",
         &format!(
-            "[policy]\n{}\n\n[privacy]\n{}\n",
+            "[policy]\n{}\n\n[privacy]\n{}\n{}\n",
             spec.policy,
-            privacy_section(spec)
+            privacy_section(spec),
+            spec.sections
         ),
     )
     .map_err(setup("fx"))
@@ -342,6 +349,18 @@ impl LocalFederation {
             nodes,
             shutdown,
         })
+    }
+
+    /// Stops the node of `country` at once, as a crash would (its listener closes; the
+    /// others keep running). False when there is no such node.
+    pub fn abort_node(&self, country: &str) -> bool {
+        match self.nodes.iter().find(|n| n.country.as_str() == country) {
+            Some(n) => {
+                n.task.abort();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The registry.
@@ -465,14 +484,70 @@ pub async fn ask(fed: &Federation, raw: &RawQuery) -> Result<Regional, DemoError
     Ok(merge::merge(&id, query.unit(), query.group_by(), &results))
 }
 
-/// The default demo nodes: four countries of the Bali Process region.
+/// The default demo nodes: four countries of the Bali Process region, each opted in to
+/// regional mode with the demo coordinator and helper (`min_nodes` 3).
 pub fn default_specs() -> Result<Vec<NodeSpec>, DemoError> {
-    Ok(vec![
+    let mut specs = vec![
         NodeSpec::new("THA", 4_000, 1)?,
         NodeSpec::new("IDN", 3_000, 2)?,
         NodeSpec::new("MYS", 2_500, 3)?,
         NodeSpec::new("AUS", 600, 4)?,
-    ])
+    ];
+    for s in &mut specs {
+        s.sections = regional::node_sections(3);
+    }
+    Ok(specs)
+}
+
+/// The demo's regional-mode question, asked beside the per-node one of the same title.
+pub fn regional_question() -> Question {
+    q(
+        "Deaths by quarter, 2024",
+        "deaths",
+        "quarter",
+        "2024",
+        false,
+    )
+}
+
+/// Starts the demo helper, names it in the registry's `[regional]` section, and asks
+/// [`regional_question`] in regional mode.
+async fn ask_regional(
+    fed_nodes: &LocalFederation,
+    dir: &Path,
+) -> Result<vrs_coordinator::regional::RegionalResult, DemoError> {
+    let helper = regional::RunningHelper::start(
+        fed_nodes,
+        &regional::nodes_of(fed_nodes),
+        &dir.join("helper"),
+        "",
+    )
+    .await?;
+    let section = format!(
+        "\n[regional]\nhelper = \"{}\"\nhelper_endpoint = \"{}\"\nmin_nodes = 3\nmax_cell = 100000\n",
+        regional::helper_identity(),
+        helper.addr
+    );
+    let answer = async {
+        let mut text =
+            std::fs::read_to_string(&fed_nodes.registry_path).map_err(setup("read registry"))?;
+        if !text.contains("[regional]") {
+            text.push_str(&section);
+            std::fs::write(&fed_nodes.registry_path, text).map_err(setup("write registry"))?;
+        }
+        let registry = fed_nodes.registry()?;
+        let fed = Federation::connect(&registry).map_err(setup("connect"))?;
+        let leader =
+            vrs_coordinator::regional::Leader::connect(&registry, fed, helper.params(3, 100_000))
+                .map_err(setup("helper"))?;
+        let query =
+            vrs_core::query::Query::parse(&regional_question().query, &QueryLimits::default())
+                .map_err(setup("query"))?;
+        leader.ask(&query).await.map_err(setup("regional mode"))
+    }
+    .await;
+    helper.stop().await;
+    answer
 }
 
 /// Runs the demo: starts the federation under `dir`, asks the standard questions, prints the
@@ -510,13 +585,26 @@ pub async fn run_demo(
             write(out, &output::text_distinguishable(&regional, true))?;
             answers.push(regional);
         }
-        let report = vrs_coordinator::report::build(
+        let regional_result = ask_regional(&fed_nodes, dir).await?;
+        write(
+            out,
+            &format!(
+                "\n== {} — regional mode (secure aggregation: no party sees a state's figures) ==\n{}",
+                regional_question().title,
+                vrs_coordinator::regional::text(&regional_result)
+            ),
+        )?;
+        let mut report = vrs_coordinator::report::build(
             &registry,
             &vrs_coordinator::report::PeriodRange::default(),
             std::sync::Arc::new(vrs_core::clock::SystemClock),
         )
         .await
         .map_err(setup("report"))?;
+        report.regional = vec![vrs_coordinator::report::RegionalSection {
+            figure: vrs_coordinator::report::Figure::Deaths,
+            result: Ok(regional_result),
+        }];
         let report_path = dir.join("report.html");
         std::fs::write(&report_path, vrs_coordinator::report::render(&report))
             .map_err(setup("write report"))?;

@@ -577,6 +577,11 @@ impl Sigma {
         self.num as f64 / self.den as f64
     }
 
+    /// σ in millionths, rounded up (regional mode's wire unit).
+    pub fn scaled_micro(self) -> u128 {
+        (self.num * 1_000_000).div_ceil(self.den)
+    }
+
     /// σ² as a float.
     pub fn variance(self) -> f64 {
         let s = self.as_f64();

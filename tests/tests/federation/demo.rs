@@ -27,6 +27,15 @@ fn the_demo_keeps_a_directory_that_restarts_and_is_replaced_only_when_it_is_its_
     vrs_demo::cli(Some(&dir), None).unwrap();
     assert!(std::fs::metadata(dir.join("report.html")).unwrap().len() > 10_000);
     assert!(dir.join(vrs_demo::MARKER).is_file());
+    // The demo ran a helper and answered one question in regional mode: the report has the
+    // section, the registry names the helper, the helper kept its state (no values in it).
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"regional\""));
+    assert!(html.contains("4 nodes in the totals"));
+    let registry_text = std::fs::read_to_string(dir.join("registry.toml")).unwrap();
+    assert!(registry_text.contains("[regional]"));
+    let state = std::fs::read_to_string(dir.join("helper").join("helper-state.jsonl")).unwrap();
+    assert!(state.contains("\"aggregated\""), "{state}");
 
     // Every node.toml listens on the port the registry lists.
     let registry = Registry::load(&dir.join("registry.toml")).unwrap();

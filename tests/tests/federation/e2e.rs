@@ -598,6 +598,16 @@ impl vrs_proto::pb::federation_server::Federation for Proxy {
         self.upstream.clone().plan(req.into_inner()).await
     }
 
+    async fn fetch_helper_share(
+        &self,
+        req: tonic::Request<vrs_proto::pb::AggregateRequest>,
+    ) -> Result<tonic::Response<vrs_proto::pb::HelperShareResponse>, tonic::Status> {
+        self.upstream
+            .clone()
+            .fetch_helper_share(req.into_inner())
+            .await
+    }
+
     async fn aggregate(
         &self,
         req: tonic::Request<vrs_proto::pb::AggregateRequest>,

@@ -670,8 +670,10 @@ fn missing_migrants_figures(
         .iter()
         .map(|p| measure::vm_hwm_kib(p.pid()))
         .collect::<Result<_>>()?;
+    let regional = regional_figures(rt, &pki, &procs, run, &registry_path, &q)?;
     drop(procs);
     report.mm = Some(MmRow {
+        regional,
         nodes: dirs.len(),
         rows: mm.iter().map(|n| n.rows).sum(),
         largest: (mm[0].country, mm[0].rows),
@@ -682,6 +684,118 @@ fn missing_migrants_figures(
         node_rss_total_kib: rss.iter().sum(),
     });
     Ok(())
+}
+
+/// Regional mode over the Missing Migrants node processes.
+struct MmRegional {
+    /// Cold `vrs-coordinator query --regional` processes.
+    cold: Vec<Duration>,
+    /// In-process leader: whole query, collect phase, helper phase (one per round).
+    total: Vec<Duration>,
+    collect: Vec<Duration>,
+    finish: Vec<Duration>,
+    /// Nodes in the totals (every round).
+    contributing: usize,
+    cells: usize,
+    /// Bytes one node sends: its response to the leader (median, largest), and its answer to
+    /// the helper's fetch.
+    to_leader: (usize, usize),
+    to_helper: usize,
+}
+
+/// Regional-mode queries of `q` over `procs` with a `vrs-helper` process: three cold CLI runs
+/// and three in-process runs, phases timed; a node's bytes to each aggregator. Each run charges
+/// every node's ledger (a regional query id is never replayed for free).
+fn regional_figures(
+    rt: &Runtime,
+    pki: &Pki,
+    procs: &NodeProcs,
+    run: &Path,
+    registry_path: &Path,
+    q: &Query,
+) -> Result<MmRegional> {
+    use vrs_coordinator::regional::{Leader, RegionalParams};
+    let helper_bin = find_bin(
+        "vrs-helper",
+        &["coordinator/src", "core/src", "proto"],
+        "as for vrs-coordinator",
+    )?;
+    let helper = nodes::HelperProc::start(&helper_bin, &run.join("helper-mm"), pki, procs)?;
+    let mut text = std::fs::read_to_string(registry_path)?;
+    text.push_str(&format!(
+        "\n[regional]\nhelper = \"{}\"\nhelper_endpoint = \"{}\"\nmin_nodes = 3\nmax_cell = 100000\n",
+        nodes::helper_identity(),
+        helper.addr
+    ));
+    let regional_registry = run.join("registry-mm-regional.toml");
+    std::fs::write(&regional_registry, text)?;
+    let coordinator_bin = find_bin(
+        "vrs-coordinator",
+        &["coordinator/src", "core/src", "proto"],
+        "as .ci/bench-smoke does",
+    )?;
+    let n = procs.0.len();
+    let mut cold = Vec::new();
+    for _ in 0..3 {
+        let (d, out) = time(|| {
+            Ok(Command::new(&coordinator_bin)
+                .args(["query", "--regional", "--registry"])
+                .arg(&regional_registry)
+                .args(["--unit", "deaths", "--by", "quarter", "--format", "json"])
+                .stderr(Stdio::inherit())
+                .output()?)
+        })?;
+        if !out.status.success() {
+            bail!("vrs-coordinator query --regional failed: {}", out.status);
+        }
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let got = json["contributing_nodes"].as_array().map_or(0, Vec::len);
+        if got != n {
+            bail!("regional query: {got} of {n} nodes in the totals");
+        }
+        cold.push(d);
+    }
+    let registry = Registry::load(&regional_registry)?;
+    let params = RegionalParams::new(
+        nodes::helper_identity(),
+        helper.addr.to_string(),
+        3,
+        100_000,
+    );
+    let leader = Leader::connect(&registry, Federation::connect(&registry)?, params)?;
+    let (mut total, mut collect, mut finish) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sizes = Vec::new();
+    let mut contributing = n;
+    let mut cells = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let collected = rt.block_on(leader.collect(q))?;
+        let c = t.elapsed();
+        sizes = collected.bytes_to_leader.values().copied().collect();
+        let t2 = Instant::now();
+        let result = rt.block_on(leader.finish(collected))?;
+        finish.push(t2.elapsed());
+        collect.push(c);
+        total.push(t.elapsed());
+        contributing = contributing.min(result.contributing.len());
+        cells = result.cells.len();
+    }
+    sizes.sort_unstable();
+    let to_helper = vrs_coordinator::regional::helper_share_bytes(cells.max(1), 100_000)?;
+    drop(helper);
+    Ok(MmRegional {
+        cold,
+        total,
+        collect,
+        finish,
+        contributing,
+        cells,
+        to_leader: (
+            sizes.get(sizes.len() / 2).copied().unwrap_or(0),
+            sizes.last().copied().unwrap_or(0),
+        ),
+        to_helper,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -951,6 +1065,7 @@ struct FederationRow {
 }
 
 struct MmRow {
+    regional: MmRegional,
     nodes: usize,
     rows: usize,
     largest: (Country, usize),
@@ -1161,6 +1276,22 @@ impl Report {
                 cold < Duration::from_secs(2),
             );
         }
+        if let Some(m) = &self.mm {
+            row(
+                format!(
+                    "Missing Migrants, {} nodes: one **regional-mode** query (cold `vrs-coordinator query --regional`, helper process)",
+                    m.nodes
+                ),
+                format!(
+                    "{:.2} s",
+                    measure::median(m.regional.cold.clone()).as_secs_f64()
+                ),
+                "—".into(),
+                "—".into(),
+                "—",
+                true,
+            );
+        }
         if let Some(s) = self.sizes.iter().find(|s| s.incidents == n) {
             row(
                 format!("peak RSS of the node answering over {n} incidents"),
@@ -1279,6 +1410,48 @@ impl Report {
                 kib(m.node_rss_max_kib),
                 m.nodes,
                 kib(m.node_rss_total_kib),
+            );
+            let r = &m.regional;
+            let secs = |v: &[Duration]| {
+                v.iter()
+                    .map(|d| format!("{:.2} s", d.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "\n## Regional mode (secure aggregation): Missing Migrants, {} node processes and a `vrs-helper` process (deaths by quarter, {} cells)\n",
+                m.nodes, r.cells
+            );
+            println!("| figure | measured |");
+            println!("|---|---|");
+            println!(
+                "| one regional-mode query, cold `vrs-coordinator query --regional` process (3 runs) | {} |",
+                secs(&r.cold)
+            );
+            println!(
+                "| one regional-mode query, in-process leader, warm connections (3 runs) | {} |",
+                secs(&r.total)
+            );
+            println!(
+                "| of which: collect (every node plans, reads, shards, answers the leader) | {} |",
+                secs(&r.collect)
+            );
+            println!(
+                "| of which: helper (fetches {} shares, verifies, aggregates, noise; leader finishes) | {} |",
+                m.nodes,
+                secs(&r.finish)
+            );
+            println!(
+                "| nodes in the totals (fewest over the runs) | {} of {} |",
+                r.contributing, m.nodes
+            );
+            println!(
+                "| bytes a node sends the leader (its `AggregateResponse`: median, largest) | {} B, {} B |",
+                r.to_leader.0, r.to_leader.1
+            );
+            println!(
+                "| bytes a node sends the helper (its `HelperShareResponse`) | {} B |",
+                r.to_helper
             );
         }
     }

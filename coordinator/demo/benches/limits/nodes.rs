@@ -33,8 +33,31 @@ impl Pki {
     }
 }
 
+/// The benchmark helper's certificate identity (regional mode).
+pub fn helper_identity() -> String {
+    format!("helper.{COORDINATOR}.vrs.test")
+}
+
+impl Pki {
+    /// Issues the helper's certificate into the PKI's directory: `(ca, cert, key)`.
+    pub fn helper_paths(&self) -> Result<(PathBuf, PathBuf, PathBuf)> {
+        let (cert, key) = self.inner.issue_extra(
+            &helper_identity(),
+            vrs_certs_dev::ExtraKind::Valid,
+            "helper",
+        )?;
+        Ok((self.inner.ca_path(), cert, key))
+    }
+
+    /// The coordinator's query-signing public key (hex).
+    pub fn signing_pub(&self) -> &str {
+        &self.signing_pub
+    }
+}
+
 /// Writes `node.toml` into a node directory that already holds its store: the default disclosure
-/// policy, a budget that the benchmark's repeated queries cannot exhaust, warnings-only logging.
+/// policy, a budget that the benchmark's repeated queries cannot exhaust, warnings-only logging,
+/// and regional mode opted in with the benchmark coordinator and helper (`min_nodes` 3).
 pub fn write_node_toml(node_dir: &Path, country: Country, pki: &Pki) -> Result<PathBuf> {
     let text = vrs_demo::dev_node_toml(
         country,
@@ -42,7 +65,11 @@ pub fn write_node_toml(node_dir: &Path, country: Country, pki: &Pki) -> Result<P
         COORDINATOR,
         &pki.signing_pub,
         "request_timeout_secs = 600\n",
-        "[budget]\nrate_per_minute = 1000000\nburst = 1000000\ndaily_queries = 100000000\n\n[log]\nlevel = \"warn\"\n",
+        &format!(
+            "[budget]\nrate_per_minute = 1000000\nburst = 1000000\ndaily_queries = 100000000\n\n[log]\nlevel = \"warn\"\n\n[[callers]]\nidentity = \"{helper}\"\n\n[[regional]]\nleader = \"{leader}\"\nhelper = \"{helper}\"\nmin_nodes = 3\n",
+            helper = helper_identity(),
+            leader = vrs_core::tls::coordinator_identity(COORDINATOR),
+        ),
     )?;
     let path = node_dir.join("node.toml");
     std::fs::write(&path, text)?;
@@ -111,6 +138,70 @@ impl NodeProcs {
         }
         std::fs::write(path, text)?;
         Ok(Registry::load(path)?)
+    }
+}
+
+/// A running `vrs-helper`, stopped (killed and reaped) on drop.
+pub struct HelperProc {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for HelperProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HelperProc {
+    /// Writes `helper.toml` in `dir` for `nodes` and starts `bin` on 127.0.0.1:0.
+    pub fn start(bin: &Path, dir: &Path, pki: &Pki, nodes: &NodeProcs) -> Result<HelperProc> {
+        std::fs::create_dir_all(dir)?;
+        let (ca, cert, key) = pki.helper_paths()?;
+        let mut text = format!(
+            "[helper]\nleader = \"{leader}\"\nleader_signing_keys = [\"{sk}\"]\nfetch_deadline_ms = 600000\nconnect_timeout_ms = 30000\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            leader = vrs_core::tls::coordinator_identity(COORDINATOR),
+            sk = pki.signing_pub(),
+            ca = ca.display(),
+            cert = cert.display(),
+            key = key.display(),
+        );
+        for n in &nodes.0 {
+            text.push_str(&format!(
+                "\n[[nodes]]\ncountry = \"{}\"\nendpoint = \"{}\"\n",
+                n.country, n.addr
+            ));
+        }
+        let config = dir.join("helper.toml");
+        std::fs::write(&config, text)?;
+        let log_path = dir.join("helper.log");
+        let mut child = Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log_path)?)
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().context("helper stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let Some(addr) = line.trim().strip_prefix("vrs-helper listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("the helper did not start (stdout {line:?}); its log:\n{log}");
+        };
+        let addr: SocketAddr = addr.parse().context("helper address")?;
+        Ok(HelperProc {
+            addr,
+            child,
+            _stdout: stdout,
+        })
     }
 }
 
