@@ -9,6 +9,7 @@
 //! - [`web`]: what every request passes through: security headers, the CSRF check of every
 //!   POST, the signed-in user and role checks, cookies.
 //! - [`pages`]: one handler per page, each with its compiled (askama) template.
+//! - [`records`]: the ORT form and the case pages (list, edit, drafts, review, soft delete).
 //! - [`cli`]: `vrs-node console` and `vrs-node user …`.
 //!
 //! A request flows: [`web::guard`] (headers; POST → CSRF token checked against the session) →
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod db;
 pub mod i18n;
 pub mod pages;
+pub mod records;
 pub mod sessions;
 pub mod web;
 
@@ -63,6 +65,9 @@ pub struct ConsoleSection {
     /// `[console.tls]`: serve HTTPS with this certificate and key (PEM) instead of plain HTTP;
     /// session cookies are then `Secure`.
     pub tls: Option<ConsoleTls>,
+    /// Records a clerk enters or edits in the ORT form wait for a reviewer's approval before
+    /// they go into the store (and count). Default false: they count when saved.
+    pub review_records: bool,
 }
 
 impl Default for ConsoleSection {
@@ -74,6 +79,7 @@ impl Default for ConsoleSection {
             lockout_secs: 900,
             sign_in_failures_per_minute: 20,
             tls: None,
+            review_records: false,
         }
     }
 }

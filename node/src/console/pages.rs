@@ -43,6 +43,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/changes", get(changes))
         .route("/changes/verify", post(changes_verify))
         .route("/assets/console.css", get(css))
+        .merge(super::records::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             console.clone(),
@@ -51,45 +52,46 @@ pub fn router(console: Arc<Console>) -> Router {
         .with_state(console)
 }
 
-type Page = Result<Response, Refusal>;
+pub(super) type Page = Result<Response, Refusal>;
 
 /// One link of the navigation.
 #[derive(Debug, Clone)]
 pub struct NavItem {
-    href: &'static str,
-    label: String,
-    current: bool,
+    pub(super) href: &'static str,
+    pub(super) label: String,
+    pub(super) current: bool,
 }
 
 /// One entry of the language switch.
 #[derive(Debug, Clone)]
 pub struct LangLink {
-    href: String,
-    tag: &'static str,
-    name: &'static str,
-    current: bool,
+    pub(super) href: String,
+    pub(super) tag: &'static str,
+    pub(super) name: &'static str,
+    pub(super) current: bool,
 }
 
 /// What every page's frame shows: language, title, who is signed in, the navigation.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    t: Tr,
-    title: String,
-    user: Option<User>,
-    role_label: String,
-    csrf: String,
-    nav: Vec<NavItem>,
-    langs: Vec<LangLink>,
-    country: String,
+    pub(super) t: Tr,
+    pub(super) title: String,
+    pub(super) user: Option<User>,
+    pub(super) role_label: String,
+    pub(super) csrf: String,
+    pub(super) nav: Vec<NavItem>,
+    pub(super) langs: Vec<LangLink>,
+    pub(super) country: String,
 }
 
 impl Frame {
-    fn new(console: &Console, viewer: &Viewer, title_key: &str) -> Frame {
+    pub(super) fn new(console: &Console, viewer: &Viewer, title_key: &str) -> Frame {
         let t = web::tr(console, viewer.lang);
         let user = viewer.session.as_ref().and_then(|s| s.user.clone());
         let role = user.as_ref().map(|u| u.role);
-        let pages: [(&'static str, &str, Role); 5] = [
+        let pages: [(&'static str, &str, Role); 6] = [
             ("/", "nav-status", Role::Clerk),
+            ("/cases", "case-nav", Role::Clerk),
             ("/budget", "nav-budget", Role::Clerk),
             ("/audit", "nav-audit", Role::Reviewer),
             ("/changes", "nav-changes", Role::Reviewer),
@@ -130,7 +132,7 @@ impl Frame {
     }
 }
 
-fn role_key(r: Role) -> &'static str {
+pub(super) fn role_key(r: Role) -> &'static str {
     match r {
         Role::Clerk => "role-clerk",
         Role::Reviewer => "role-reviewer",
@@ -148,7 +150,7 @@ fn safe_next(path: &str) -> &str {
     if ok { path } else { "/" }
 }
 
-fn render(status: StatusCode, page: &impl Template, viewer_lang: Lang) -> Page {
+pub(super) fn render(status: StatusCode, page: &impl Template, viewer_lang: Lang) -> Page {
     match page.render() {
         Ok(html) => Ok((status, Html(html)).into_response()),
         Err(e) => {
