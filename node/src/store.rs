@@ -1418,6 +1418,77 @@ impl ImportTx<'_> {
 }
 
 #[cfg(test)]
+mod case_tests {
+    use super::*;
+    use crate::record::tests::sample;
+
+    #[test]
+    fn a_record_reads_back_whole_and_a_removal_moves_the_data_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::create(dir.path(), "THA".parse().unwrap()).unwrap();
+        let fx = FxRates::sample();
+        let mut stats = sample();
+        stats.source_id = "S-1".into();
+        stats.kind = RecordKind::Statistics;
+        stats.fees.clear();
+        stats.methods.clear();
+        stats.smugglers.clear();
+        stats.date = None;
+        stats.corridor = Some(vrs_core::codes::Corridor::ALL[0]);
+        let mut tx = s.begin_import("t", "", &fx).unwrap();
+        tx.insert(&sample()).unwrap();
+        tx.insert(&stats).unwrap();
+        tx.commit(ImportCounts::default()).unwrap();
+        assert_eq!(s.record(&sample().source_id).unwrap(), Some(sample()));
+        assert_eq!(s.record("S-1").unwrap(), Some(stats));
+        assert_eq!(s.record("nope").unwrap(), None);
+        let rows = s
+            .records(&RecordFilter {
+                limit: 10,
+                ..RecordFilter::default()
+            })
+            .unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.source_id.as_str())
+                .collect::<Vec<_>>(),
+            ["S-1", sample().source_id.as_str()]
+        );
+        assert_eq!(rows[1].migrants, 12);
+        let v = s.data_version().unwrap();
+        let mut tx = s.begin_import("t", "", &fx).unwrap();
+        assert!(tx.remove(&sample().source_id).unwrap());
+        assert!(!tx.remove("nope").unwrap());
+        tx.commit(ImportCounts::default()).unwrap();
+        assert_eq!(s.data_version().unwrap(), v + 1);
+        assert_eq!(s.incident_count().unwrap(), 1);
+        for table in [
+            "route_leg",
+            "transit",
+            "method",
+            "fee",
+            "migrant_group",
+            "smuggler",
+        ] {
+            let n: i64 = s
+                .conn()
+                .query_row(&format!("SELECT COUNT(*) FROM {table} WHERE incident_id NOT IN (SELECT id FROM incident)"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{table} rows left behind");
+        }
+        // A search's wildcards are the characters typed.
+        let found = s
+            .records(&RecordFilter {
+                text: "%".into(),
+                limit: 10,
+                ..RecordFilter::default()
+            })
+            .unwrap();
+        assert!(found.is_empty());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::tests::sample;

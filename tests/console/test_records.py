@@ -96,7 +96,7 @@ def _():
     assert not unlabelled_controls(), unlabelled_controls()
 
 
-@check("records: a complete case typed, rows added in place, a wrong country code shown beside its field")
+@check("records: a complete case typed, rows added in place, a wrong country code and an impossible date shown beside their fields")
 def _():
     fill("source_id", SOURCE)
     fill("period", "2024-03")
@@ -138,8 +138,11 @@ def _():
     press("save")
     err = error_of("leg-1-to")
     assert err and "XYZ" in err and "country" in err, err
+    # Every problem at once, not one per save: the impossible date too.
+    err = error_of("date")
+    assert err and "YYYY-MM-DD" in err, err
     summary = d.find_element(By.CSS_SELECTOR, ".error-summary").text
-    assert "XYZ" in summary, summary
+    assert "XYZ" in summary and "Date" in summary, summary
     # Nothing lost: every value typed is there, the wrong one too.
     for name, want in [("source_id", SOURCE), ("leg-1-to", "XYZ"), ("group-1-count", "3"),
                        ("fee-0-amount", "1500"), ("smuggler-0-citizenship", "IDN"), ("note", NOTE)]:
@@ -149,7 +152,7 @@ def _():
     shot("case-form-error")
 
 
-@check("records: an impossible date shown beside its field, and nothing saved")
+@check("records: the country fixed, the impossible date is still shown, and nothing saved")
 def _():
     fill("leg-1-to", "IDN")
     press("save")

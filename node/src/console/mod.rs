@@ -9,7 +9,8 @@
 //! - [`web`]: what every request passes through: security headers, the CSRF check of every
 //!   POST, the signed-in user and role checks, cookies.
 //! - [`pages`]: one handler per page, each with its compiled (askama) template.
-//! - [`records`]: the ORT form and the case pages (list, edit, drafts, review, soft delete).
+//! - [`records`]: the case pages (the ORT form, list, edit, drafts, review, soft delete), and
+//!   [`case_form`]: the form as typed, read into a record by the import's own reader.
 //! - [`cli`]: `vrs-node console` and `vrs-node user …`.
 //!
 //! A request flows: [`web::guard`] (headers; POST → CSRF token checked against the session) →
@@ -21,6 +22,7 @@
 //! federation's mutual-TLS port; a non-loopback address is refused unless `[console.tls]` is set.
 
 pub mod accounts;
+pub mod case_form;
 pub mod changelog;
 pub mod cli;
 pub mod db;
