@@ -312,7 +312,25 @@ struct Choice {
     selected: bool,
 }
 
+/// The label of a code in the viewer's language (`case-code-<list>-<code>`); the code itself
+/// when there is none (a value not in the list).
+fn code_label(t: &Tr, list: &str, code: &str) -> String {
+    let key = format!(
+        "case-code-{}-{}",
+        list.replace('_', "-"),
+        code.replace('+', "plus").replace('_', "-").to_lowercase()
+    );
+    let label = t.t(&key);
+    if label == key {
+        code.to_string()
+    } else {
+        label
+    }
+}
+
 fn choices<'a>(
+    t: &Tr,
+    list: &str,
     codes: impl IntoIterator<Item = &'a str>,
     selected: &str,
     blank: Option<String>,
@@ -331,7 +349,7 @@ fn choices<'a>(
         found |= is;
         out.push(Choice {
             value: c.to_string(),
-            label: c.to_string(),
+            label: code_label(t, list, c),
             selected: is,
         });
     }
@@ -420,6 +438,7 @@ struct SmugglerView {
 #[derive(Debug, Clone)]
 struct MethodView {
     code: String,
+    label: String,
     checked: bool,
 }
 
@@ -531,7 +550,7 @@ fn form_page(
             mode: pick(
                 &format!("leg-{i}-mode"),
                 "case-field-leg-mode",
-                choices(modes(), &l.mode, none()),
+                choices(&t, Mode::LIST, modes(), &l.mode, none()),
             ),
             error: err(&format!("leg-{i}")),
         })
@@ -559,12 +578,24 @@ fn form_page(
             scope: pick(
                 &format!("fee-{i}-scope"),
                 "case-field-scope",
-                choices(FeeScope::ALL.iter().map(|s| s.code()), &x.scope, none()),
+                choices(
+                    &t,
+                    FeeScope::LIST,
+                    FeeScope::ALL.iter().map(|s| s.code()),
+                    &x.scope,
+                    none(),
+                ),
             ),
             payment: pick(
                 &format!("fee-{i}-payment"),
                 "case-field-payment",
-                choices(PaymentMode::ALL.iter().map(|s| s.code()), &x.payment, None),
+                choices(
+                    &t,
+                    PaymentMode::LIST,
+                    PaymentMode::ALL.iter().map(|s| s.code()),
+                    &x.payment,
+                    None,
+                ),
             ),
             error: err(&format!("fee-{i}")),
         })
@@ -584,12 +615,12 @@ fn form_page(
             sex: pick(
                 &format!("group-{i}-sex"),
                 "case-field-sex",
-                choices(sexes(), &g.sex, None),
+                choices(&t, Sex::LIST, sexes(), &g.sex, None),
             ),
             age: pick(
                 &format!("group-{i}-age"),
                 "case-field-age",
-                choices(ages(), &g.age, None),
+                choices(&t, AgeGroup::LIST, ages(), &g.age, None),
             ),
             unaccompanied: g.unaccompanied,
             count: short(input(
@@ -615,22 +646,30 @@ fn form_page(
             sex: pick(
                 &format!("smuggler-{i}-sex"),
                 "case-field-sex",
-                choices(sexes(), &s.sex, None),
+                choices(&t, Sex::LIST, sexes(), &s.sex, None),
             ),
             age: pick(
                 &format!("smuggler-{i}-age"),
                 "case-field-age",
-                choices(ages(), &s.age, None),
+                choices(&t, AgeGroup::LIST, ages(), &s.age, None),
             ),
             role: pick(
                 &format!("smuggler-{i}-role"),
                 "case-field-role",
-                choices(SmugglerRole::ALL.iter().map(|s| s.code()), &s.role, none()),
+                choices(
+                    &t,
+                    SmugglerRole::LIST,
+                    SmugglerRole::ALL.iter().map(|s| s.code()),
+                    &s.role,
+                    none(),
+                ),
             ),
             stage: pick(
                 &format!("smuggler-{i}-stage"),
                 "case-field-stage",
                 choices(
+                    &t,
+                    SmugglerStage::LIST,
                     SmugglerStage::ALL.iter().map(|s| s.code()),
                     &s.stage,
                     none(),
@@ -643,6 +682,7 @@ fn form_page(
         .iter()
         .map(|m| MethodView {
             code: m.code().to_string(),
+            label: code_label(&t, Method::LIST, m.code()),
             checked: f.methods.iter().any(|x| x == m.code()),
         })
         .collect();
@@ -650,6 +690,7 @@ fn form_page(
         if !methods.iter().any(|v| v.code == *m) {
             methods.push(MethodView {
                 code: m.clone(),
+                label: m.clone(),
                 checked: true,
             });
         }
@@ -693,12 +734,18 @@ fn form_page(
             "place_type",
             "case-field-place-type",
             choices(
+                &t,
+                PlaceType::LIST,
                 PlaceType::ALL.iter().map(|x| x.code()),
                 &f.place_type,
                 none(),
             ),
         ),
-        mode: pick("mode", "case-field-mode", choices(modes(), &f.mode, none())),
+        mode: pick(
+            "mode",
+            "case-field-mode",
+            choices(&t, Mode::LIST, modes(), &f.mode, none()),
+        ),
         origin: country(input("origin", "case-field-origin", &f.origin)),
         legs,
         methods,
@@ -1648,5 +1695,58 @@ async fn review_action(
             Ok(Redirect::to("/cases/review").into_response())
         }
         _ => Err(Refusal::NotFound(viewer.lang)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::i18n::{Catalog, Lang};
+
+    #[test]
+    fn every_code_the_form_offers_has_a_label_in_both_languages() {
+        let catalog = Catalog::load().unwrap();
+        let lists: Vec<(&str, Vec<&str>)> = vec![
+            (Mode::LIST, Mode::ALL.iter().map(|c| c.code()).collect()),
+            (
+                PlaceType::LIST,
+                PlaceType::ALL.iter().map(|c| c.code()).collect(),
+            ),
+            (Method::LIST, Method::ALL.iter().map(|c| c.code()).collect()),
+            (Sex::LIST, Sex::ALL.iter().map(|c| c.code()).collect()),
+            (
+                AgeGroup::LIST,
+                AgeGroup::ALL.iter().map(|c| c.code()).collect(),
+            ),
+            (
+                SmugglerRole::LIST,
+                SmugglerRole::ALL.iter().map(|c| c.code()).collect(),
+            ),
+            (
+                SmugglerStage::LIST,
+                SmugglerStage::ALL.iter().map(|c| c.code()).collect(),
+            ),
+            (
+                FeeScope::LIST,
+                FeeScope::ALL.iter().map(|c| c.code()).collect(),
+            ),
+            (
+                PaymentMode::LIST,
+                PaymentMode::ALL.iter().map(|c| c.code()).collect(),
+            ),
+        ];
+        for lang in Lang::ALL {
+            let t = Tr::new(catalog.clone(), lang);
+            for (list, codes) in &lists {
+                for code in codes {
+                    let label = code_label(&t, list, code);
+                    assert_ne!(label, *code, "{lang:?} {list} {code}: no label");
+                }
+            }
+        }
+        // A value outside the list is shown as it is.
+        let t = Tr::new(catalog, Lang::Id);
+        assert_eq!(code_label(&t, Mode::LIST, "rocket"), "rocket");
+        assert_eq!(code_label(&t, Sex::LIST, "F"), "Perempuan");
     }
 }
