@@ -17,7 +17,8 @@
 //! a handler in [`pages`] that asks [`web::Viewer`] for the role it needs → blocking work
 //! (SQLite, argon2) on the blocking pool → a template rendered with the viewer's language.
 //!
-//! The console reads the store and the audit log (read-only) and writes only `console.sqlite`.
+//! The console reads the audit log (read-only) and writes `console.sqlite`; the case pages
+//! ([`records`]) also write the store, only through the import's own transaction.
 //! It listens on its own port (`[console] listen`, default `127.0.0.1:7480`), apart from the
 //! federation's mutual-TLS port; a non-loopback address is refused unless `[console.tls]` is set.
 
