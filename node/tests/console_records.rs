@@ -651,6 +651,47 @@ async fn edit_and_soft_delete_move_the_data_version_and_restore_brings_it_back()
 }
 
 #[tokio::test]
+async fn a_statistics_row_opens_read_only_and_can_be_deleted() {
+    let c = TestConsole::start(&[("budi", "Budi", Role::Clerk)]).await;
+    {
+        let mut store = Store::open(c.path()).unwrap();
+        let config = NodeConfig::load(c.path()).unwrap();
+        let rec: IncidentRecord = serde_json::from_str(
+            r#"{"kind":"statistics","source_id":"STAT-1","period":"2024-05","country":"IDN",
+                "migrants":[{"citizenship":"AFG","sex":"M","age_group":"18-24","count":40}]}"#,
+        )
+        .unwrap();
+        let mut tx = store
+            .begin_import("stats.jsonl", "", &config.file.fx)
+            .unwrap();
+        tx.insert(&rec).unwrap();
+        tx.commit(vrs_node::store::ImportCounts::default()).unwrap();
+    }
+    let clerk = sign_in(c.addr, "budi").await;
+    let page = http(c.addr, "GET", "/cases/edit?source=STAT-1", &clerk, "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("cannot show in full"), "{}", page.body);
+    assert!(
+        !page.body.contains("action=\"/cases/form\""),
+        "not offered for editing"
+    );
+    let list = http(c.addr, "GET", "/cases", &clerk, "").await;
+    assert!(list.body.contains("statistics</span>"));
+    let csrf = page.csrf();
+    let r = http(
+        c.addr,
+        "POST",
+        "/cases/delete",
+        &clerk,
+        &format!("csrf={csrf}&source=STAT-1"),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert!(stored(c.path(), "STAT-1").is_none());
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn posts_without_the_csrf_token_change_nothing() {
     let c = TestConsole::start(&[("budi", "Budi", Role::Clerk)]).await;
     let clerk = sign_in(c.addr, "budi").await;
@@ -707,7 +748,12 @@ async fn rows_are_added_and_removed_in_place_and_a_draft_is_resumed() {
     // A draft may be invalid; it is kept in console.sqlite, not counted.
     let before = counts(c.path());
     let r = post_case(c.addr, &clerk, "draft", &form).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(
+        r.header("location")
+            .unwrap()
+            .starts_with("/cases/new?draft=")
+    );
     assert_eq!(counts(c.path()), before);
     let list = http(c.addr, "GET", "/cases", &clerk, "").await;
     let at = list

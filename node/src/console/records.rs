@@ -232,13 +232,20 @@ struct Held {
     updated_ms: i64,
 }
 
-fn held_rows(db: &ConsoleDb, only_owner: Option<&str>) -> Result<Vec<Held>, ConsoleError> {
+/// Drafts and cases awaiting review, newest first: of `only_owner` if given, the one `id` if
+/// given.
+fn held_rows(
+    db: &ConsoleDb,
+    only_owner: Option<&str>,
+    id: Option<i64>,
+) -> Result<Vec<Held>, ConsoleError> {
     schema(db)?;
     let mut st = db.conn.prepare(
         "SELECT id, state, source_id, replaces, form, owner, updated_ms FROM case_held
-         WHERE ?1 IS NULL OR owner = ?1 ORDER BY id DESC LIMIT 500",
+         WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR id = ?2)
+         ORDER BY id DESC LIMIT 500",
     )?;
-    let rows = st.query_map([only_owner], |r| {
+    let rows = st.query_map(params![only_owner, id], |r| {
         Ok(Held {
             id: r.get(0)?,
             pending: r.get::<_, String>(1)? == "pending",
@@ -253,7 +260,7 @@ fn held_rows(db: &ConsoleDb, only_owner: Option<&str>) -> Result<Vec<Held>, Cons
 }
 
 fn held(db: &ConsoleDb, id: i64) -> Result<Option<Held>, ConsoleError> {
-    Ok(held_rows(db, None)?.into_iter().find(|h| h.id == id))
+    Ok(held_rows(db, None, Some(id))?.pop())
 }
 
 /// Saves a draft (new, or over draft `id` of the same owner); its id.
@@ -804,6 +811,9 @@ fn field_label(t: &Tr, name: &str) -> String {
 struct NewQuery {
     #[serde(default)]
     draft: Option<i64>,
+    /// Set when coming back from saving the draft.
+    #[serde(default)]
+    saved: Option<String>,
 }
 
 async fn new_form(
@@ -831,7 +841,11 @@ async fn new_form(
             _ => return Err(Refusal::NotFound(viewer.lang)),
         }
     }
-    let page = form_page(&console, &viewer, role, &p, &FormErrors::default(), None);
+    let notice = q
+        .saved
+        .is_some()
+        .then(|| web::tr(&console, viewer.lang).t("case-draft-saved"));
+    let page = form_page(&console, &viewer, role, &p, &FormErrors::default(), notice);
     render(StatusCode::OK, &page, viewer.lang)
 }
 
@@ -925,10 +939,8 @@ async fn submit(State(console): State<Arc<Console>>, viewer: Viewer, body: Bytes
                 .with_db(move |db, now| save_draft(db, now, &who, draft, &original, &form))
                 .await
                 .map_err(|e| viewer.internal(e))?;
-            p.draft = id;
-            let notice = Some(t.t("case-draft-saved"));
-            let page = form_page(&console, &viewer, role, &p, &FormErrors::default(), notice);
-            render(StatusCode::OK, &page, viewer.lang)
+            // Back to the draft by its address (a reload does not post it again).
+            Ok(Redirect::to(&format!("/cases/new?draft={id}&saved=1")).into_response())
         }
         "save" => save(&console, &viewer, role, &me, p, &t).await,
         _ => Err(Refusal::NotFound(viewer.lang)),
@@ -1206,7 +1218,7 @@ async fn list(
     let reviewer = role.at_least(Role::Reviewer);
     let who = me.clone();
     let held = console
-        .with_db(move |db, _| held_rows(db, if reviewer { None } else { Some(&who) }))
+        .with_db(move |db, _| held_rows(db, if reviewer { None } else { Some(&who) }, None))
         .await
         .map_err(|e| viewer.internal(e))?;
     let older = (rows.len() == LIST_PAGE_ROWS as usize)
@@ -1553,7 +1565,7 @@ async fn review_page(
 ) -> Page {
     let t = web::tr(console, viewer.lang);
     let held = console
-        .with_db(|db, _| held_rows(db, None))
+        .with_db(|db, _| held_rows(db, None, None))
         .await
         .map_err(|e| viewer.internal(e))?;
     let rows = held
