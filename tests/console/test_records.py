@@ -16,6 +16,7 @@ import sys
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import Select
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -301,6 +302,27 @@ def _():
     assert d.find_elements(By.LINK_TEXT, DRAFT), "stored"
     assert not d.find_elements(By.CSS_SELECTOR, "a[href^='/cases/new?draft=']"), "the draft is gone"
     assert stored_incidents() == state["before"] + 2
+
+
+@check("records: the row buttons are reached by Tab with a visible focus outline")
+def _():
+    go("/cases/new")
+    wait.until(lambda _: h1() == "New case")
+    field("origin").click()
+    reached = None
+    for _ in range(15):
+        ActionChains(d).send_keys(Keys.TAB).perform()
+        active = d.switch_to.active_element
+        if active.get_attribute("value") == "add-leg":
+            reached = active
+            break
+    assert reached is not None, "Tab never reached 'Add a leg'"
+    style = d.execute_script(
+        "const s = getComputedStyle(arguments[0]); return [s.outlineStyle, s.outlineWidth];", reached)
+    assert style[0] not in ("none", "") and float(style[1].rstrip("px")) >= 2, style
+    # Space on the focused button adds the leg, like a click.
+    ActionChains(d).send_keys(Keys.SPACE).perform()
+    wait.until(lambda _: d.find_elements(By.ID, "f-leg-1-to"))
 
 
 @check("records: the form in Bahasa Indonesia")
