@@ -227,6 +227,30 @@ fn stored(dir: &Path, source: &str) -> Option<IncidentRecord> {
     Store::open_read_only(dir).unwrap().record(source).unwrap()
 }
 
+/// Every unit's total over the whole store, as the query engine aggregates it (before
+/// disclosure control): what a release would count.
+fn totals(dir: &Path) -> Vec<(String, i64)> {
+    use vrs_core::query::{Query, QueryLimits, RawQuery, Unit};
+    let store = Store::open_read_only(dir).unwrap();
+    Unit::ALL
+        .iter()
+        .map(|u| {
+            let raw = RawQuery {
+                unit: u.code().into(),
+                ..RawQuery::default()
+            };
+            let q = Query::parse(&raw, &QueryLimits::default()).unwrap();
+            let total = vrs_node::query::aggregate(&store, &q)
+                .unwrap()
+                .cells
+                .iter()
+                .map(|c| c.value)
+                .sum();
+            (u.code().to_string(), total)
+        })
+        .collect()
+}
+
 fn counts(dir: &Path) -> (u64, u64) {
     let s = Store::open_read_only(dir).unwrap();
     (s.incident_count().unwrap(), s.data_version().unwrap())
@@ -531,6 +555,7 @@ async fn edit_and_soft_delete_move_the_data_version_and_restore_brings_it_back()
     ])
     .await;
     let clerk = sign_in(c.addr, "budi").await;
+    let empty = totals(c.path());
     assert_eq!(
         post_case(c.addr, &clerk, "save", &full_case("CASE"))
             .await
@@ -538,6 +563,9 @@ async fn edit_and_soft_delete_move_the_data_version_and_restore_brings_it_back()
         303
     );
     let (n1, v1) = counts(c.path());
+    let counted = totals(c.path());
+    let migrants = counted.iter().find(|(u, _)| u == "migrants").unwrap().1;
+    assert_eq!(migrants, 15, "{counted:?}");
     // Edit: the same source id, one more person, a new data version, the count unchanged.
     let edited = with(
         with(full_case("CASE"), "group-0-count", "13"),
@@ -589,6 +617,7 @@ async fn edit_and_soft_delete_move_the_data_version_and_restore_brings_it_back()
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(stored(c.path(), "CASE").is_none());
     assert_eq!(counts(c.path()), (n1 - 1, v1 + 2));
+    assert_eq!(totals(c.path()), empty, "no unit counts the deleted case");
     let integrity = Store::open_read_only(c.path())
         .unwrap()
         .integrity_problems()
@@ -637,6 +666,12 @@ async fn edit_and_soft_delete_move_the_data_version_and_restore_brings_it_back()
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(stored(c.path(), "CASE"), Some(rec));
     assert_eq!(counts(c.path()), (n1, v1 + 3));
+    let restored = totals(c.path());
+    assert_eq!(
+        restored.iter().find(|(u, _)| u == "migrants").unwrap().1,
+        16,
+        "as edited"
+    );
     let log = changes(c.path());
     let actions: Vec<_> = log.iter().map(|l| (l.0.as_str(), l.1.as_str())).collect();
     for want in [
