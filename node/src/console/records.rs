@@ -1277,18 +1277,19 @@ async fn list(
 
 // ---- soft delete and restore ------------------------------------------------------------------
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of the delete and restore buttons.
+#[derive(Debug, Default)]
 struct SourceForm {
-    #[serde(default)]
+    /// The case's source id (delete).
     source: String,
-    #[serde(default)]
+    /// The deleted copy's id (restore).
     id: i64,
 }
 
 async fn delete(State(console): State<Arc<Console>>, viewer: Viewer, body: Bytes) -> Page {
     let (_, user) = viewer.require(Role::Clerk)?;
     let me = user.username.clone();
-    let form: SourceForm = serde_urlencoded_form(&body);
+    let form: SourceForm = small_form(&body);
     let source = form.source.clone();
     let c = console.clone();
     let found = blocking(move || Ok(Store::open_read_only(&c.config.data_dir())?.record(&source)?))
@@ -1338,7 +1339,7 @@ async fn delete(State(console): State<Arc<Console>>, viewer: Viewer, body: Bytes
 }
 
 /// A small form body (`source`, `id`); anything unreadable is empty.
-fn serde_urlencoded_form(body: &[u8]) -> SourceForm {
+fn small_form(body: &[u8]) -> SourceForm {
     let mut f = SourceForm::default();
     for (k, v) in form_urlencoded::parse(body) {
         match k.as_ref() {
@@ -1423,7 +1424,7 @@ async fn restore(State(console): State<Arc<Console>>, viewer: Viewer, body: Byte
     let (_, user) = viewer.require(Role::Reviewer)?;
     let me = user.username.clone();
     let t = web::tr(&console, viewer.lang);
-    let id = serde_urlencoded_form(&body).id;
+    let id = small_form(&body).id;
     let row = console
         .with_db(move |db, _| {
             schema(db)?;
@@ -1674,11 +1675,7 @@ async fn review_action(
                 })
                 .await
                 .map_err(|e| viewer.internal(e))?;
-            Ok(Redirect::to(&format!(
-                "/cases/review?done=approved&source={}",
-                form_urlencoded::byte_serialize(h.source_id.as_bytes()).collect::<String>()
-            ))
-            .into_response())
+            done_redirect("approved", &h.source_id)
         }
         "return" => {
             let (who, sid, owner) = (me.clone(), h.source_id.clone(), h.owner.clone());
@@ -1704,7 +1701,7 @@ async fn review_action(
                 })
                 .await
                 .map_err(|e| viewer.internal(e))?;
-            Ok(Redirect::to("/cases/review").into_response())
+            done_redirect("returned", &h.source_id)
         }
         _ => Err(Refusal::NotFound(viewer.lang)),
     }
