@@ -74,8 +74,9 @@ pub fn routes() -> Router<Arc<Console>> {
 
 /// How a store write of a record went.
 enum Written {
-    /// Done (committed, or, for a trial, would be).
-    Done,
+    /// Done (committed, or, for a trial, would be), with the version replaced, if any (read
+    /// in the same transaction, so it is the one the edit replaced).
+    Done(Option<IncidentRecord>),
     /// The form's record is refused.
     Refused(FormErrors),
 }
@@ -101,13 +102,15 @@ fn write_record(
     store.set_clock(console.clock.clone());
     let fx = &console.config.file.fx;
     let mut tx = store.begin_import(&format!("console:{user}"), &digest(record), fx)?;
-    if let Some(old) = replaces
-        && !tx.remove(old)?
-    {
-        return Ok(Written::Refused(FormErrors {
-            top: vec![t.t("case-error-gone")],
-            ..FormErrors::default()
-        }));
+    let mut old = None;
+    if let Some(source) = replaces {
+        old = tx.record(source)?;
+        if !tx.remove(source)? {
+            return Ok(Written::Refused(FormErrors {
+                top: vec![t.t("case-error-gone")],
+                ..FormErrors::default()
+            }));
+        }
     }
     let inserted = match tx.insert(record) {
         Ok(i) => i,
@@ -128,7 +131,7 @@ fn write_record(
             ..ImportCounts::default()
         })?;
     }
-    Ok(Written::Done)
+    Ok(Written::Done(old))
 }
 
 /// Runs the removal of one record in its own store transaction: whether there was one.
@@ -1009,24 +1012,18 @@ async fn save(
     let (who, form, rec) = (me.to_string(), p.form.clone(), record.clone());
     let original = p.original.clone();
     let t2 = t.clone();
-    // The old version, for the change log's list of what an edit changed.
-    let outcome = blocking(move || {
-        let old = if original.is_empty() {
-            None
-        } else {
-            Store::open_read_only(&me2.config.data_dir())?.record(&original)?
-        };
+    let written = blocking(move || {
         let refuse = |r: Refused| place(&form, &map, &r, &t2);
         let replaces = (!original.is_empty()).then_some(original.as_str());
-        let written = write_record(&me2, &who, &rec, replaces, review, refuse, &t2)?;
-        Ok((written, old))
+        write_record(&me2, &who, &rec, replaces, review, refuse, &t2)
     })
     .await
     .map_err(|e| viewer.internal(e))?;
-    let (written, old) = outcome;
-    if let Written::Refused(errors) = written {
-        return bad(errors);
-    }
+    // The old version gives the change log the parts an edit changed.
+    let old = match written {
+        Written::Refused(errors) => return bad(errors),
+        Written::Done(old) => old,
+    };
     let (who, draft, form, original) =
         (me.to_string(), p.draft, p.form.clone(), p.original.clone());
     let detail = match &old {
