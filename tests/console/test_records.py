@@ -193,6 +193,7 @@ def _():
         return [r.text for r in d.find_elements(By.CSS_SELECTOR, "#main tbody tr")]
 
     assert len(rows()) > 1, "the list holds the synthetic records too"
+    shot("cases")
     typed("q", "BR-001")
     d.find_element(By.ID, "case-list-filter").click()
     wait.until(lambda _: "q=BR-001" in d.current_url)
@@ -207,7 +208,6 @@ def _():
     assert any(SOURCE in r for r in found), found
     assert all("2024-03" in r and "MMR →" in r for r in found), found
     assert not unlabelled_controls(), unlabelled_controls()
-    shot("cases")
     go("/cases?q=towed")
     assert d.find_elements(By.LINK_TEXT, SOURCE), "found by its note"
     go("/cases?destination=THA&q=" + SOURCE)

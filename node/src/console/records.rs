@@ -519,12 +519,13 @@ fn form_page(
         i.short = true;
         i
     };
+    // Country boxes in rows carry no hint of their own: the section's hint says it once.
     let country = |mut i: Input| {
         i.countries = true;
         i.short = true;
-        i.hint = t.t("case-hint-country");
         i
     };
+    let country_hinted = |i: Input| hinted(country(i), t.t("case-hint-country"));
     let pick = |name: &str, key: &str, options: Vec<Choice>| Pick {
         name: name.to_string(),
         label: t.t(key),
@@ -545,7 +546,7 @@ fn form_page(
             t.t("case-hint-date"),
         )),
         input("agency", "case-field-agency", &f.agency),
-        country(input("country", "case-field-country", &f.country)),
+        country_hinted(input("country", "case-field-country", &f.country)),
         short(input("dead", "case-field-dead", &f.dead)),
         short(input("missing", "case-field-missing", &f.missing)),
     ];
