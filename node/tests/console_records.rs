@@ -727,6 +727,36 @@ async fn a_statistics_row_opens_read_only_and_can_be_deleted() {
 }
 
 #[tokio::test]
+async fn the_list_pages_newest_first() {
+    let c = TestConsole::start(&[("budi", "Budi", Role::Clerk)]).await;
+    {
+        let mut store = Store::open(c.path()).unwrap();
+        let config = NodeConfig::load(c.path()).unwrap();
+        let mut tx = store.begin_import("many.csv", "", &config.file.fx).unwrap();
+        for i in 0..55 {
+            let rec: IncidentRecord = serde_json::from_str(&format!(
+                r#"{{"source_id":"P-{i:02}","period":"2024-05","country":"IDN"}}"#
+            ))
+            .unwrap();
+            tx.insert(&rec).unwrap();
+        }
+        tx.commit(vrs_node::store::ImportCounts::default()).unwrap();
+    }
+    let clerk = sign_in(c.addr, "budi").await;
+    let first = http(c.addr, "GET", "/cases", &clerk, "").await;
+    assert!(first.body.contains(">P-54<") && first.body.contains(">P-05<"));
+    assert!(!first.body.contains(">P-04<"), "50 a page");
+    let at = first.body.find("/cases?q=").expect("a link to older cases");
+    let href: String = first.body[at..].chars().take_while(|c| *c != '"').collect();
+    let href = href.replace("&amp;", "&").replace("&#38;", "&");
+    let older = http(c.addr, "GET", &href, &clerk, "").await;
+    assert_eq!(older.status, 200, "{href}");
+    assert!(older.body.contains(">P-04<") && older.body.contains(">P-00<"));
+    assert!(!older.body.contains(">P-05<"));
+    c.stop().await;
+}
+
+#[tokio::test]
 async fn posts_without_the_csrf_token_change_nothing() {
     let c = TestConsole::start(&[("budi", "Budi", Role::Clerk)]).await;
     let clerk = sign_in(c.addr, "budi").await;
@@ -867,6 +897,10 @@ async fn with_review_on_a_clerks_case_counts_only_once_approved() {
     let reviewer = sign_in(c.addr, "rina").await;
     let queue = http(c.addr, "GET", "/cases/review", &reviewer, "").await;
     assert_eq!(queue.status, 200);
+    assert!(
+        queue.body.contains("&#34;source_id&#34;: &#34;CASE&#34;"),
+        "the whole case is shown"
+    );
     let at = queue.body.find("/cases/review/").expect("queued") + 14;
     let id: String = queue.body[at..]
         .chars()

@@ -260,6 +260,7 @@ case-discard = Discard
 case-restore = Restore
 case-approve = Approve
 case-return = Return to the clerk
+case-show-whole = The whole case
 case-list-drafts = Your drafts
 case-list-pending = Awaiting review
 case-list-stored = Stored cases

@@ -260,6 +260,7 @@ case-discard = Buang
 case-restore = Pulihkan
 case-approve = Setujui
 case-return = Kembalikan ke petugas
+case-show-whole = Seluruh kasus
 case-list-drafts = Draf Anda
 case-list-pending = Menunggu tinjauan
 case-list-stored = Kasus tersimpan

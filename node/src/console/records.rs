@@ -1540,6 +1540,8 @@ struct ReviewRow {
     route: String,
     people: String,
     note: String,
+    /// The whole case as it would be stored (read by the same path as the approval will).
+    json: String,
 }
 
 #[derive(Template)]
@@ -1591,6 +1593,15 @@ async fn review_page(
                 route: route.join(" → "),
                 people: t.int(people),
                 note: h.form.note.clone(),
+                json: match read_form(&h.form, &t) {
+                    Ok((r, _)) => serde_json::to_string_pretty(&r).unwrap_or_default(),
+                    Err(e) => e
+                        .top
+                        .into_iter()
+                        .chain(e.fields.into_values())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                },
             }
         })
         .collect();
