@@ -589,6 +589,47 @@ async fn edit_and_soft_delete_move_the_data_version_and_restore_brings_it_back()
     let log = changes(c.path());
     let e = log.iter().find(|l| l.1 == "case_edited").unwrap();
     assert!(e.3.starts_with("changed: migrants, note"), "{}", e.3);
+    // Two people edit at once: the second save, begun on the version before the first, is
+    // refused and the first change stays.
+    let page = http(c.addr, "GET", "/cases/edit?source=CASE", &clerk, "").await;
+    let needle = "name=\"base\" value=\"";
+    let at = page.body.find(needle).unwrap() + needle.len();
+    let base = &page.body[at..at + 64];
+    let csrf = page.csrf();
+    let first = with(edited.clone(), "note", "first");
+    let second = with(edited.clone(), "note", "second");
+    for (form, status) in [(first, 303), (second, 400)] {
+        let r = http(
+            c.addr,
+            "POST",
+            "/cases/form",
+            &clerk,
+            &format!("{}&original=CASE&base={base}", encode(&csrf, "save", &form)),
+        )
+        .await;
+        assert_eq!(r.status, status, "{}", r.body);
+        if status == 400 {
+            assert!(r.body.contains("changed by someone else"));
+        }
+    }
+    assert_eq!(
+        stored(c.path(), "CASE").unwrap().note.as_deref(),
+        Some("first")
+    );
+    // Put the note back as the rest of the test expects.
+    let page = http(c.addr, "GET", "/cases/edit?source=CASE", &clerk, "").await;
+    let csrf = page.csrf();
+    let r = http(
+        c.addr,
+        "POST",
+        "/cases/form",
+        &clerk,
+        &format!("{}&original=CASE", encode(&csrf, "save", &edited)),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let rec = stored(c.path(), "CASE").unwrap();
+    let v1 = v1 + 2;
     // An edit cannot change the source id.
     let csrf = token(c.addr, &clerk).await;
     let r = http(

@@ -308,6 +308,7 @@ case-error-duplicate = A case with this source id is already stored.
 case-error-deleted-id = A deleted case has this source id: a reviewer can restore it, or choose another.
 case-error-pending-id = A case with this source id is awaiting review.
 case-error-gone = This case is no longer stored (deleted or changed meanwhile).
+case-error-changed = This case was changed by someone else since you opened it: nothing was saved. Open it again to see their change, then make yours.
 case-error-empty = Nothing was typed.
 action-case-created = case entered
 action-case-edited = case edited

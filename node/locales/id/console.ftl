@@ -308,6 +308,7 @@ case-error-duplicate = Kasus dengan id sumber ini sudah tersimpan.
 case-error-deleted-id = Kasus terhapus memakai id sumber ini: peninjau dapat memulihkannya, atau pilih id lain.
 case-error-pending-id = Kasus dengan id sumber ini sedang menunggu tinjauan.
 case-error-gone = Kasus ini tidak lagi tersimpan (sementara itu dihapus atau diubah).
+case-error-changed = Kasus ini telah diubah orang lain sejak Anda membukanya: tidak ada yang disimpan. Buka lagi untuk melihat perubahan mereka, lalu buat perubahan Anda.
 case-error-empty = Belum ada yang diketik.
 action-case-created = kasus dimasukkan
 action-case-edited = kasus diubah

@@ -158,6 +158,9 @@ pub(super) struct Posted {
     pub(super) draft: i64,
     /// The stored record being edited ("" for a new one).
     pub(super) original: String,
+    /// The SHA-256 of the stored record's JSON when the edit began ("" unknown): a save over a
+    /// record changed since is refused instead of silently undoing the other change.
+    pub(super) base: String,
 }
 
 /// The most rows of one kind a post may hold: the import refuses more than [`MAX_ITEMS`], so
@@ -197,6 +200,7 @@ impl Posted {
                 "action" => p.action = v,
                 "draft" => p.draft = v.parse().unwrap_or(0),
                 "original" => p.original = v,
+                "base" => p.base = v,
                 "source_id" => f.source_id = v,
                 "period" => f.period = v,
                 "date" => f.date = v,

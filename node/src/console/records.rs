@@ -89,11 +89,19 @@ fn digest(r: &IncidentRecord) -> String {
 
 /// Writes `record` through the import (replacing `replaces` when editing) in one store
 /// transaction named `console:<user>`; with `trial`, everything is checked and rolled back.
+/// The stored record an edit replaces, and the digest it had when the edit began ("": not
+/// checked).
+#[derive(Debug, Clone, Copy)]
+struct Replacing<'a> {
+    source: &'a str,
+    base: &'a str,
+}
+
 fn write_record(
     console: &Console,
     user: &str,
     record: &IncidentRecord,
-    replaces: Option<&str>,
+    replaces: Option<Replacing<'_>>,
     trial: bool,
     refuse: impl Fn(Refused) -> FormErrors,
     t: &Tr,
@@ -103,9 +111,18 @@ fn write_record(
     let fx = &console.config.file.fx;
     let mut tx = store.begin_import(&format!("console:{user}"), &digest(record), fx)?;
     let mut old = None;
-    if let Some(source) = replaces {
-        old = tx.record(source)?;
-        if !tx.remove(source)? {
+    if let Some(r) = replaces {
+        old = tx.record(r.source)?;
+        let changed = old
+            .as_ref()
+            .is_some_and(|o| !r.base.is_empty() && digest(o) != r.base);
+        if changed {
+            return Ok(Written::Refused(FormErrors {
+                top: vec![t.t("case-error-changed")],
+                ..FormErrors::default()
+            }));
+        }
+        if !tx.remove(r.source)? {
             return Ok(Written::Refused(FormErrors {
                 top: vec![t.t("case-error-gone")],
                 ..FormErrors::default()
@@ -469,6 +486,7 @@ struct FormPage {
     links: Vec<ErrorLink>,
     editing: bool,
     original: String,
+    base: String,
     draft: i64,
     review: bool,
     head: Vec<Input>,
@@ -731,6 +749,7 @@ fn form_page(
         links,
         editing: !p.original.is_empty(),
         original: p.original.clone(),
+        base: p.base.clone(),
         draft: p.draft,
         review,
         head,
@@ -898,6 +917,7 @@ async fn edit_form(
     let p = Posted {
         form: CaseForm::of_record(&record),
         original: record.source_id.clone(),
+        base: digest(&record),
         ..Posted::default()
     };
     let page = form_page(&console, &viewer, role, &p, &FormErrors::default(), None);
@@ -1011,11 +1031,14 @@ async fn save(
     let review = console.section.review_records && !role.at_least(Role::Reviewer);
     let me2 = console.clone();
     let (who, form, rec) = (me.to_string(), p.form.clone(), record.clone());
-    let original = p.original.clone();
+    let (original, base) = (p.original.clone(), p.base.clone());
     let t2 = t.clone();
     let written = blocking(move || {
         let refuse = |r: Refused| place(&form, &map, &r, &t2);
-        let replaces = (!original.is_empty()).then_some(original.as_str());
+        let replaces = (!original.is_empty()).then_some(Replacing {
+            source: &original,
+            base: &base,
+        });
         write_record(&me2, &who, &rec, replaces, review, refuse, &t2)
     })
     .await
@@ -1654,7 +1677,10 @@ async fn review_action(
             );
             let written = blocking(move || {
                 let refuse = |r: Refused| place(&form, &map, &r, &t2);
-                write_record(&c, &who, &rec, replaces.as_deref(), false, refuse, &t2)
+                let replaces = replaces
+                    .as_deref()
+                    .map(|source| Replacing { source, base: "" });
+                write_record(&c, &who, &rec, replaces, false, refuse, &t2)
             })
             .await
             .map_err(|e| viewer.internal(e))?;
