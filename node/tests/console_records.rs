@@ -988,6 +988,61 @@ async fn with_review_on_a_clerks_case_counts_only_once_approved() {
     .await;
     assert_eq!(r.status, 303);
     assert!(stored(c.path(), "R-1").is_some());
+    // A clerk's pending edit of R-1 is not approved over a change made to R-1 meanwhile.
+    let csrf = token(c.addr, &clerk).await;
+    let clerk_edit = with(full_case("R-1"), "note", "clerk's edit");
+    let r = http(
+        c.addr,
+        "POST",
+        "/cases/form",
+        &clerk,
+        &format!("{}&original=R-1", encode(&csrf, "save", &clerk_edit)),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let csrf = token(c.addr, &reviewer).await;
+    let reviewer_edit = with(full_case("R-1"), "note", "reviewer's edit");
+    let r = http(
+        c.addr,
+        "POST",
+        "/cases/form",
+        &reviewer,
+        &format!("{}&original=R-1", encode(&csrf, "save", &reviewer_edit)),
+    )
+    .await;
+    assert_eq!(r.status, 400, "the clerk's edit is pending: {}", r.status);
+    let queue = http(c.addr, "GET", "/cases/review", &reviewer, "").await;
+    let at = queue.body.find("/cases/review/").expect("queued") + 14;
+    let id: String = queue.body[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    // The record changes under the pending edit (here: by an import, outside the console).
+    {
+        let mut store = Store::open(c.path()).unwrap();
+        let config = NodeConfig::load(c.path()).unwrap();
+        let mut tx = store.begin_import("fix.csv", "", &config.file.fx).unwrap();
+        let mut rec = tx.record("R-1").unwrap().unwrap();
+        rec.note = Some("changed meanwhile".into());
+        tx.remove("R-1").unwrap();
+        tx.insert(&rec).unwrap();
+        tx.commit(vrs_node::store::ImportCounts::default()).unwrap();
+    }
+    let csrf = queue.csrf();
+    let r = http(
+        c.addr,
+        "POST",
+        &format!("/cases/review/{id}/approve"),
+        &reviewer,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    assert!(r.body.contains("changed by someone else"));
+    assert_eq!(
+        stored(c.path(), "R-1").unwrap().note.as_deref(),
+        Some("changed meanwhile")
+    );
     c.stop().await;
 }
 

@@ -220,6 +220,8 @@ CREATE TABLE IF NOT EXISTS case_held (
     state      TEXT NOT NULL CHECK (state IN ('draft', 'pending')),
     source_id  TEXT NOT NULL,
     replaces   TEXT,
+    -- For a pending edit: the SHA-256 of the stored version it was made on.
+    base       TEXT,
     form       TEXT NOT NULL,
     owner      TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
@@ -247,6 +249,7 @@ struct Held {
     pending: bool,
     source_id: String,
     replaces: Option<String>,
+    base: Option<String>,
     form: CaseForm,
     owner: String,
     updated_ms: i64,
@@ -261,7 +264,7 @@ fn held_rows(
 ) -> Result<Vec<Held>, ConsoleError> {
     schema(db)?;
     let mut st = db.conn.prepare(
-        "SELECT id, state, source_id, replaces, form, owner, updated_ms FROM case_held
+        "SELECT id, state, source_id, replaces, form, owner, updated_ms, base FROM case_held
          WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR id = ?2)
          ORDER BY id DESC LIMIT 500",
     )?;
@@ -274,6 +277,7 @@ fn held_rows(
             form: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
             owner: r.get(5)?,
             updated_ms: r.get(6)?,
+            base: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -860,6 +864,8 @@ async fn new_form(
                 p.form = h.form;
                 p.draft = h.id;
                 p.original = h.replaces.unwrap_or_default();
+                // A case returned from review keeps the version its edit was made on.
+                p.base = h.base.unwrap_or_default();
             }
             _ => return Err(Refusal::NotFound(viewer.lang)),
         }
@@ -1060,6 +1066,7 @@ async fn save(
     };
     let source = record.source_id.clone();
     let sid = source.clone();
+    let base = old.as_ref().map(digest);
     console
         .with_db(move |db, now| {
             schema(db)?;
@@ -1076,9 +1083,9 @@ async fn save(
                 let json = serde_json::to_string(&form)
                     .map_err(|e| ConsoleError::Internal(e.to_string()))?;
                 tx.execute(
-                    "INSERT INTO case_held(state, source_id, replaces, form, owner, created_ms, updated_ms)
-                     VALUES ('pending', ?1, ?2, ?3, ?4, ?5, ?5)",
-                    params![sid, (!original.is_empty()).then_some(&original), json, who, now],
+                    "INSERT INTO case_held(state, source_id, replaces, base, form, owner, created_ms, updated_ms)
+                     VALUES ('pending', ?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    params![sid, (!original.is_empty()).then_some(&original), base, json, who, now],
                 )?;
                 "case_submitted"
             } else if original.is_empty() {
@@ -1667,19 +1674,22 @@ async fn review_action(
                     return review_page(&console, &viewer, Some(why), StatusCode::CONFLICT).await;
                 }
             };
-            let (c, who, rec, form, replaces, t2) = (
+            let (c, who, rec, form, replaces, base, t2) = (
                 console.clone(),
                 me.clone(),
                 record.clone(),
                 h.form.clone(),
                 h.replaces.clone(),
+                h.base.clone().unwrap_or_default(),
                 t.clone(),
             );
             let written = blocking(move || {
                 let refuse = |r: Refused| place(&form, &map, &r, &t2);
-                let replaces = replaces
-                    .as_deref()
-                    .map(|source| Replacing { source, base: "" });
+                // A pending edit replaces the version it was made on, or nothing.
+                let replaces = replaces.as_deref().map(|source| Replacing {
+                    source,
+                    base: &base,
+                });
                 write_record(&c, &who, &rec, replaces, false, refuse, &t2)
             })
             .await
