@@ -20,7 +20,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import Select
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import (check, d, go, h1, shot, sign_in, sign_out,  # noqa: E402
+from common import (check, d, go, h1, shot, sign_in,  # noqa: E402
                     unlabelled_controls, wait, finish)
 
 SOURCE = "ORT-BR-001"
@@ -83,6 +83,15 @@ def notice():
 
 
 state = {}
+
+
+def sign_out():
+    """Signs out and waits for the sign-in page, so that the next sign-in cannot race the
+    sign-out's own navigation (common.sign_out does not wait)."""
+    go("/")
+    d.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+    wait.until(lambda _: d.current_url.endswith("/login") and h1() == "Sign in")
+    d.delete_all_cookies()
 
 
 @check("records: a clerk opens a new case from the Cases page")
@@ -259,7 +268,6 @@ def _():
 
 @check("records: a reviewer restores the deleted case and it counts again")
 def _():
-    go("/")
     sign_out()
     sign_in("rina")
     wait.until(lambda _: h1() == "Node status")
@@ -274,7 +282,6 @@ def _():
     go("/cases/review")
     assert h1() == "Review queue"
     assert not unlabelled_controls(), unlabelled_controls()
-    go("/")
     sign_out()
 
 
