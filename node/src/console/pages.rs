@@ -132,7 +132,7 @@ impl Frame {
     }
 }
 
-pub(super) fn role_key(r: Role) -> &'static str {
+fn role_key(r: Role) -> &'static str {
     match r {
         Role::Clerk => "role-clerk",
         Role::Reviewer => "role-reviewer",
