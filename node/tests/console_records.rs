@@ -213,12 +213,19 @@ async fn sign_in(addr: SocketAddr, user: &str) -> String {
     format!("vrs_console_session={cookie}")
 }
 
+/// The change log as (who, what, to what, detail), after checking its hash chain and that
+/// every case change says when (the harness adds its users at time 0).
 fn changes(dir: &Path) -> Vec<(String, String, String, String)> {
     let db = ConsoleDb::open(dir).unwrap();
     assert!(db.verify_changes().unwrap().is_ok(), "the chain holds");
-    db.changes(None, 1000)
-        .unwrap()
-        .into_iter()
+    let all = db.changes(None, 1000).unwrap();
+    assert!(
+        all.iter()
+            .filter(|c| c.action.starts_with("case_"))
+            .all(|c| c.at_ms > 1_700_000_000_000),
+        "every case change has its time"
+    );
+    all.into_iter()
         .map(|c| (c.actor, c.action, c.subject, c.detail))
         .collect()
 }
@@ -817,6 +824,20 @@ async fn posts_without_the_csrf_token_change_nothing() {
     assert_eq!(r.status, 403);
     assert_eq!(counts(c.path()), before);
     assert!(stored(c.path(), "CASE").is_none());
+    // Delete and restore without the token change nothing either.
+    assert_eq!(
+        post_case(c.addr, &clerk, "save", &full_case("CASE"))
+            .await
+            .status,
+        303
+    );
+    let stored_now = counts(c.path());
+    for (path, body) in [("/cases/delete", "source=CASE"), ("/cases/restore", "id=1")] {
+        let r = http(c.addr, "POST", path, &clerk, body).await;
+        assert_eq!(r.status, 403, "{path}");
+    }
+    assert_eq!(counts(c.path()), stored_now);
+    assert!(stored(c.path(), "CASE").is_some());
     // Not signed in: to the sign-in page, for every case page.
     for path in [
         "/cases",
