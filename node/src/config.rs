@@ -496,6 +496,8 @@ level = "info"
 # session_lifetime_secs = 43200
 # lockout_secs = 900
 # sign_in_failures_per_minute = 20
+# Records clerks enter in the ORT form wait for a reviewer's approval before they count.
+# review_records = false
 # HTTPS with the console's own certificate (browsers do not trust the federation CA):
 # [console.tls]
 # cert = "console.pem"

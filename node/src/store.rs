@@ -1136,6 +1136,358 @@ fn create_private(dir: &Path, store: &Path) -> Result<(), (PathBuf, std::io::Err
         .map_err(|e| (store.to_path_buf(), e))
 }
 
+// ---- the console's case pages: one record read back, a page of the list, a removal ----------
+//
+// The ORT form edits what import wrote: it reads a record back whole ([`Store::record`]), lists
+// records for the case list ([`Store::records`]) and removes one inside an import transaction
+// ([`ImportTx::remove`]) so that an edit (remove, then insert) or a soft delete is one write
+// that moves the data version on like any other import.
+
+/// One stored record as the case list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRow {
+    /// The store's row id (newer records have larger ids; an edit gives a new one).
+    pub id: i64,
+    /// The agency's key.
+    pub source_id: String,
+    /// Month of the incident.
+    pub period: Month,
+    /// Day, if known.
+    pub date: Option<String>,
+    /// Reporting agency.
+    pub agency: Option<String>,
+    /// Where the journey began (`UNK` without legs).
+    pub origin: String,
+    /// Where it ended (`UNK` without legs).
+    pub destination: String,
+    /// People in all migrant groups.
+    pub migrants: u64,
+    /// Incident or statistics row.
+    pub kind: RecordKind,
+}
+
+/// Which records a page of the case list holds. Empty parts do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    /// Part of the source id, agency or note (case-insensitive for ASCII letters).
+    pub text: String,
+    /// First month.
+    pub from: Option<Month>,
+    /// Last month.
+    pub to: Option<Month>,
+    /// Origin country.
+    pub origin: Option<Country>,
+    /// Destination country.
+    pub destination: Option<Country>,
+    /// Only rows older than this row id (the next page).
+    pub before: Option<i64>,
+    /// Most rows returned.
+    pub limit: u32,
+}
+
+/// A stored code that no longer parses: the file was edited outside the node.
+fn stored<T: std::str::FromStr>(s: String) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    s.parse::<T>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn stored_opt<T: std::str::FromStr>(v: Option<String>) -> rusqlite::Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    v.map(stored).transpose()
+}
+
+fn stored_month(v: i64) -> rusqlite::Result<Month> {
+    Month::from_int(v).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, v))
+}
+
+fn stored_count(v: i64) -> rusqlite::Result<u32> {
+    u32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, v))
+}
+
+impl Store {
+    /// The record stored under `source_id`, whole, as import was given it (minus nothing: every
+    /// field the store keeps is read back).
+    pub fn record(&self, source_id: &str) -> Result<Option<IncidentRecord>, StoreError> {
+        read_record(&self.conn, source_id)
+    }
+
+    /// A page of stored records, newest first (by row id).
+    pub fn records(&self, f: &RecordFilter) -> Result<Vec<RecordRow>, StoreError> {
+        // LIKE with the wildcards of the typed text escaped: a search for `50%` finds `50%`.
+        let pattern = format!(
+            "%{}%",
+            f.text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let mut stmt = self.conn.prepare(
+            "SELECT i.id, i.source_id, i.month, i.date, i.agency, i.origin, i.destination, i.kind,
+                    (SELECT COALESCE(SUM(g.count), 0) FROM migrant_group g WHERE g.incident_id = i.id)
+             FROM incident i
+             WHERE (?1 = '%%' OR i.source_id LIKE ?1 ESCAPE '\\' OR i.agency LIKE ?1 ESCAPE '\\'
+                    OR i.note LIKE ?1 ESCAPE '\\')
+               AND (?2 IS NULL OR i.month >= ?2) AND (?3 IS NULL OR i.month <= ?3)
+               AND (?4 IS NULL OR i.origin = ?4) AND (?5 IS NULL OR i.destination = ?5)
+               AND (?6 IS NULL OR i.id < ?6)
+             ORDER BY i.id DESC LIMIT ?7",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                pattern,
+                f.from.map(Month::to_int),
+                f.to.map(Month::to_int),
+                f.origin.map(|c| c.to_string()),
+                f.destination.map(|c| c.to_string()),
+                f.before,
+                i64::from(f.limit),
+            ],
+            |r| {
+                Ok(RecordRow {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    period: stored_month(r.get(2)?)?,
+                    date: r.get(3)?,
+                    agency: r.get(4)?,
+                    origin: r.get(5)?,
+                    destination: r.get(6)?,
+                    kind: if r.get::<_, i64>(7)? == KIND_STATISTICS {
+                        RecordKind::Statistics
+                    } else {
+                        RecordKind::Incident
+                    },
+                    migrants: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Reads one record and everything under it.
+fn read_record(conn: &Connection, source_id: &str) -> Result<Option<IncidentRecord>, StoreError> {
+    let head = conn
+        .query_row(
+            "SELECT id, month, date, agency, country, place_type, mode, dead, missing, note, kind,
+                    corridor
+             FROM incident WHERE source_id = ?1",
+            [source_id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    IncidentRecord {
+                        kind: if r.get::<_, i64>(10)? == KIND_STATISTICS {
+                            RecordKind::Statistics
+                        } else {
+                            RecordKind::Incident
+                        },
+                        source_id: source_id.to_string(),
+                        period: stored_month(r.get(1)?)?,
+                        date: r.get(2)?,
+                        agency: r.get(3)?,
+                        country: stored(r.get(4)?)?,
+                        place_type: stored_opt(r.get(5)?)?,
+                        mode: stored_opt(r.get(6)?)?,
+                        dead: stored_count(r.get(7)?)?,
+                        missing: stored_count(r.get(8)?)?,
+                        route: Vec::new(),
+                        corridor: stored_opt(r.get(11)?)?,
+                        methods: Default::default(),
+                        fees: Vec::new(),
+                        migrants: Vec::new(),
+                        smugglers: Vec::new(),
+                        note: r.get(9)?,
+                    },
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, mut record)) = head else {
+        return Ok(None);
+    };
+    let mut st = conn.prepare(
+        "SELECT from_country, to_country, mode FROM route_leg WHERE incident_id = ?1 ORDER BY seq",
+    )?;
+    record.route = st
+        .query_map([id], |r| {
+            Ok(Leg {
+                from: stored(r.get(0)?)?,
+                to: stored(r.get(1)?)?,
+                mode: r.get::<_, Option<String>>(2)?.map(stored).transpose()?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut st = conn.prepare("SELECT code FROM method WHERE incident_id = ?1")?;
+    record.methods = st
+        .query_map([id], |r| stored(r.get(0)?))?
+        .collect::<Result<_, _>>()?;
+    let mut st = conn.prepare(
+        "SELECT amount, currency, scope, payment_mode FROM fee WHERE incident_id = ?1 ORDER BY seq",
+    )?;
+    record.fees = st
+        .query_map([id], |r| {
+            Ok(Fee {
+                amount: r.get(0)?,
+                currency: stored(r.get(1)?)?,
+                scope: stored(r.get(2)?)?,
+                payment: stored(r.get(3)?)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut st = conn.prepare(
+        "SELECT citizenship, sex, age_group, unaccompanied, count FROM migrant_group
+         WHERE incident_id = ?1 ORDER BY seq",
+    )?;
+    record.migrants = st
+        .query_map([id], |r| {
+            Ok(MigrantGroup {
+                citizenship: stored(r.get(0)?)?,
+                sex: stored(r.get(1)?)?,
+                age_group: stored(r.get(2)?)?,
+                unaccompanied: r.get(3)?,
+                count: stored_count(r.get(4)?)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut st = conn.prepare(
+        "SELECT citizenship, sex, age_group, role, stage FROM smuggler
+         WHERE incident_id = ?1 ORDER BY seq",
+    )?;
+    record.smugglers = st
+        .query_map([id], |r| {
+            Ok(Smuggler {
+                citizenship: stored(r.get(0)?)?,
+                sex: stored(r.get(1)?)?,
+                age_group: stored(r.get(2)?)?,
+                role: stored(r.get(3)?)?,
+                stage: stored(r.get(4)?)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(record))
+}
+
+impl ImportTx<'_> {
+    /// The record stored under `source_id` as this transaction sees it.
+    pub fn record(&mut self, source_id: &str) -> Result<Option<IncidentRecord>, StoreError> {
+        self.stmts.flush()?;
+        read_record(self.conn, source_id)
+    }
+
+    /// Removes the record stored under `source_id` and every row under it; whether there was
+    /// one. A removal is a change of the data: the data version moves on at commit, so no
+    /// release of the old data is replayed for the new.
+    pub fn remove(&mut self, source_id: &str) -> Result<bool, StoreError> {
+        // Rows gathered for earlier inserts go in first, so none is left pointing at nothing.
+        self.stmts.flush()?;
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM incident WHERE source_id = ?1",
+                [source_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        // Foreign keys are off inside an import (see `begin_import`): no cascade, so every
+        // table under `incident` is cleared by hand.
+        for table in [
+            "route_leg",
+            "transit",
+            "method",
+            "fee",
+            "migrant_group",
+            "smuggler",
+        ] {
+            self.conn
+                .execute(&format!("DELETE FROM {table} WHERE incident_id = ?1"), [id])?;
+        }
+        self.conn
+            .execute("DELETE FROM incident WHERE id = ?1", [id])?;
+        self.written += 1;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod case_tests {
+    use super::*;
+    use crate::record::tests::sample;
+
+    #[test]
+    fn a_record_reads_back_whole_and_a_removal_moves_the_data_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::create(dir.path(), "THA".parse().unwrap()).unwrap();
+        let fx = FxRates::sample();
+        let mut stats = sample();
+        stats.source_id = "S-1".into();
+        stats.kind = RecordKind::Statistics;
+        stats.fees.clear();
+        stats.methods.clear();
+        stats.smugglers.clear();
+        stats.date = None;
+        stats.corridor = Some(vrs_core::codes::Corridor::ALL[0]);
+        let mut tx = s.begin_import("t", "", &fx).unwrap();
+        tx.insert(&sample()).unwrap();
+        tx.insert(&stats).unwrap();
+        tx.commit(ImportCounts::default()).unwrap();
+        assert_eq!(s.record(&sample().source_id).unwrap(), Some(sample()));
+        assert_eq!(s.record("S-1").unwrap(), Some(stats));
+        assert_eq!(s.record("nope").unwrap(), None);
+        let rows = s
+            .records(&RecordFilter {
+                limit: 10,
+                ..RecordFilter::default()
+            })
+            .unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.source_id.as_str())
+                .collect::<Vec<_>>(),
+            ["S-1", sample().source_id.as_str()]
+        );
+        assert_eq!(rows[1].migrants, 12);
+        let v = s.data_version().unwrap();
+        let mut tx = s.begin_import("t", "", &fx).unwrap();
+        assert!(tx.remove(&sample().source_id).unwrap());
+        assert!(!tx.remove("nope").unwrap());
+        tx.commit(ImportCounts::default()).unwrap();
+        assert_eq!(s.data_version().unwrap(), v + 1);
+        assert_eq!(s.incident_count().unwrap(), 1);
+        for table in [
+            "route_leg",
+            "transit",
+            "method",
+            "fee",
+            "migrant_group",
+            "smuggler",
+        ] {
+            let n: i64 = s
+                .conn()
+                .query_row(&format!("SELECT COUNT(*) FROM {table} WHERE incident_id NOT IN (SELECT id FROM incident)"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{table} rows left behind");
+        }
+        // A search's wildcards are the characters typed.
+        let found = s
+            .records(&RecordFilter {
+                text: "%".into(),
+                limit: 10,
+                ..RecordFilter::default()
+            })
+            .unwrap();
+        assert!(found.is_empty());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,8 @@
 //! - [`web`]: what every request passes through: security headers, the CSRF check of every
 //!   POST, the signed-in user and role checks, cookies.
 //! - [`pages`]: one handler per page, each with its compiled (askama) template.
+//! - [`records`]: the case pages (the ORT form, list, edit, drafts, review, soft delete), and
+//!   [`case_form`]: the form as typed, read into a record by the import's own reader.
 //! - [`cli`]: `vrs-node console` and `vrs-node user …`.
 //! - Workflow pages: [`imports`] (upload, preview, commit or cancel), [`preview`] (the release
 //!   preview: table, chart, budget cost), [`approvals`] (held queries, approve or deny).
@@ -18,13 +20,15 @@
 //! (SQLite, argon2) on the blocking pool → a template rendered with the viewer's language.
 //!
 //! The console writes `console.sqlite`; the store only through the import code (an upload's
-//! commit, [`imports`]); the audit log only to decide a held query ([`approvals`], the same
-//! `AuditLog::decide` as the CLI). Everything else it reads, read-only.
+//! commit, [`imports`]; the case pages, [`records`], through the import's own transaction);
+//! the audit log only to decide a held query ([`approvals`], the same `AuditLog::decide` as
+//! the CLI). Everything else it reads, read-only.
 //! It listens on its own port (`[console] listen`, default `127.0.0.1:7480`), apart from the
 //! federation's mutual-TLS port; a non-loopback address is refused unless `[console.tls]` is set.
 
 pub mod accounts;
 pub mod approvals;
+pub mod case_form;
 pub mod changelog;
 pub mod cli;
 pub mod db;
@@ -32,6 +36,7 @@ pub mod i18n;
 pub mod imports;
 pub mod pages;
 pub mod preview;
+pub mod records;
 pub mod sessions;
 pub mod web;
 
@@ -70,6 +75,9 @@ pub struct ConsoleSection {
     /// `[console.tls]`: serve HTTPS with this certificate and key (PEM) instead of plain HTTP;
     /// session cookies are then `Secure`.
     pub tls: Option<ConsoleTls>,
+    /// Records a clerk enters or edits in the ORT form wait for a reviewer's approval before
+    /// they go into the store (and count). Default false: they count when saved.
+    pub review_records: bool,
 }
 
 impl Default for ConsoleSection {
@@ -81,6 +89,7 @@ impl Default for ConsoleSection {
             lockout_secs: 900,
             sign_in_failures_per_minute: 20,
             tls: None,
+            review_records: false,
         }
     }
 }

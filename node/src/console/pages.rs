@@ -55,6 +55,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/approvals", get(super::approvals::approvals))
         .route("/approvals/{id}/{action}", post(super::approvals::decide))
         .route("/assets/console.css", get(css))
+        .merge(super::records::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             console.clone(),
@@ -102,8 +103,9 @@ impl Frame {
         let t = web::tr(console, viewer.lang);
         let user = viewer.session.as_ref().and_then(|s| s.user.clone());
         let role = user.as_ref().map(|u| u.role);
-        let pages: [(&'static str, &str, Role); 8] = [
+        let pages: [(&'static str, &str, Role); 9] = [
             ("/", "nav-status", Role::Clerk),
+            ("/cases", "case-nav", Role::Clerk),
             // workflow: imports, release preview, approval queue
             ("/imports", "import-nav", Role::Clerk),
             ("/preview", "preview-nav", Role::Clerk),
