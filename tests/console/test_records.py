@@ -78,6 +78,21 @@ def value(name):
     return field(name).get_attribute("value")
 
 
+PREVIEW = "/preview?unit=incidents&by1=origin&from=2024-03&to=2024-03"
+
+
+def previewed_exact(origin):
+    """The release preview of incidents by origin in the case's month: the exact count the
+    node's store holds for `origin` (the column beside the released value), 0 without a row."""
+    go(PREVIEW)
+    wait.until(lambda _: d.find_elements(By.ID, "answer"))
+    for row in d.find_elements(By.CSS_SELECTOR, "#answer tbody tr"):
+        cells = row.find_elements(By.TAG_NAME, "td")
+        if cells and cells[0].text == origin:
+            return int(row.find_element(By.CSS_SELECTOR, "td.exact").text.replace(",", ""))
+    return 0
+
+
 def notice():
     return wait.until(lambda _: d.find_element(By.CSS_SELECTOR, "p.alert.ok")).text
 
@@ -99,6 +114,7 @@ def _():
     sign_in("budi")
     wait.until(lambda _: h1() == "Node status")
     state["before"] = stored_incidents()
+    state["previewed"] = previewed_exact("MMR")
     d.find_element(By.LINK_TEXT, "Cases").click()
     wait.until(lambda _: h1() == "Cases")
     d.find_element(By.ID, "case-new").click()
@@ -187,6 +203,12 @@ def _():
     press("save")
     assert SOURCE in notice()
     assert stored_incidents() == state["before"] + 1
+
+
+@check("records: the saved case is counted in the release preview (its origin's exact cell)")
+def _():
+    assert previewed_exact("MMR") == state["previewed"] + 1, state
+    assert d.find_elements(By.ID, "cost"), "the preview shows the budget cost"
 
 
 @check("records: found in the list by search and by filters")

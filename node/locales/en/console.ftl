@@ -265,6 +265,7 @@ preview-col-after = ρ left after it
 preview-short = not enough left
 preview-table-caption = What the node would release (one draw of the noise)
 preview-col-interval = 95% interval
+preview-col-exact = In this node’s store (exact, never sent)
 preview-suppressed = suppressed ({ $reason })
 preview-bar-suppressed = suppressed
 preview-chart-label = Released values, with their 95% intervals

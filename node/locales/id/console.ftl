@@ -265,6 +265,7 @@ preview-col-after = Sisa ρ sesudahnya
 preview-short = sisa tidak cukup
 preview-table-caption = Apa yang akan dirilis node (satu tarikan derau)
 preview-col-interval = Interval 95%
+preview-col-exact = Di penyimpanan node ini (tepat, tidak pernah dikirim)
 preview-suppressed = disembunyikan ({ $reason })
 preview-bar-suppressed = disembunyikan
 preview-chart-label = Nilai yang dirilis, dengan interval 95%-nya

@@ -11,6 +11,7 @@
 //!
 //! A `GET` form (nothing changes, so no CSRF token); role: clerk and above.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -117,6 +118,9 @@ struct Row {
     value: String,
     interval: String,
     suppressed: bool,
+    /// The cell's exact value in this node's store: shown to the node's own staff beside what
+    /// would be released (they can read every record anyway), never sent anywhere.
+    exact: String,
 }
 
 /// One bar of the chart, in SVG user units.
@@ -266,6 +270,7 @@ fn compute(console: &Console, form: &PreviewForm, t: &Tr) -> Result<Outcome, Fai
     crate::service::check_published(&config.policy, &q)
         .map_err(|e| Failure::Question(e.to_string()))?;
     let store = Store::open_read_only(&config.data_dir())?;
+    let exact = exact_cells(&store, &q)?;
     let summary = super::approvals::question_words(&q.to_raw(), t);
     let unit = q.unit();
     let dimensions: Vec<String> = q.group_by().iter().map(|d| d.code().to_string()).collect();
@@ -276,7 +281,7 @@ fn compute(console: &Console, form: &PreviewForm, t: &Tr) -> Result<Outcome, Fai
         let secret =
             crate::disclosure::PerturbationSecret::from_bytes(store.perturbation_secret()?);
         let released = crate::disclosure::release(&table, &config.policy, &secret);
-        let (rows, chart) = table_and_chart(&released.answer, None, t);
+        let (rows, chart) = table_and_chart(&released.answer, None, &exact, t);
         return Ok(Outcome {
             summary,
             dimensions,
@@ -300,7 +305,7 @@ fn compute(console: &Console, form: &PreviewForm, t: &Tr) -> Result<Outcome, Fai
         },
     )?;
     let sigma = p.plan.sigma.as_f64();
-    let (rows, chart) = table_and_chart(&p.answer, Some(sigma), t);
+    let (rows, chart) = table_and_chart(&p.answer, Some(sigma), &exact, t);
     let rho = p.plan.rho_micro;
     let quarters: Vec<QuarterRow> = p
         .quarters
@@ -359,8 +364,28 @@ fn compute(console: &Console, form: &PreviewForm, t: &Tr) -> Result<Outcome, Fai
     })
 }
 
-/// The table rows (reading order: fee bands by amount) and the chart of an answer.
-fn table_and_chart(answer: &Answer, sigma: Option<f64>, t: &Tr) -> (Vec<Row>, Option<Chart>) {
+/// The exact value of every cell the store holds for `q` (the node's own records, before any
+/// bound, noise or suppression), by cell key. A question outside the stored months has none:
+/// every cell of the release then shows 0.
+fn exact_cells(
+    store: &Store,
+    q: &vrs_core::query::Query,
+) -> Result<HashMap<Vec<String>, i64>, Failure> {
+    match crate::query::aggregate(store, q) {
+        Ok(table) => Ok(table.cells.into_iter().map(|c| (c.key, c.value)).collect()),
+        Err(crate::query::PlanError::Store(e)) => Err(Failure::Internal(e.into())),
+        Err(_) => Ok(HashMap::new()),
+    }
+}
+
+/// The table rows (reading order: fee bands by amount) and the chart of an answer, each row
+/// with its exact value from `exact`.
+fn table_and_chart(
+    answer: &Answer,
+    sigma: Option<f64>,
+    exact: &HashMap<Vec<String>, i64>,
+    t: &Tr,
+) -> (Vec<Row>, Option<Chart>) {
     let mut cells: Vec<&vrs_core::answer::Cell> = answer.cells.iter().collect();
     cells.sort_by(|a, b| vrs_core::query::compare_keys(&answer.dimensions, &a.key, &b.key));
     let half = sigma.map(|s| 1.96 * s);
@@ -386,6 +411,7 @@ fn table_and_chart(answer: &Answer, sigma: Option<f64>, t: &Tr) -> (Vec<Row>, Op
                 value,
                 interval,
                 suppressed,
+                exact: t.int(exact.get(&c.key).copied().unwrap_or(0).max(0) as u64),
             }
         })
         .collect();
