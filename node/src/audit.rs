@@ -13,6 +13,7 @@
 //! Released values are never written here: only the digest of the released answer.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -189,6 +190,108 @@ pub struct Pending {
 #[derive(Debug)]
 pub struct AuditLog {
     pub(crate) conn: Connection,
+    /// Makes grouped commits durable (see [`GroupSync`]).
+    sync: Arc<GroupSync>,
+}
+
+/// Group commit: an answer's entry is committed without its own flush
+/// ([`AuditLog::append_grouped`], [`AuditLog::commit_release_grouped`]), and the answer waits on
+/// the [`Durable`] it got back, outside the log's lock, until one flush of the WAL has covered
+/// it. Concurrent answers commit while an earlier flush runs and are then made durable together
+/// by the next one: one fsync for many answers, and still no answer leaves before its entry is
+/// on disk. A WAL is appended in order, so a flush covers every commit written before it; a
+/// checkpoint at `synchronous = NORMAL` flushes the WAL before it copies anything out of it.
+#[derive(Debug)]
+pub struct GroupSync {
+    wal: PathBuf,
+    state: Mutex<SyncState>,
+    flushed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Grouped commits written so far (their tickets are 1, 2, …).
+    written: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    /// A flush is running.
+    flushing: bool,
+    /// Flushes done (a figure for tests and benchmarks).
+    flushes: u64,
+}
+
+/// A committed entry that is not yet known to be durable: [`Durable::wait`] before releasing
+/// anything that depends on it.
+#[derive(Debug)]
+#[must_use = "an answer may leave only after its audit entry is durable"]
+pub struct Durable {
+    sync: Arc<GroupSync>,
+    ticket: u64,
+}
+
+impl GroupSync {
+    fn new(db: &Path) -> GroupSync {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        GroupSync {
+            wal: PathBuf::from(wal),
+            state: Mutex::new(SyncState::default()),
+            flushed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes one more grouped commit; called with the log's lock held, after the commit.
+    fn written(self: &Arc<Self>) -> Durable {
+        let mut st = self.lock();
+        st.written += 1;
+        Durable {
+            sync: self.clone(),
+            ticket: st.written,
+        }
+    }
+
+    /// Flushes done so far.
+    pub fn flushes(&self) -> u64 {
+        self.lock().flushes
+    }
+}
+
+impl Durable {
+    /// Returns once the entry is on disk: by a flush that started after it was written, made
+    /// by this caller or by another one waiting at the same time.
+    pub fn wait(self) -> Result<(), AuditError> {
+        let sync = &self.sync;
+        let mut st = sync.lock();
+        loop {
+            if st.durable >= self.ticket {
+                return Ok(());
+            }
+            if st.flushing {
+                st = sync.flushed.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.flushing = true;
+            let target = st.written;
+            drop(st);
+            let flushed = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&sync.wal)
+                .and_then(|f| f.sync_data());
+            st = sync.lock();
+            st.flushing = false;
+            st.flushes += 1;
+            if flushed.is_ok() {
+                st.durable = st.durable.max(target);
+            }
+            sync.flushed.notify_all();
+            // A failed flush makes nothing durable: this caller refuses, the others try again.
+            flushed?;
+        }
+    }
 }
 
 impl AuditLog {
@@ -238,7 +341,10 @@ impl AuditLog {
                 return Err(e.into());
             }
         }
-        Ok(AuditLog { conn })
+        Ok(AuditLog {
+            conn,
+            sync: Arc::new(GroupSync::new(&path)),
+        })
     }
 
     /// Opens an existing audit log without creating one.
@@ -262,7 +368,10 @@ impl AuditLog {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(AuditLog { conn })
+        Ok(AuditLog {
+            conn,
+            sync: Arc::new(GroupSync::new(&path)),
+        })
     }
 
     /// Appends an entry; returns its sequence number and hash.
@@ -273,6 +382,36 @@ impl AuditLog {
         let appended = append_in(&tx, e)?;
         tx.commit()?;
         Ok(appended)
+    }
+
+    /// Appends an entry with group commit: committed now, durable once the returned
+    /// [`Durable`] has been waited on (after the caller let go of the log).
+    pub fn append_grouped(
+        &mut self,
+        e: &NewEntry<'_>,
+    ) -> Result<((i64, String), Durable), AuditError> {
+        self.unflushed(|log| log.append(e))
+    }
+
+    /// Runs `write` with commits left unflushed, and notes them for the group flush.
+    pub(crate) fn unflushed<T>(
+        &mut self,
+        write: impl FnOnce(&mut AuditLog) -> Result<T, AuditError>,
+    ) -> Result<(T, Durable), AuditError> {
+        self.conn
+            .prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
+        let written = write(self);
+        self.conn
+            .prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
+        let written = written?;
+        Ok((written, self.sync.written()))
+    }
+
+    /// The log's group flush (for figures and tests).
+    pub fn group_sync(&self) -> &GroupSync {
+        &self.sync
     }
 }
 
@@ -680,6 +819,81 @@ mod tests {
             plan.contains("COVERING INDEX audit_caller_outcome_time"),
             "{plan}"
         );
+    }
+
+    #[test]
+    fn grouped_commits_are_made_durable_by_one_flush_and_stay_flushed_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        let tickets: Vec<Durable> = (0..10)
+            .map(|_| log.append_grouped(&entry("answered")).unwrap().1)
+            .collect();
+        assert_eq!(log.group_sync().flushes(), 0);
+        for t in tickets {
+            t.wait().unwrap();
+        }
+        assert_eq!(log.group_sync().flushes(), 1, "ten entries, one flush");
+        assert_eq!(log.verify().unwrap(), Ok(10));
+        // A commit written after the flush needs a flush of its own.
+        let (_, t) = log.append_grouped(&entry("answered")).unwrap();
+        t.wait().unwrap();
+        assert_eq!(log.group_sync().flushes(), 2);
+        let sync: i64 = log
+            .raw_connection()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "other writes are still flushed on commit");
+    }
+
+    #[test]
+    fn concurrent_waiters_all_return_once_their_entries_are_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(AuditLog::open(dir.path()).unwrap()));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        let durable = log
+                            .lock()
+                            .unwrap()
+                            .append_grouped(&entry("answered"))
+                            .unwrap()
+                            .1;
+                        durable.wait().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let log = log.lock().unwrap();
+        assert_eq!(log.verify().unwrap(), Ok(80));
+        let flushes = log.group_sync().flushes();
+        assert!((1..=80).contains(&flushes), "{flushes}");
+    }
+
+    #[test]
+    fn a_failed_flush_is_an_error_for_the_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        let (_, durable) = log.append_grouped(&entry("answered")).unwrap();
+        // The flush opens the WAL by its path: a log whose WAL cannot be opened has nothing
+        // durable, and the waiter must hear so rather than release.
+        let mut moved = log.sync.wal.clone().into_os_string();
+        moved.push(".gone");
+        let broken = Arc::new(GroupSync {
+            wal: PathBuf::from(moved),
+            state: Mutex::new(SyncState::default()),
+            flushed: Condvar::new(),
+        });
+        let stranded = Durable {
+            sync: broken.clone(),
+            ticket: broken.written().ticket,
+        };
+        assert!(stranded.wait().is_err());
+        durable.wait().unwrap();
     }
 
     #[test]

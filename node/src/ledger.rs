@@ -269,6 +269,18 @@ impl AuditLog {
         Ok(appended)
     }
 
+    /// [`AuditLog::commit_release`] with group commit: the caller waits on the returned
+    /// [`crate::audit::Durable`], after letting go of the log, before the answer leaves.
+    pub fn commit_release_grouped(
+        &mut self,
+        entry: &NewEntry<'_>,
+        release_id: &str,
+        answer: &Answer,
+        replayed: bool,
+    ) -> Result<((i64, String), crate::audit::Durable), AuditError> {
+        self.unflushed(|log| log.commit_release(entry, release_id, answer, replayed))
+    }
+
     /// Records a replayed release's query id; false if the id was used before.
     pub fn remember_for_replay(&mut self, query_id: &str, at_ms: i64) -> Result<bool, AuditError> {
         let n = self
