@@ -8,6 +8,9 @@
 //!   (`SELECT origin, quarter, COUNT(*) FROM incident GROUP BY 1, 2`) run with rusqlite on the same
 //!   file: interleaved rounds, medians. The node's peak RSS (`VmHWM`) after answering.
 //! - **Dimensions.** The same with 1, 2 and 3 group-by dimensions at 1M.
+//! - **DuckDB** (`duck.rs`). The same stores' rows loaded into DuckDB files; incidents and
+//!   migrants by 1–3 dimensions, the node's exact aggregation against DuckDB with 1 and 2
+//!   threads, both timed in process, interleaved.
 //! - **Import.** 1M synthetic incidents as template CSV through `import::import_file` into a
 //!   fresh store, against the `sqlite3` CLI's `.import` of the same file into an indexed table.
 //! - **Fan-out.** 32 `vrs-node serve` processes of 100k incidents each: a regional query against
@@ -22,6 +25,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 mod data;
+mod duck;
 mod measure;
 mod nodes;
 
@@ -135,7 +139,7 @@ struct Args {
     /// Keep only the largest N Missing Migrants partitions (default: all).
     #[arg(long)]
     mm_nodes: Option<usize>,
-    /// Run only these parts: node, import, federation, mm (default: all).
+    /// Run only these parts: node, duckdb, import, federation, mm (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Passed by `cargo bench`; ignored.
@@ -211,6 +215,9 @@ fn main() -> Result<()> {
     let part = |name: &str| args.only.is_empty() || args.only.iter().any(|p| p == name);
     if part("node") {
         node_figures(&args, &rt, &node_bin, &work, run.path(), &mut report)?;
+    }
+    if part("duckdb") {
+        duckdb_figures(&args, &work, &mut report)?;
     }
     if part("import") {
         import_figure(&args, &work, &mut report)?;
@@ -301,6 +308,54 @@ fn node_figures(
                 report.dims.push((k + 1, m[2 * k], m[2 * k + 1]));
             }
         }
+    }
+    Ok(())
+}
+
+/// The node's exact aggregation against DuckDB on the same rows, at every store size (the stores
+/// of [`node_figures`], made here if that part did not run). Skipped with a note when DuckDB
+/// cannot be installed.
+fn duckdb_figures(args: &Args, work: &Path, report: &mut Report) -> Result<()> {
+    let py = match duck::python() {
+        Ok(p) => p,
+        Err(e) => {
+            report.note(format!("DuckDB figures skipped: {e:#}"));
+            return Ok(());
+        }
+    };
+    let country: Country = COUNTRY.parse()?;
+    let queries: Vec<Query> = duck::QUESTIONS
+        .iter()
+        .map(|q| query(q.unit, q.by.iter().map(|d| d.to_string()).collect()))
+        .collect::<Result<_>>()?;
+    for &size in &args.sizes {
+        let dir = work.join(format!("node-{size}"));
+        data::cached(&dir, &format!("{COUNTRY} {size} seed 1"), |d| {
+            data::synthetic_store(d, country, size, 1)
+        })?;
+        let duck_dir = work.join(format!("duckdb-{size}"));
+        let db = duck_dir.join("data.duckdb");
+        let t = Instant::now();
+        if data::cached(
+            &duck_dir,
+            &format!("{COUNTRY} {size} seed 1, duckdb {}", duck::DUCKDB_VERSION),
+            |_| duck::load(&py, &dir, &db),
+        )? {
+            report.note(format!(
+                "exported {size} incidents and their migrant groups to DuckDB in {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        eprintln!("DuckDB figures at {size} incidents");
+        let store = Store::open_read_only(&dir)?;
+        let mut duck = duck::Duck::open(&py, &db)?;
+        report.duck.extend(duck::measure(
+            size,
+            &store,
+            &mut duck,
+            &queries,
+            rounds_for(args, size),
+        )?);
     }
     Ok(())
 }
@@ -971,6 +1026,7 @@ struct Report {
     import: Option<ImportRow>,
     federation: Option<FederationRow>,
     mm: Option<MmRow>,
+    duck: Vec<duck::Row>,
 }
 
 fn first_line(cmd: &str, args: &[&str]) -> String {
@@ -1041,6 +1097,7 @@ impl Report {
             import: None,
             federation: None,
             mm: None,
+            duck: Vec::new(),
         }
     }
 
@@ -1215,6 +1272,8 @@ impl Report {
                 local.as_secs_f64() / plain.as_secs_f64()
             );
         }
+
+        duck::print(&self.duck);
 
         if let Some(f) = &self.federation {
             println!(
