@@ -559,6 +559,12 @@ pub fn aggregate(store: &Store, query: &Query) -> Result<ExactTable, PlanError> 
     aggregate_restricted(store, query, &Restriction::default())
 }
 
+/// [`aggregate`] by the SQL path alone, never the column engine: the benchmark's "before".
+#[doc(hidden)]
+pub fn aggregate_by_sql(store: &Store, query: &Query) -> Result<ExactTable, PlanError> {
+    aggregate_cells(store, query, &Restriction::default(), Some(Engine::Sql))
+}
+
 /// Aggregates `query` exactly under a zCDP [`Restriction`] (contribution bounds, coverage
 /// months). Unlike [`aggregate`] it never compares the query with the stored periods: the
 /// caller's universe already decided which months are read, from the declared coverage.

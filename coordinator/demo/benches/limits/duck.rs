@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use vrs_core::query::Query;
-use vrs_node::query::aggregate;
+use vrs_node::query::{aggregate, aggregate_by_sql};
 use vrs_node::store::Store;
 
 use crate::measure::{median, ms};
@@ -74,6 +74,8 @@ pub struct Row {
     pub question: &'static str,
     /// `vrs_node::query::aggregate`: the exact cells.
     pub node: Duration,
+    /// The same by the node's SQL path alone (the engine before the column engine).
+    pub sql: Duration,
     /// DuckDB with 1 and with 2 threads.
     pub duck1: Duration,
     pub duck2: Duration,
@@ -248,6 +250,7 @@ pub fn measure(
         let mut node = Vec::new();
         let mut d1 = Vec::new();
         let mut d2 = Vec::new();
+        let mut sql = Vec::new();
         for round in 0..=rounds.max(1) {
             let t = Instant::now();
             let table = aggregate(store, q)?;
@@ -258,17 +261,28 @@ pub fn measure(
             std::hint::black_box(&table);
             let a = duck.run(1, question.sql)?;
             let b = duck.run(2, question.sql)?;
+            let t = Instant::now();
+            let by_sql = aggregate_by_sql(store, q)?;
+            let s = t.elapsed();
+            if by_sql.cells.len() != table.cells.len() {
+                bail!(
+                    "{}: the SQL path and the column engine differ",
+                    question.label
+                );
+            }
             // Round 0 warms up (the node builds its projection, DuckDB reads its file).
             if round > 0 {
                 node.push(e);
                 d1.push(a);
                 d2.push(b);
+                sql.push(s);
             }
         }
         out.push(Row {
             incidents,
             question: question.label,
             node: median(node),
+            sql: median(sql),
             duck1: median(d1),
             duck2: median(d2),
         });
@@ -285,19 +299,21 @@ pub fn print(rows: &[Row]) {
         "\n## Node engine against DuckDB {DUCKDB_VERSION} (exact aggregation, in process, warm; medians)\n"
     );
     println!(
-        "| incidents | question | node engine (1 thread) | DuckDB 1 thread | ratio | DuckDB 2 threads | ratio |"
+        "| incidents | question | node SQL path (before) | node column engine (1 thread) | DuckDB 1 thread | ratio | DuckDB 2 threads | ratio | before: SQL path / DuckDB 1 thread |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {:.2} ms | {:.2} ms | {:.2}× | {:.2} ms | {:.2}× |",
+            "| {} | {} | {:.1} ms | {:.2} ms | {:.2} ms | {:.2}× | {:.2} ms | {:.2}× | {:.1}× |",
             r.incidents,
             r.question,
+            ms(r.sql),
             ms(r.node),
             ms(r.duck1),
             r.node.as_secs_f64() / r.duck1.as_secs_f64(),
             ms(r.duck2),
             r.node.as_secs_f64() / r.duck2.as_secs_f64(),
+            r.sql.as_secs_f64() / r.duck1.as_secs_f64(),
         );
     }
 }
