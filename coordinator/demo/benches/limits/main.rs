@@ -11,6 +11,8 @@
 //! - **DuckDB** (`duck.rs`). The same stores' rows loaded into DuckDB files; incidents and
 //!   migrants by 1–3 dimensions, the node's exact aggregation against DuckDB with 1 and 2
 //!   threads, both timed in process, interleaved.
+//! - **Fixed cost and concurrency** (`fixed.rs`). One node: CPU per answered light query against
+//!   a plain tonic mTLS unary call to the same process; throughput at 1–512 concurrent callers.
 //! - **Import.** 1M synthetic incidents as template CSV through `import::import_file` into a
 //!   fresh store, against the `sqlite3` CLI's `.import` of the same file into an indexed table.
 //! - **Fan-out.** 32 `vrs-node serve` processes of 100k incidents each: a regional query against
@@ -26,12 +28,14 @@
 
 mod data;
 mod duck;
+mod fixed;
 mod measure;
 mod nodes;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -139,7 +143,7 @@ struct Args {
     /// Keep only the largest N Missing Migrants partitions (default: all).
     #[arg(long)]
     mm_nodes: Option<usize>,
-    /// Run only these parts: node, duckdb, import, federation, mm (default: all).
+    /// Run only these parts: node, duckdb, fixed, import, federation, mm (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Passed by `cargo bench`; ignored.
@@ -218,6 +222,9 @@ fn main() -> Result<()> {
     }
     if part("duckdb") {
         duckdb_figures(&args, &work, &mut report)?;
+    }
+    if part("fixed") {
+        fixed_figures(&args, &rt, &node_bin, &work, run.path(), &mut report)?;
     }
     if part("import") {
         import_figure(&args, &work, &mut report)?;
@@ -356,6 +363,48 @@ fn duckdb_figures(args: &Args, work: &Path, report: &mut Report) -> Result<()> {
             &queries,
             rounds_for(args, size),
         )?);
+    }
+    Ok(())
+}
+
+/// Fixed cost per answer and throughput under concurrency, on one node process serving the
+/// smallest synthetic store.
+fn fixed_figures(
+    args: &Args,
+    rt: &Runtime,
+    node_bin: &Path,
+    work: &Path,
+    run: &Path,
+    report: &mut Report,
+) -> Result<()> {
+    let country: Country = COUNTRY.parse()?;
+    let size = args.sizes[0];
+    let dir = work.join(format!("node-{size}"));
+    data::cached(&dir, &format!("{COUNTRY} {size} seed 1"), |d| {
+        data::synthetic_store(d, country, size, 1)
+    })?;
+    let pki = Pki::generate(&run.join("pki-fixed"), &[country])?;
+    nodes::write_node_toml(&dir, country, &pki)?;
+    let procs = NodeProcs::start(node_bin, &[(country, dir.clone())])?;
+    let registry = procs.registry(&pki, &run.join("registry-fixed.toml"))?;
+    let fed = Arc::new(Federation::connect(&registry)?);
+    let q = light_query()?;
+    eprintln!("fixed cost per answer at {size} incidents");
+    let calls = if args.smoke { 10 } else { 500 };
+    report.fixed = Some(fixed::fixed_cost(
+        rt,
+        &fed,
+        &registry,
+        procs.0[0].pid(),
+        &q,
+        calls,
+    )?);
+    let secs = if args.smoke { 0.3 } else { 5.0 };
+    for callers in [1, 8, 64, 512] {
+        eprintln!("concurrency: {callers} callers");
+        report
+            .levels
+            .push(fixed::level(rt, &fed, &q, callers, secs)?);
     }
     Ok(())
 }
@@ -1027,6 +1076,8 @@ struct Report {
     federation: Option<FederationRow>,
     mm: Option<MmRow>,
     duck: Vec<duck::Row>,
+    fixed: Option<fixed::FixedCost>,
+    levels: Vec<fixed::Level>,
 }
 
 fn first_line(cmd: &str, args: &[&str]) -> String {
@@ -1098,6 +1149,8 @@ impl Report {
             federation: None,
             mm: None,
             duck: Vec::new(),
+            fixed: None,
+            levels: Vec::new(),
         }
     }
 
@@ -1274,6 +1327,7 @@ impl Report {
         }
 
         duck::print(&self.duck);
+        fixed::print(self.fixed.as_ref(), &self.levels);
 
         if let Some(f) = &self.federation {
             println!(
