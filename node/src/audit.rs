@@ -12,6 +12,7 @@
 //! protection survives a restart, and the queries waiting for the operator's approval.
 //! Released values are never written here: only the digest of the released answer.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -192,6 +193,9 @@ pub struct AuditLog {
     pub(crate) conn: Connection,
     /// Makes grouped commits durable (see [`GroupSync`]).
     sync: Arc<GroupSync>,
+    /// [`AuditLog::answered_since`] counted so far, per caller and start time: the last entry
+    /// counted and the count. Entries are append-only, so later calls count only newer ones.
+    answered: std::cell::RefCell<HashMap<(String, i64), (i64, u64)>>,
 }
 
 /// Group commit: an answer's entry is committed without its own flush
@@ -344,6 +348,7 @@ impl AuditLog {
         Ok(AuditLog {
             conn,
             sync: Arc::new(GroupSync::new(&path)),
+            answered: Default::default(),
         })
     }
 
@@ -371,6 +376,7 @@ impl AuditLog {
         Ok(AuditLog {
             conn,
             sync: Arc::new(GroupSync::new(&path)),
+            answered: Default::default(),
         })
     }
 
@@ -398,6 +404,17 @@ impl AuditLog {
         &mut self,
         write: impl FnOnce(&mut AuditLog) -> Result<T, AuditError>,
     ) -> Result<(T, Durable), AuditError> {
+        let written = self.flushed_later(write)?;
+        Ok((written, self.sync.written()))
+    }
+
+    /// Runs `write` with its commits left unflushed, for writes that a later flushed commit
+    /// always follows before anything is released (a WAL is written in order, so that flush
+    /// makes them durable too).
+    pub(crate) fn flushed_later<T>(
+        &mut self,
+        write: impl FnOnce(&mut AuditLog) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
         self.conn
             .prepare_cached("PRAGMA synchronous = NORMAL")?
             .execute([])?;
@@ -405,8 +422,7 @@ impl AuditLog {
         self.conn
             .prepare_cached("PRAGMA synchronous = FULL")?
             .execute([])?;
-        let written = written?;
-        Ok((written, self.sync.written()))
+        written
     }
 
     /// The log's group flush (for figures and tests).
@@ -590,15 +606,45 @@ impl AuditLog {
     }
 
     /// Queries this caller had answered since `since_ms` (the daily budget counts these).
+    ///
+    /// The first call for a caller and start time counts them through the index; later calls
+    /// add only the entries appended since (a range of `seq`), so the check does not grow with
+    /// the queries answered that day.
     pub fn answered_since(&self, caller: &str, since_ms: i64) -> Result<u64, AuditError> {
-        let n: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM audit
-                 WHERE caller = ?1 AND outcome = 'answered' AND at_ms >= ?2",
-            )?
-            .query_row(params![caller, since_ms], |r| r.get(0))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let key = (caller.to_string(), since_ms);
+        let cached = self.answered.borrow().get(&key).copied();
+        let (last, count) = match cached {
+            Some((last, count)) => {
+                let (newest, more): (Option<i64>, i64) = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT MAX(seq), COUNT(CASE WHEN caller = ?1 AND outcome = 'answered' AND at_ms >= ?2 THEN 1 END)
+                         FROM audit WHERE seq > ?3",
+                    )?
+                    .query_row(params![caller, since_ms, last], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                (
+                    newest.unwrap_or(last),
+                    count + u64::try_from(more).unwrap_or(0),
+                )
+            }
+            None => {
+                let (newest, n): (Option<i64>, i64) = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT (SELECT MAX(seq) FROM audit), COUNT(*) FROM audit
+                         WHERE caller = ?1 AND outcome = 'answered' AND at_ms >= ?2",
+                    )?
+                    .query_row(params![caller, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                (newest.unwrap_or(0), u64::try_from(n).unwrap_or(0))
+            }
+        };
+        let mut memo = self.answered.borrow_mut();
+        // Only the current day's counts are worth keeping.
+        memo.retain(|(_, since), _| *since == since_ms);
+        memo.insert(key, (last, count));
+        Ok(count)
     }
 
     /// Holds a query for the operator.
@@ -819,6 +865,37 @@ mod tests {
             plan.contains("COVERING INDEX audit_caller_outcome_time"),
             "{plan}"
         );
+    }
+
+    #[test]
+    fn the_daily_count_counted_in_steps_equals_a_count_from_scratch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(dir.path()).unwrap();
+        let callers = ["a.vrs.test", "b.vrs.test"];
+        let outcomes = ["answered", "refused:BUSY", "answered", "cancelled"];
+        let since = 1_700_000_000_500;
+        for i in 0..60i64 {
+            log.append(&NewEntry {
+                at_ms: 1_700_000_000_000 + i * 37,
+                caller: callers[(i % 2) as usize],
+                outcome: outcomes[(i % 4) as usize],
+                ..entry("answered")
+            })
+            .unwrap();
+            if i % 7 == 0 {
+                for c in callers {
+                    let fresh = AuditLog::open(dir.path()).unwrap();
+                    let expected = fresh.answered_since(c, since).unwrap();
+                    assert_eq!(
+                        log.answered_since(c, since).unwrap(),
+                        expected,
+                        "{c} at {i}"
+                    );
+                }
+            }
+        }
+        assert!(log.answered_since(callers[0], since).unwrap() > 5);
+        assert_eq!(log.answered_since(callers[1], since).unwrap(), 0);
     }
 
     #[test]
