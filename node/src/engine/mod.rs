@@ -4,11 +4,12 @@
 //! SQLite stays the store of record. The first query that the engine covers reads the counted
 //! fields of every incident and migrant group into dictionary-coded columns ([`columns`]); later
 //! queries group those codes in one pass ([`groupby`]) instead of stepping through SQLite's
-//! rows, about two orders of magnitude faster. The projection is kept per store file and
-//! rebuilt when the store's fingerprint changes: its `data_version` (moved by every import that
-//! adds records, and part of every release id, so the node already assumes that data does not
-//! change without it) and the largest incident id. The engine produces the same cells as the
-//! SQL path, before any disclosure step; what happens after (universe, noise, rules) is unchanged.
+//! rows: 25 to 75 times faster at 1M incidents (docs/BENCHMARKS.md, "Performance v2"). The
+//! projection is kept per store file and rebuilt when the store's fingerprint changes: its
+//! `data_version` (moved by every import that adds records, and part of every release id, so the
+//! node already assumes that data does not change without it) and the largest incident id. The
+//! engine produces the same cells as the SQL path, before any disclosure step; what happens after
+//! (universe, noise, rules) is unchanged.
 
 pub(crate) mod columns;
 pub(crate) mod groupby;
