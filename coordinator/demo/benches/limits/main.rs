@@ -27,6 +27,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 mod data;
+mod distance;
 mod duck;
 mod fixed;
 mod measure;
@@ -659,6 +660,62 @@ fn regional_vs_alone(
     })
 }
 
+/// The Missing Migrants nodes behind delay-injecting proxies (item 4 of issue 15): a cold
+/// `vrs-coordinator query` process and warm regional queries, against the largest round trip
+/// plus `slowest_alone` (the largest partition asked alone, warm, without a proxy).
+#[allow(clippy::too_many_arguments)]
+fn distance_figures(
+    args: &Args,
+    rt: &Runtime,
+    procs: &NodeProcs,
+    pki: &Pki,
+    run: &Path,
+    coordinator_bin: &Path,
+    q: &Query,
+    slowest_alone: Duration,
+) -> Result<distance::DistanceRow> {
+    let rtts = distance::round_trips(procs.0.len(), 15);
+    let targets: Vec<_> = procs
+        .0
+        .iter()
+        .map(|p| p.addr)
+        .zip(rtts.iter().copied())
+        .collect();
+    let proxies = distance::start(rt, &targets)?;
+    let path = run.join("registry-distance.toml");
+    let registry = procs.registry_at(pki, &path, &proxies.addrs)?;
+    eprintln!("distance: {} nodes behind delay proxies", procs.0.len());
+    let mut cold = Vec::new();
+    for _ in 0..3 {
+        let (d, out) = time(|| {
+            Ok(Command::new(coordinator_bin)
+                .args(["query", "--registry"])
+                .arg(&path)
+                .args(["--unit", "deaths", "--by", "quarter", "--format", "json"])
+                .stderr(Stdio::inherit())
+                .output()?)
+        })?;
+        if !out.status.success() {
+            bail!(
+                "vrs-coordinator query through the proxies failed: {}",
+                out.status
+            );
+        }
+        cold.push(d);
+    }
+    let fed = Federation::connect(&registry)?;
+    let warm = interleave(args.rounds, &mut [Box::new(|| ask(rt, &fed, q).map(drop))])?[0];
+    drop(proxies);
+    Ok(distance::DistanceRow {
+        nodes: procs.0.len(),
+        max_rtt: rtts.iter().copied().max().unwrap_or_default(),
+        min_rtt: rtts.iter().copied().min().unwrap_or_default(),
+        slowest_alone,
+        cold,
+        warm,
+    })
+}
+
 /// The Missing Migrants federation: a cold regional query from a fresh coordinator process, warm
 /// queries over 1, 8, 32 and all nodes, and the coordinator's peak RSS.
 fn missing_migrants_figures(
@@ -774,6 +831,17 @@ fn missing_migrants_figures(
         contenders.push(Box::new(move || ask(rt, f, q).map(drop)));
     }
     let warm = interleave(args.rounds, &mut contenders)?;
+    drop(contenders);
+    report.distance = Some(distance_figures(
+        args,
+        rt,
+        &procs,
+        &pki,
+        run,
+        &coordinator_bin,
+        &q,
+        warm[0],
+    )?);
     let rss: Vec<u64> = procs
         .0
         .iter()
@@ -1083,6 +1151,7 @@ struct Report {
     duck: Vec<duck::Row>,
     fixed: Option<fixed::FixedCost>,
     levels: Vec<fixed::Level>,
+    distance: Option<distance::DistanceRow>,
 }
 
 fn first_line(cmd: &str, args: &[&str]) -> String {
@@ -1156,6 +1225,7 @@ impl Report {
             duck: Vec::new(),
             fixed: None,
             levels: Vec::new(),
+            distance: None,
         }
     }
 
@@ -1333,6 +1403,7 @@ impl Report {
 
         duck::print(&self.duck);
         fixed::print(self.fixed.as_ref(), &self.levels);
+        distance::print(self.distance.as_ref());
 
         if let Some(f) = &self.federation {
             println!(
