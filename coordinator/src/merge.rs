@@ -288,7 +288,6 @@ pub fn merge(
     results: &[NodeResult],
 ) -> Regional {
     let mut cells: BTreeMap<Vec<String>, RegionalCell> = BTreeMap::new();
-    let mut variance: BTreeMap<Vec<String>, f64> = BTreeMap::new();
     let mut answered = 0;
     for r in results {
         let NodeOutcome::Answered(answer) = &r.outcome else {
@@ -299,14 +298,25 @@ pub fn merge(
         }
         answered += 1;
         let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
+        let country = r.country.to_string();
         for c in &answer.cells {
-            let cell = cells.entry(c.key.clone()).or_insert_with(|| RegionalCell {
-                key: c.key.clone(),
-                value: 0,
-                se: 0.0,
-                status: CellStatus::Exact,
-                nodes: BTreeMap::new(),
-            });
+            // A zCDP answer lists every cell of its universe, so most keys are already here
+            // after the first node: look them up before cloning one.
+            if !cells.contains_key(&c.key) {
+                cells.insert(
+                    c.key.clone(),
+                    RegionalCell {
+                        key: c.key.clone(),
+                        value: 0,
+                        se: 0.0,
+                        status: CellStatus::Exact,
+                        nodes: BTreeMap::new(),
+                    },
+                );
+            }
+            let Some(cell) = cells.get_mut(&c.key) else {
+                continue;
+            };
             let contribution = match c.value {
                 CellValue::Released(v) => {
                     cell.value = cell
@@ -316,12 +326,13 @@ pub fn merge(
                 }
                 CellValue::Noisy(v) => {
                     cell.value = cell.value.saturating_add(v);
-                    *variance.entry(c.key.clone()).or_default() += sigma * sigma;
+                    // The variance Σσ² for now; its square root below.
+                    cell.se += sigma * sigma;
                     Contribution::Noisy { value: v, sigma }
                 }
                 CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
             };
-            cell.nodes.insert(r.country.to_string(), contribution);
+            cell.nodes.insert(country.clone(), contribution);
         }
     }
     for cell in cells.values_mut() {
@@ -337,7 +348,7 @@ pub fn merge(
             .nodes
             .values()
             .any(|c| matches!(c, Contribution::Suppressed(_)));
-        cell.se = variance.get(&cell.key).map_or(0.0, |v| v.sqrt());
+        cell.se = cell.se.sqrt();
         cell.status = match (released, suppressed, noisy) {
             (_, false, false) => CellStatus::Exact,
             (_, false, true) => CellStatus::Noisy,
