@@ -16,7 +16,7 @@
 //! A node that did not answer makes every regional figure incomplete; that is reported once for
 //! the whole table ([`Regional::coverage`]), and the per-node status says why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use vrs_core::answer::{Answer, CellValue, ProtectionMode, QuarterBudget, SuppressionReason};
@@ -287,7 +287,11 @@ pub fn merge(
     dimensions: &[Dimension],
     results: &[NodeResult],
 ) -> Regional {
-    let mut cells: BTreeMap<Vec<String>, RegionalCell> = BTreeMap::new();
+    // Cells in order of first appearance, found by key through a hash index: a zCDP answer
+    // lists every cell of its universe, so there are nodes × cells look-ups (the result is
+    // sorted for readers below).
+    let mut cells: Vec<RegionalCell> = Vec::new();
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
     let mut answered = 0;
     for r in results {
         let NodeOutcome::Answered(answer) = &r.outcome else {
@@ -300,23 +304,21 @@ pub fn merge(
         let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
         let country = r.country.to_string();
         for c in &answer.cells {
-            // A zCDP answer lists every cell of its universe, so most keys are already here
-            // after the first node: look them up before cloning one.
-            if !cells.contains_key(&c.key) {
-                cells.insert(
-                    c.key.clone(),
-                    RegionalCell {
+            let at = match index.get(&c.key) {
+                Some(&at) => at,
+                None => {
+                    cells.push(RegionalCell {
                         key: c.key.clone(),
                         value: 0,
                         se: 0.0,
                         status: CellStatus::Exact,
                         nodes: BTreeMap::new(),
-                    },
-                );
-            }
-            let Some(cell) = cells.get_mut(&c.key) else {
-                continue;
+                    });
+                    index.insert(c.key.clone(), cells.len() - 1);
+                    cells.len() - 1
+                }
             };
+            let cell = &mut cells[at];
             let contribution = match c.value {
                 CellValue::Released(v) => {
                     cell.value = cell
@@ -335,7 +337,8 @@ pub fn merge(
             cell.nodes.insert(country.clone(), contribution);
         }
     }
-    for cell in cells.values_mut() {
+    drop(index);
+    for cell in &mut cells {
         let released = cell
             .nodes
             .values()
@@ -356,8 +359,10 @@ pub fn merge(
             (false, true, _) => CellStatus::Suppressed,
         };
     }
-    let mut cells: Vec<RegionalCell> = cells.into_values().collect();
-    cells.sort_by(|a, b| vrs_core::query::compare_keys(dimensions, &a.key, &b.key));
+    // Keys that read the same order by their text, as when the cells came out of a BTreeMap.
+    cells.sort_by(|a, b| {
+        vrs_core::query::compare_keys(dimensions, &a.key, &b.key).then_with(|| a.key.cmp(&b.key))
+    });
     Regional {
         query_id: query_id.to_string(),
         unit,
