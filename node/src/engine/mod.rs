@@ -85,6 +85,11 @@ pub(crate) fn engine_for(store: &Store, query: &Query) -> Result<Engine, PlanErr
     })
 }
 
+/// Builds (or refreshes) the projection of `store` ahead of the queries that would need it.
+pub(crate) fn prepare(store: &Store) -> Result<(), PlanError> {
+    projection(store).map(drop)
+}
+
 /// The current projection of `store`, built if it is missing or stale; `None` if the store
 /// cannot be projected.
 fn projection(store: &Store) -> Result<Option<Arc<Projection>>, PlanError> {
