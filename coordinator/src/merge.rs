@@ -16,7 +16,7 @@
 //! A node that did not answer makes every regional figure incomplete; that is reported once for
 //! the whole table ([`Regional::coverage`]), and the per-node status says why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use vrs_core::answer::{Answer, CellValue, ProtectionMode, QuarterBudget, SuppressionReason};
@@ -287,8 +287,11 @@ pub fn merge(
     dimensions: &[Dimension],
     results: &[NodeResult],
 ) -> Regional {
-    let mut cells: BTreeMap<Vec<String>, RegionalCell> = BTreeMap::new();
-    let mut variance: BTreeMap<Vec<String>, f64> = BTreeMap::new();
+    // Cells in order of first appearance, found by key through a hash index: a zCDP answer
+    // lists every cell of its universe, so there are nodes × cells look-ups (the result is
+    // sorted for readers below).
+    let mut cells: Vec<RegionalCell> = Vec::new();
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
     let mut answered = 0;
     for r in results {
         let NodeOutcome::Answered(answer) = &r.outcome else {
@@ -299,14 +302,23 @@ pub fn merge(
         }
         answered += 1;
         let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
+        let country = r.country.to_string();
         for c in &answer.cells {
-            let cell = cells.entry(c.key.clone()).or_insert_with(|| RegionalCell {
-                key: c.key.clone(),
-                value: 0,
-                se: 0.0,
-                status: CellStatus::Exact,
-                nodes: BTreeMap::new(),
-            });
+            let at = match index.get(&c.key) {
+                Some(&at) => at,
+                None => {
+                    cells.push(RegionalCell {
+                        key: c.key.clone(),
+                        value: 0,
+                        se: 0.0,
+                        status: CellStatus::Exact,
+                        nodes: BTreeMap::new(),
+                    });
+                    index.insert(c.key.clone(), cells.len() - 1);
+                    cells.len() - 1
+                }
+            };
+            let cell = &mut cells[at];
             let contribution = match c.value {
                 CellValue::Released(v) => {
                     cell.value = cell
@@ -316,15 +328,17 @@ pub fn merge(
                 }
                 CellValue::Noisy(v) => {
                     cell.value = cell.value.saturating_add(v);
-                    *variance.entry(c.key.clone()).or_default() += sigma * sigma;
+                    // The variance Σσ² for now; its square root below.
+                    cell.se += sigma * sigma;
                     Contribution::Noisy { value: v, sigma }
                 }
                 CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
             };
-            cell.nodes.insert(r.country.to_string(), contribution);
+            cell.nodes.insert(country.clone(), contribution);
         }
     }
-    for cell in cells.values_mut() {
+    drop(index);
+    for cell in &mut cells {
         let released = cell
             .nodes
             .values()
@@ -337,7 +351,7 @@ pub fn merge(
             .nodes
             .values()
             .any(|c| matches!(c, Contribution::Suppressed(_)));
-        cell.se = variance.get(&cell.key).map_or(0.0, |v| v.sqrt());
+        cell.se = cell.se.sqrt();
         cell.status = match (released, suppressed, noisy) {
             (_, false, false) => CellStatus::Exact,
             (_, false, true) => CellStatus::Noisy,
@@ -345,8 +359,10 @@ pub fn merge(
             (false, true, _) => CellStatus::Suppressed,
         };
     }
-    let mut cells: Vec<RegionalCell> = cells.into_values().collect();
-    cells.sort_by(|a, b| vrs_core::query::compare_keys(dimensions, &a.key, &b.key));
+    // Keys that read the same order by their text, as when the cells came out of a BTreeMap.
+    cells.sort_by(|a, b| {
+        vrs_core::query::compare_keys(dimensions, &a.key, &b.key).then_with(|| a.key.cmp(&b.key))
+    });
     Regional {
         query_id: query_id.to_string(),
         unit,

@@ -167,7 +167,23 @@ impl AuditLog {
     /// Records the query id (unless `id_known`: an approved query's id was recorded when it
     /// was held) and reserves `charge` on every touched quarter, in one transaction; nothing is
     /// written unless every quarter has room for it, for all callers and for this one.
+    ///
+    /// The commit is not flushed on its own: the release's commit (or the refusal's entry)
+    /// always follows and its flush covers this one. A crash in between loses a reservation of a
+    /// query that was never answered.
     pub fn reserve(
+        &mut self,
+        query_id: &str,
+        caller: &str,
+        charge: &Charge,
+        limits: Limits,
+        id_known: bool,
+        at_ms: i64,
+    ) -> Result<Reservation, AuditError> {
+        self.flushed_later(|log| log.reserve_now(query_id, caller, charge, limits, id_known, at_ms))
+    }
+
+    fn reserve_now(
         &mut self,
         query_id: &str,
         caller: &str,
@@ -285,15 +301,31 @@ impl AuditLog {
         Ok(appended)
     }
 
-    /// Records a replayed release's query id; false if the id was used before.
+    /// [`AuditLog::commit_release`] with group commit: the caller waits on the returned
+    /// [`crate::audit::Durable`], after letting go of the log, before the answer leaves.
+    pub fn commit_release_grouped(
+        &mut self,
+        entry: &NewEntry<'_>,
+        release_id: &str,
+        answer: &Answer,
+        replayed: bool,
+    ) -> Result<((i64, String), crate::audit::Durable), AuditError> {
+        self.unflushed(|log| log.commit_release(entry, release_id, answer, replayed))
+    }
+
+    /// Records a replayed release's query id; false if the id was used before. Not flushed on
+    /// its own, like [`AuditLog::remember_query_id`]: the answer's entry follows and its flush
+    /// covers this write.
     pub fn remember_for_replay(&mut self, query_id: &str, at_ms: i64) -> Result<bool, AuditError> {
-        let n = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![query_id, at_ms])?;
-        Ok(n == 1)
+        self.flushed_later(|log| {
+            let n = log
+                .conn
+                .prepare_cached(
+                    "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![query_id, at_ms])?;
+            Ok(n == 1)
+        })
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`import`]: CSV (template or TOML mapping) and JSON Lines files → checked records → the store, one transaction per file.
 //! - [`config`]: `node.toml`: identity, server, TLS, allowed callers, policy, exchange rates.
 //! - [`query`]: a checked query → parameterised SQL → exact cells (never released as such).
+//! - `engine`: the column engine: the same exact cells from an in-memory columnar projection
+//!   of the store, for the query shapes it covers (the rest go to SQL).
 //! - [`disclosure`]: the pure disclosure pipeline: exact cells + policy + secret → released cells.
 //! - [`universe`]: a query's data-independent cell universe and the reference quarters it reads.
 //! - [`audit`]: the append-only, hash-chained audit log; replay memory; queries held for approval.
@@ -37,6 +39,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod disclosure;
+mod engine;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

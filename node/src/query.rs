@@ -21,6 +21,7 @@ use vrs_core::period::Month;
 use vrs_core::query::{DimValue, Dimension, Query, QueryError, UNKNOWN, Unit};
 
 use crate::disclosure::{Bounds, ExactCell, ExactTable};
+use crate::engine::{Engine, groupby};
 use crate::store::{Store, StoreError};
 
 /// Why a query could not be answered.
@@ -202,7 +203,7 @@ pub fn is_additive(d: Dimension, unit: Unit) -> bool {
 }
 
 /// The storage form of a filter value, bound as an SQL parameter.
-fn storage_value(v: &DimValue) -> Value {
+pub(crate) fn storage_value(v: &DimValue) -> Value {
     match v {
         DimValue::Year(y) => Value::Integer(i64::from(*y)),
         DimValue::Quarter(y, q) => Value::Integer(i64::from(*y) * 10 + i64::from(*q)),
@@ -218,7 +219,7 @@ const YEAR_OF_MONTH: &str = "(i.month / 100)";
 const QUARTER_OF_MONTH: &str = "(i.month / 100 * 10 + (i.month % 100 + 2) / 3)";
 
 /// The first and last month (storage form) covered by period filter values; `None` for others.
-fn month_span<'a>(values: impl IntoIterator<Item = &'a DimValue>) -> Option<(i64, i64)> {
+pub(crate) fn month_span<'a>(values: impl IntoIterator<Item = &'a DimValue>) -> Option<(i64, i64)> {
     let span = |v: &DimValue| match v {
         DimValue::Year(y) => Some((i64::from(*y) * 100 + 1, i64::from(*y) * 100 + 12)),
         DimValue::Quarter(y, q) => {
@@ -234,7 +235,7 @@ fn month_span<'a>(values: impl IntoIterator<Item = &'a DimValue>) -> Option<(i64
 }
 
 /// The display form of a stored dimension value.
-fn display_value(d: Dimension, v: &Value) -> String {
+pub(crate) fn display_value(d: Dimension, v: &Value) -> String {
     match (d, v) {
         (Dimension::Year, Value::Integer(y)) => format!("{y:04}"),
         (Dimension::Quarter, Value::Integer(q)) => format!("{:04}-Q{}", q / 10, q % 10),
@@ -558,6 +559,24 @@ pub fn aggregate(store: &Store, query: &Query) -> Result<ExactTable, PlanError> 
     aggregate_restricted(store, query, &Restriction::default())
 }
 
+/// Reads the column engine's projection of the store in `dir` ahead of the first query (the
+/// server calls it in the background at start). A failure is only logged: the first query
+/// that needs the projection tries again.
+pub fn prepare_columns(dir: &std::path::Path) {
+    let prepared = Store::open_read_only(dir)
+        .map_err(PlanError::from)
+        .and_then(|store| crate::engine::prepare(&store));
+    if let Err(e) = prepared {
+        tracing::warn!(error = %e, "cannot read the column projection ahead of the first query");
+    }
+}
+
+/// [`aggregate`] by the SQL path alone, never the column engine: the benchmark's "before".
+#[doc(hidden)]
+pub fn aggregate_by_sql(store: &Store, query: &Query) -> Result<ExactTable, PlanError> {
+    aggregate_cells(store, query, &Restriction::default(), Some(Engine::Sql))
+}
+
 /// Aggregates `query` exactly under a zCDP [`Restriction`] (contribution bounds, coverage
 /// months). Unlike [`aggregate`] it never compares the query with the stored periods: the
 /// caller's universe already decided which months are read, from the declared coverage.
@@ -567,7 +586,7 @@ pub fn aggregate_restricted(
     restriction: &Restriction,
 ) -> Result<ExactTable, PlanError> {
     if restriction.months.is_some() {
-        return aggregate_cells(store, query, restriction);
+        return aggregate_cells(store, query, restriction, None);
     }
     if let (Some(range), true) = (
         store.period_range()?,
@@ -580,14 +599,21 @@ pub fn aggregate_restricted(
             return Err(QueryError::PeriodOutsideData.into());
         }
     }
-    aggregate_cells(store, query, restriction)
+    aggregate_cells(store, query, restriction, None)
 }
 
-fn aggregate_cells(
+/// Aggregates with the engine given (`None`: the one [`crate::engine`] chooses). Tests compare
+/// the column engine with SQL through it.
+pub(crate) fn aggregate_cells(
     store: &Store,
     query: &Query,
     restriction: &Restriction,
+    engine: Option<Engine>,
 ) -> Result<ExactTable, PlanError> {
+    let engine = match engine {
+        Some(e) => e,
+        None => crate::engine::engine_for(store, query)?,
+    };
     let n = query.group_by().len();
     let mut cells = Vec::new();
     let masks: Vec<Vec<bool>> = if query.margins() {
@@ -598,7 +624,10 @@ fn aggregate_cells(
         vec![vec![true; n]]
     };
     for mask in &masks {
-        run_grouping(store, query, mask, restriction, &mut cells)?;
+        match &engine {
+            Engine::Columns(p) => groupby::grouping(p, query, mask, restriction, &mut cells),
+            Engine::Sql => run_grouping(store, query, mask, restriction, &mut cells)?,
+        }
     }
     cells.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(ExactTable {

@@ -83,6 +83,10 @@ pub async fn serve_with_ready(
     // watches the same file from here on.
     crate::revocation::RevocationList::for_config(config)?;
     let service = NodeService::new(config)?.with_clock(clock);
+    // The column engine reads its projection of the store now, beside the server, rather than
+    // making the first query wait for it (a scan of the incident and migrant group tables).
+    let data_dir = config.data_dir();
+    tokio::task::spawn_blocking(move || crate::query::prepare_columns(&data_dir));
     let audit_health = service.audit_health();
     let last_flush = audit_health.clone();
     let server = &config.file.server;

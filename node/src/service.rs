@@ -939,17 +939,25 @@ impl Inner {
         if let Some(p) = &mut stored.privacy {
             p.quarters.clear();
         }
-        let committed = log.commit_release(&entry, &plan.release_id, &stored, false);
+        let committed = log.commit_release_grouped(&entry, &plan.release_id, &stored, false);
         self.audit_failing
             .store(committed.is_err(), Ordering::Relaxed);
-        let logged = match committed {
-            Ok(logged) => logged,
+        let (logged, durable) = match committed {
+            Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "cannot commit the release; refusing");
                 let _ = log.cancel(&evidence.query_id);
                 return Err(ServiceError::Internal);
             }
         };
+        // Group commit: the flush runs without the log's lock, so that concurrent answers
+        // share one; the answer leaves only once its entry is on disk.
+        drop(log);
+        if let Err(e) = durable.wait() {
+            tracing::error!(error = %e, "cannot flush the audit log; refusing");
+            self.audit_failing.store(true, Ordering::Relaxed);
+            return Err(ServiceError::Internal);
+        }
         Ok(Handled::Answered {
             answer,
             audited: Some(logged),
@@ -1273,17 +1281,25 @@ impl Inner {
             return Ok(None);
         }
         self.flush_flood(fingerprint, entry)?;
-        self.audit()
+        let (logged, durable) = self
+            .audit()
             .and_then(|mut log| {
-                let appended = log.append(entry);
+                let appended = log.append_grouped(entry);
                 self.audit_failing
                     .store(appended.is_err(), Ordering::Relaxed);
-                appended.map(Some).map_err(|e| {
+                appended.map_err(|e| {
                     tracing::error!(error = %e, "cannot write the audit log; refusing");
                     ServiceError::Internal
                 })
             })
-            .map_err(|e| e.to_status())
+            .map_err(|e| e.to_status())?;
+        // Group commit, as for releases: flushed without the log's lock, before any answer.
+        durable.wait().map_err(|e| {
+            tracing::error!(error = %e, "cannot flush the audit log; refusing");
+            self.audit_failing.store(true, Ordering::Relaxed);
+            ServiceError::Internal.to_status()
+        })?;
+        Ok(Some(logged))
     }
 
     /// The audit receipt for the entry at `logged`: the node's signature over its country, the

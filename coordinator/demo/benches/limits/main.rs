@@ -8,6 +8,11 @@
 //!   (`SELECT origin, quarter, COUNT(*) FROM incident GROUP BY 1, 2`) run with rusqlite on the same
 //!   file: interleaved rounds, medians. The node's peak RSS (`VmHWM`) after answering.
 //! - **Dimensions.** The same with 1, 2 and 3 group-by dimensions at 1M.
+//! - **DuckDB** (`duck.rs`). The same stores' rows loaded into DuckDB files; incidents and
+//!   migrants by 1–3 dimensions, the node's exact aggregation against DuckDB with 1 and 2
+//!   threads, both timed in process, interleaved.
+//! - **Fixed cost and concurrency** (`fixed.rs`). One node: CPU per answered light query against
+//!   a plain tonic mTLS unary call to the same process; throughput at 1–512 concurrent callers.
 //! - **Import.** 1M synthetic incidents as template CSV through `import::import_file` into a
 //!   fresh store, against the `sqlite3` CLI's `.import` of the same file into an indexed table.
 //! - **Fan-out.** 32 `vrs-node serve` processes of 100k incidents each: a regional query against
@@ -22,12 +27,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 mod data;
+mod distance;
+mod duck;
+mod fixed;
 mod measure;
 mod nodes;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -135,7 +144,7 @@ struct Args {
     /// Keep only the largest N Missing Migrants partitions (default: all).
     #[arg(long)]
     mm_nodes: Option<usize>,
-    /// Run only these parts: node, import, federation, mm (default: all).
+    /// Run only these parts: node, duckdb, fixed, import, federation, mm (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Passed by `cargo bench`; ignored.
@@ -211,6 +220,12 @@ fn main() -> Result<()> {
     let part = |name: &str| args.only.is_empty() || args.only.iter().any(|p| p == name);
     if part("node") {
         node_figures(&args, &rt, &node_bin, &work, run.path(), &mut report)?;
+    }
+    if part("duckdb") {
+        duckdb_figures(&args, &work, &mut report)?;
+    }
+    if part("fixed") {
+        fixed_figures(&args, &rt, &node_bin, &work, run.path(), &mut report)?;
     }
     if part("import") {
         import_figure(&args, &work, &mut report)?;
@@ -301,6 +316,101 @@ fn node_figures(
                 report.dims.push((k + 1, m[2 * k], m[2 * k + 1]));
             }
         }
+    }
+    Ok(())
+}
+
+/// The node's exact aggregation against DuckDB on the same rows, at every store size (the stores
+/// of [`node_figures`], made here if that part did not run). Skipped with a note when DuckDB
+/// cannot be installed.
+fn duckdb_figures(args: &Args, work: &Path, report: &mut Report) -> Result<()> {
+    let py = match duck::python() {
+        Ok(p) => p,
+        Err(e) => {
+            report.note(format!("DuckDB figures skipped: {e:#}"));
+            return Ok(());
+        }
+    };
+    let country: Country = COUNTRY.parse()?;
+    let queries: Vec<Query> = duck::QUESTIONS
+        .iter()
+        .map(|q| query(q.unit, q.by.iter().map(|d| d.to_string()).collect()))
+        .collect::<Result<_>>()?;
+    for &size in &args.sizes {
+        let dir = work.join(format!("node-{size}"));
+        data::cached(&dir, &format!("{COUNTRY} {size} seed 1"), |d| {
+            data::synthetic_store(d, country, size, 1)
+        })?;
+        let duck_dir = work.join(format!("duckdb-{size}"));
+        let db = duck_dir.join("data.duckdb");
+        let t = Instant::now();
+        if data::cached(
+            &duck_dir,
+            &format!("{COUNTRY} {size} seed 1, duckdb {}", duck::DUCKDB_VERSION),
+            |_| duck::load(&py, &dir, &db),
+        )? {
+            report.note(format!(
+                "exported {size} incidents and their migrant groups to DuckDB in {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        eprintln!("DuckDB figures at {size} incidents");
+        let store = Store::open_read_only(&dir)?;
+        let mut duck = duck::Duck::open(&py, &db)?;
+        report.duck.extend(duck::measure(
+            size,
+            &store,
+            &mut duck,
+            &queries,
+            rounds_for(args, size),
+        )?);
+    }
+    Ok(())
+}
+
+/// Fixed cost per answer and throughput under concurrency, on one node process serving the
+/// smallest synthetic store.
+fn fixed_figures(
+    args: &Args,
+    rt: &Runtime,
+    node_bin: &Path,
+    work: &Path,
+    run: &Path,
+    report: &mut Report,
+) -> Result<()> {
+    let country: Country = COUNTRY.parse()?;
+    let size = args.sizes[0];
+    let dir = work.join(format!("node-{size}"));
+    data::cached(&dir, &format!("{COUNTRY} {size} seed 1"), |d| {
+        data::synthetic_store(d, country, size, 1)
+    })?;
+    let pki = Pki::generate(&run.join("pki-fixed"), &[country])?;
+    nodes::write_node_toml(&dir, country, &pki)?;
+    let procs = NodeProcs::start(node_bin, &[(country, dir.clone())])?;
+    let registry = procs.registry(&pki, &run.join("registry-fixed.toml"))?;
+    let fed = Arc::new(Federation::connect(&registry)?);
+    let q = light_query()?;
+    eprintln!("fixed cost per answer at {size} incidents");
+    let calls = if args.smoke { 10 } else { 500 };
+    report.fixed = Some(fixed::fixed_cost(
+        rt,
+        &fed,
+        &registry,
+        procs.0[0].pid(),
+        &q,
+        calls,
+    )?);
+    // The smoke run checks that the part works, not how it scales: two small levels.
+    let (secs, levels): (f64, &[usize]) = if args.smoke {
+        (0.2, &[1, 8])
+    } else {
+        (5.0, &[1, 8, 64, 512])
+    };
+    for &callers in levels {
+        eprintln!("concurrency: {callers} callers");
+        report
+            .levels
+            .push(fixed::level(rt, &fed, &q, callers, secs)?);
     }
     Ok(())
 }
@@ -550,6 +660,62 @@ fn regional_vs_alone(
     })
 }
 
+/// The Missing Migrants nodes behind delay-injecting proxies (item 4 of issue 15): a cold
+/// `vrs-coordinator query` process and warm regional queries, against the largest round trip
+/// plus `slowest_alone` (the largest partition asked alone, warm, without a proxy).
+#[allow(clippy::too_many_arguments)]
+fn distance_figures(
+    args: &Args,
+    rt: &Runtime,
+    procs: &NodeProcs,
+    pki: &Pki,
+    run: &Path,
+    coordinator_bin: &Path,
+    q: &Query,
+    slowest_alone: Duration,
+) -> Result<distance::DistanceRow> {
+    let rtts = distance::round_trips(procs.0.len(), 15);
+    let targets: Vec<_> = procs
+        .0
+        .iter()
+        .map(|p| p.addr)
+        .zip(rtts.iter().copied())
+        .collect();
+    let proxies = distance::start(rt, &targets)?;
+    let path = run.join("registry-distance.toml");
+    let registry = procs.registry_at(pki, &path, &proxies.addrs)?;
+    eprintln!("distance: {} nodes behind delay proxies", procs.0.len());
+    let mut cold = Vec::new();
+    for _ in 0..3 {
+        let (d, out) = time(|| {
+            Ok(Command::new(coordinator_bin)
+                .args(["query", "--registry"])
+                .arg(&path)
+                .args(["--unit", "deaths", "--by", "quarter", "--format", "json"])
+                .stderr(Stdio::inherit())
+                .output()?)
+        })?;
+        if !out.status.success() {
+            bail!(
+                "vrs-coordinator query through the proxies failed: {}",
+                out.status
+            );
+        }
+        cold.push(d);
+    }
+    let fed = Federation::connect(&registry)?;
+    let warm = interleave(args.rounds, &mut [Box::new(|| ask(rt, &fed, q).map(drop))])?[0];
+    drop(proxies);
+    Ok(distance::DistanceRow {
+        nodes: procs.0.len(),
+        max_rtt: rtts.iter().copied().max().unwrap_or_default(),
+        min_rtt: rtts.iter().copied().min().unwrap_or_default(),
+        slowest_alone,
+        cold,
+        warm,
+    })
+}
+
 /// The Missing Migrants federation: a cold regional query from a fresh coordinator process, warm
 /// queries over 1, 8, 32 and all nodes, and the coordinator's peak RSS.
 fn missing_migrants_figures(
@@ -665,6 +831,17 @@ fn missing_migrants_figures(
         contenders.push(Box::new(move || ask(rt, f, q).map(drop)));
     }
     let warm = interleave(args.rounds, &mut contenders)?;
+    drop(contenders);
+    report.distance = Some(distance_figures(
+        args,
+        rt,
+        &procs,
+        &pki,
+        run,
+        &coordinator_bin,
+        &q,
+        warm[0],
+    )?);
     let rss: Vec<u64> = procs
         .0
         .iter()
@@ -1086,6 +1263,10 @@ struct Report {
     import: Option<ImportRow>,
     federation: Option<FederationRow>,
     mm: Option<MmRow>,
+    duck: Vec<duck::Row>,
+    fixed: Option<fixed::FixedCost>,
+    levels: Vec<fixed::Level>,
+    distance: Option<distance::DistanceRow>,
 }
 
 fn first_line(cmd: &str, args: &[&str]) -> String {
@@ -1156,6 +1337,10 @@ impl Report {
             import: None,
             federation: None,
             mm: None,
+            duck: Vec::new(),
+            fixed: None,
+            levels: Vec::new(),
+            distance: None,
         }
     }
 
@@ -1346,6 +1531,10 @@ impl Report {
                 local.as_secs_f64() / plain.as_secs_f64()
             );
         }
+
+        duck::print(&self.duck);
+        fixed::print(self.fixed.as_ref(), &self.levels);
+        distance::print(self.distance.as_ref());
 
         if let Some(f) = &self.federation {
             println!(

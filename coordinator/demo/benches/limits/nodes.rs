@@ -122,6 +122,12 @@ impl NodeProcs {
 
     /// Writes a registry for the nodes (in this order) to `path`, and loads it.
     pub fn registry(&self, pki: &Pki, path: &Path) -> Result<Registry> {
+        let addrs: Vec<SocketAddr> = self.0.iter().map(|n| n.addr).collect();
+        self.registry_at(pki, path, &addrs)
+    }
+
+    /// [`NodeProcs::registry`] with each node reached at `addrs[i]` instead (a proxy in front).
+    pub fn registry_at(&self, pki: &Pki, path: &Path, addrs: &[SocketAddr]) -> Result<Registry> {
         let c = pki.inner.coordinator_paths();
         let mut text = format!(
             "[coordinator]\nname = \"{COORDINATOR}\"\nsigning_key = \"{sk}\"\ndeadline_ms = 600000\nconnect_timeout_ms = 30000\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
@@ -130,10 +136,10 @@ impl NodeProcs {
             cert = c.cert.display(),
             key = c.key.display(),
         );
-        for n in &self.0 {
+        for (n, addr) in self.0.iter().zip(addrs) {
             text.push_str(&format!(
                 "\n[[nodes]]\ncountry = \"{}\"\nendpoint = \"{}\"\n",
-                n.country, n.addr
+                n.country, addr
             ));
         }
         std::fs::write(path, text)?;
