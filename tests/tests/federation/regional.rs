@@ -129,7 +129,7 @@ fn query(group_by: &[&str], from: &str, to: &str) -> Query {
 }
 
 /// Each node's exact cells for `q`, independently of the node (reference aggregator).
-fn exact_by_node(
+pub(crate) fn exact_by_node(
     nodes: &[(&str, u64, u64)],
     q: &Query,
 ) -> BTreeMap<String, BTreeMap<Vec<String>, i64>> {
