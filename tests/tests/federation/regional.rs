@@ -15,6 +15,10 @@
 //!   others, which says so;
 //! - hostile requests get stable refusals: a fetch by a non-helper, of an unknown or already
 //!   fetched query, a replayed batch, a non-leader at the helper, parameters a node refuses.
+//! - a node whose quarter's ρ is spent refuses (PRIVACY_BUDGET_EXHAUSTED) and is not in the
+//!   batch, which is refused when that leaves fewer than `min_nodes`;
+//! - a node under manual approval holds the query and is not in the batch; approved, the same
+//!   id is refused REGIONAL_NOT_RESUMABLE (no charge, no helper share).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,7 +35,7 @@ use vrs_core::regional::{Vdaf, tamper_leader_share};
 use vrs_core::tls;
 use vrs_demo::regional::{RunningHelper, helper_identity, node_sections, nodes_of};
 use vrs_proto::pb;
-use vrs_tests::{RegistryNode, TestFederation, reason, spec};
+use vrs_tests::{RegistryNode, TestFederation, reason, spec, spec_with};
 
 use crate::reference;
 
@@ -874,6 +878,173 @@ async fn hostile_regional_requests_get_clear_refusals() {
         .await
         .unwrap();
     assert!(!per_node.cells.is_empty());
+    helper.stop().await;
+    fed.stop().await;
+}
+
+/// Nodes opted in to regional mode, each with `[privacy]` text of its own.
+async fn start_with_privacy(nodes: &[(&str, u64, u64)], privacy: &[&str]) -> TestFederation {
+    capture_logs();
+    let specs: Vec<_> = nodes
+        .iter()
+        .zip(privacy)
+        .map(|((c, n, seed), p)| {
+            let mut s = spec_with(c, *n, *seed, "", p);
+            s.sections = node_sections(MIN_NODES);
+            s
+        })
+        .collect();
+    TestFederation::start(&specs).await
+}
+
+fn dropped_reason(dropped: &[regional::Dropped], country: &str) -> Option<(String, String)> {
+    dropped
+        .iter()
+        .find(|d| d.country.as_str() == country)
+        .map(|d| (d.by.to_string(), d.reason.clone()))
+}
+
+/// A node whose quarter's ρ is spent refuses the regional query like any other release
+/// (PRIVACY_BUDGET_EXHAUSTED, nothing charged), is reported as not in the batch, and the batch
+/// is refused when that leaves fewer than `min_nodes`. Would catch: a node that makes a report
+/// past its budget (its ledger would go over), a leader that drops such a node silently or
+/// releases a result over two nodes.
+#[tokio::test]
+async fn a_node_out_of_budget_is_not_in_the_batch_and_may_take_it_below_min_nodes() {
+    // ρ 0.2 a query: MYS (0.3) answers once, PHL (0.5) twice, THA and IDN (1.0) four times.
+    let fed = start_with_privacy(
+        &NODES,
+        &["", "", "rho_per_quarter = 0.5\n", "rho_per_quarter = 0.3\n"],
+    )
+    .await;
+    let helper = helper(&fed, false).await;
+    let leader = leader(&fed, &helper, false);
+    let q = query(&["quarter"], "2021-01", "2024-12").with_rho_micro(200_000);
+
+    let first = leader.ask(&q).await.unwrap();
+    assert_eq!(contributing(&first), sorted(&["THA", "IDN", "PHL", "MYS"]));
+
+    let second = leader.ask(&q).await.unwrap();
+    assert_eq!(contributing(&second), sorted(&["THA", "IDN", "PHL"]));
+    assert_eq!(
+        dropped_reason(&second.dropped, "MYS"),
+        Some(("node".into(), "PRIVACY_BUDGET_EXHAUSTED".into()))
+    );
+    assert_eq!(second.dropped.len(), 1, "{:?}", second.dropped);
+    assert_exact_sum(&second, &exact_by_node(&NODES, &q), &["THA", "IDN", "PHL"]);
+    let spent_now = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(
+        spent_now["MYS"], 200_000,
+        "MYS charged once, not for the refusal"
+    );
+    assert_eq!(spent_now["PHL"], 400_000);
+
+    // PHL is spent too: two reports remain, and the leader refuses the batch itself.
+    let collected = leader.collect(&q).await.unwrap();
+    for c in ["PHL", "MYS"] {
+        assert_eq!(
+            dropped_reason(&collected.dropped, c),
+            Some(("node".into(), "PRIVACY_BUDGET_EXHAUSTED".into())),
+            "{c}"
+        );
+    }
+    assert_eq!(collected.reporting().len(), 2);
+    match leader.finish(collected).await {
+        Err(RegionalError::BatchTooSmall { have: 2, need: 3 }) => {}
+        other => panic!("{other:?}"),
+    }
+    let spent_last = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(spent_last["MYS"], 200_000);
+    assert_eq!(spent_last["PHL"], 400_000);
+    helper.stop().await;
+    fed.stop().await;
+}
+
+/// A node under `[approval] mode = "manual"` holds a regional query (pending, nothing read or
+/// charged) and is not in that batch. Approved later, the same query id is refused
+/// REGIONAL_NOT_RESUMABLE: the batch of that id was aggregated without the node and the helper
+/// never aggregates an id twice, so a report now would be charged and never used. Nothing is
+/// charged and no helper share is made. Would catch: a node that answers the approved id (it
+/// would charge its ledger and hold a share the helper can fetch), or a leader that counts a
+/// pending node in the batch.
+#[tokio::test]
+async fn a_node_under_manual_approval_holds_the_query_and_refuses_it_once_approved() {
+    capture_logs();
+    let specs: Vec<_> = NODES
+        .iter()
+        .map(|(c, n, seed)| {
+            let policy = if *c == "MYS" {
+                "[approval]\nmode = \"manual\"\n"
+            } else {
+                ""
+            };
+            let mut s = spec(c, *n, *seed, policy);
+            s.sections = node_sections(MIN_NODES);
+            s
+        })
+        .collect();
+    let fed = TestFederation::start(&specs).await;
+    let helper = helper(&fed, false).await;
+    let leader = leader(&fed, &helper, false);
+    let q = query(&["quarter"], "2021-01", "2024-12");
+    let before = spent(leader.federation(), "2022-Q3").await;
+
+    let result = leader.ask(&q).await.unwrap();
+    assert_eq!(contributing(&result), sorted(&["THA", "IDN", "PHL"]));
+    assert_eq!(
+        dropped_reason(&result.dropped, "MYS"),
+        Some(("leader".into(), "PENDING_APPROVAL".into()))
+    );
+    assert_exact_sum(&result, &exact_by_node(&NODES, &q), &["THA", "IDN", "PHL"]);
+    let held_then = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(
+        held_then["MYS"], before["MYS"],
+        "nothing charged while held"
+    );
+
+    // The operator approves it; the same query id is asked again, as the leader signed it.
+    let mut log = vrs_node::audit::AuditLog::open(&fed.node_dir("MYS")).unwrap();
+    let pending = log.pending(false).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].query_id, result.query_id);
+    log.decide(&result.query_id, "approved", 0).unwrap();
+    drop(log);
+    let signer = fed.signer();
+    let mut env = signer.envelope("MYS", pb::Query::from(q.to_raw()));
+    env.query_id = result.query_id.clone();
+    env.regional = Some(mode(&["THA", "IDN", "PHL", "MYS"]));
+    let again = signer.sign(&env);
+    let mys = fed.coordinator_client("MYS").await;
+    for _ in 0..2 {
+        let e = mys.aggregate(again.clone()).await.unwrap_err();
+        assert_eq!(
+            reason(&e).as_deref(),
+            Some("REGIONAL_NOT_RESUMABLE"),
+            "{e:?}"
+        );
+    }
+    let after = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(after["MYS"], before["MYS"], "never charged for that id");
+
+    // No helper share was made for it: the helper's fetch finds none.
+    let helper_paths = vrs_core::tls::TlsPaths {
+        ca: fed.pki().ca_path(),
+        cert: fed.dir().join("certs").join("helper.pem"),
+        key: fed.dir().join("certs").join("helper.key"),
+    };
+    let channel = tls::connect(
+        &fed.addr("MYS").to_string(),
+        &tls::node_identity("MYS"),
+        tls::client_config(&helper_paths).unwrap(),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let e = pb::federation_client::FederationClient::new(channel)
+        .fetch_helper_share(again)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("UNKNOWN_QUERY_ID"));
     helper.stop().await;
     fed.stop().await;
 }
