@@ -18,6 +18,12 @@
 //!
 //! The ledger is charged exactly as for a per-node release (reserved with the query id,
 //! committed with the audit entry), once per query id; nothing is stored as a release.
+//!
+//! Under `[approval] mode = "manual"` a regional query is held like any other (the node is not
+//! in that batch). Once approved, the same query id is refused `REGIONAL_NOT_RESUMABLE`,
+//! before anything is read, sharded or charged: the batch of that id has already been
+//! aggregated or refused without this node, and the helper spends a query id once, so a late
+//! report could only cost ρ for nothing. No helper share is ever made for it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -89,6 +95,11 @@ pub enum RegionalRefusal {
     /// The fetch presented another envelope than the one answered.
     #[error("the envelope differs from the one this node answered")]
     Mismatch,
+    /// A regional query held for the operator's approval was approved and asked again: its
+    /// batch was aggregated (or refused) without this node, and the helper never aggregates a
+    /// query id twice, so a report now would be charged to the ledger and never be used.
+    #[error("a regional query held for approval cannot be answered later; ask a new query")]
+    NotResumable,
 }
 
 impl RegionalRefusal {
@@ -105,6 +116,7 @@ impl RegionalRefusal {
             RegionalRefusal::UnknownQuery => "UNKNOWN_QUERY_ID",
             RegionalRefusal::NotHelper => "NOT_HELPER",
             RegionalRefusal::Mismatch => "QUERY_MISMATCH",
+            RegionalRefusal::NotResumable => "REGIONAL_NOT_RESUMABLE",
         }
     }
 
@@ -115,7 +127,7 @@ impl RegionalRefusal {
             RegionalRefusal::NotOptedIn | RegionalRefusal::NotHelper => Code::PermissionDenied,
             RegionalRefusal::TooManyHeld => Code::Unavailable,
             RegionalRefusal::UnknownQuery => Code::NotFound,
-            RegionalRefusal::NeedsZcdp => Code::FailedPrecondition,
+            RegionalRefusal::NeedsZcdp | RegionalRefusal::NotResumable => Code::FailedPrecondition,
             _ => Code::InvalidArgument,
         }
     }

@@ -1247,6 +1247,11 @@ impl Inner {
                 Gate::Hold => return Ok(Handled::Pending),
                 Gate::Go { id_known, approved } => (id_known, approved),
             };
+        // A regional query held for approval cannot join its batch any more (that batch was
+        // aggregated or refused without this node): refused before any read or charge.
+        if approved && regional.is_some() {
+            return Err(RegionalRefusal::NotResumable.into());
+        }
         let evidence = Evidence {
             caller,
             query_id: query_id.clone(),

@@ -18,7 +18,11 @@
 //! - `console`: the node's web console and its federation port do not answer each other.
 //! - `regional`: regional mode (secure aggregation): nodes, leader and helper as separate
 //!   servers; exact sums with noise off, the noise scale with it on, proof-check drops,
-//!   nothing held by either aggregator, min_nodes, dropouts, hostile requests.
+//!   nothing held by either aggregator, min_nodes, dropouts, hostile requests, budget
+//!   exhaustion and manual approval.
+//! - `regional_cli`: `vrs-coordinator query --regional` and `vrs-helper` as processes (the
+//!   binaries `cargo build --workspace --bins` made): output, contributors, exit status 5 when
+//!   a node is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
 #[path = "federation/attacks.rs"]
@@ -45,6 +49,8 @@ mod receipts;
 mod reference;
 #[path = "federation/regional.rs"]
 mod regional;
+#[path = "federation/regional_cli.rs"]
+mod regional_cli;
 #[path = "federation/security.rs"]
 mod security;
 #[path = "federation/signing.rs"]

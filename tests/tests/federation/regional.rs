@@ -15,6 +15,11 @@
 //!   others, which says so;
 //! - hostile requests get stable refusals: a fetch by a non-helper, of an unknown or already
 //!   fetched query, a replayed batch, a non-leader at the helper, parameters a node refuses.
+//! - a node whose quarter's ρ is spent refuses (PRIVACY_BUDGET_EXHAUSTED) and is not in the
+//!   batch, which is refused when that leaves fewer than `min_nodes`;
+//! - a node under manual approval holds the query and is not in the batch; approved, the same
+//!   id is refused REGIONAL_NOT_RESUMABLE (no charge, no helper share).
+//! - the leader's verification key reaches the helper and nothing a node receives.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,7 +36,7 @@ use vrs_core::regional::{Vdaf, tamper_leader_share};
 use vrs_core::tls;
 use vrs_demo::regional::{RunningHelper, helper_identity, node_sections, nodes_of};
 use vrs_proto::pb;
-use vrs_tests::{RegistryNode, TestFederation, reason, spec};
+use vrs_tests::{RegistryNode, TestFederation, reason, spec, spec_with};
 
 use crate::reference;
 
@@ -129,7 +134,7 @@ fn query(group_by: &[&str], from: &str, to: &str) -> Query {
 }
 
 /// Each node's exact cells for `q`, independently of the node (reference aggregator).
-fn exact_by_node(
+pub(crate) fn exact_by_node(
     nodes: &[(&str, u64, u64)],
     q: &Query,
 ) -> BTreeMap<String, BTreeMap<Vec<String>, i64>> {
@@ -874,6 +879,412 @@ async fn hostile_regional_requests_get_clear_refusals() {
         .await
         .unwrap();
     assert!(!per_node.cells.is_empty());
+    helper.stop().await;
+    fed.stop().await;
+}
+
+/// Nodes opted in to regional mode, each with `[privacy]` text of its own.
+async fn start_with_privacy(nodes: &[(&str, u64, u64)], privacy: &[&str]) -> TestFederation {
+    capture_logs();
+    let specs: Vec<_> = nodes
+        .iter()
+        .zip(privacy)
+        .map(|((c, n, seed), p)| {
+            let mut s = spec_with(c, *n, *seed, "", p);
+            s.sections = node_sections(MIN_NODES);
+            s
+        })
+        .collect();
+    TestFederation::start(&specs).await
+}
+
+fn dropped_reason(dropped: &[regional::Dropped], country: &str) -> Option<(String, String)> {
+    dropped
+        .iter()
+        .find(|d| d.country.as_str() == country)
+        .map(|d| (d.by.to_string(), d.reason.clone()))
+}
+
+/// A node whose quarter's ρ is spent refuses the regional query like any other release
+/// (PRIVACY_BUDGET_EXHAUSTED, nothing charged), is reported as not in the batch, and the batch
+/// is refused when that leaves fewer than `min_nodes`. Would catch: a node that makes a report
+/// past its budget (its ledger would go over), a leader that drops such a node silently or
+/// releases a result over two nodes.
+#[tokio::test]
+async fn a_node_out_of_budget_is_not_in_the_batch_and_may_take_it_below_min_nodes() {
+    // ρ 0.2 a query: MYS (0.3) answers once, PHL (0.5) twice, THA and IDN (1.0) four times.
+    let fed = start_with_privacy(
+        &NODES,
+        &["", "", "rho_per_quarter = 0.5\n", "rho_per_quarter = 0.3\n"],
+    )
+    .await;
+    let helper = helper(&fed, false).await;
+    let leader = leader(&fed, &helper, false);
+    let q = query(&["quarter"], "2021-01", "2024-12").with_rho_micro(200_000);
+
+    let first = leader.ask(&q).await.unwrap();
+    assert_eq!(contributing(&first), sorted(&["THA", "IDN", "PHL", "MYS"]));
+
+    let second = leader.ask(&q).await.unwrap();
+    assert_eq!(contributing(&second), sorted(&["THA", "IDN", "PHL"]));
+    assert_eq!(
+        dropped_reason(&second.dropped, "MYS"),
+        Some(("node".into(), "PRIVACY_BUDGET_EXHAUSTED".into()))
+    );
+    assert_eq!(second.dropped.len(), 1, "{:?}", second.dropped);
+    assert_exact_sum(&second, &exact_by_node(&NODES, &q), &["THA", "IDN", "PHL"]);
+    let spent_now = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(
+        spent_now["MYS"], 200_000,
+        "MYS charged once, not for the refusal"
+    );
+    assert_eq!(spent_now["PHL"], 400_000);
+
+    // PHL is spent too: two reports remain, and the leader refuses the batch itself.
+    let collected = leader.collect(&q).await.unwrap();
+    for c in ["PHL", "MYS"] {
+        assert_eq!(
+            dropped_reason(&collected.dropped, c),
+            Some(("node".into(), "PRIVACY_BUDGET_EXHAUSTED".into())),
+            "{c}"
+        );
+    }
+    assert_eq!(collected.reporting().len(), 2);
+    match leader.finish(collected).await {
+        Err(RegionalError::BatchTooSmall { have: 2, need: 3 }) => {}
+        other => panic!("{other:?}"),
+    }
+    let spent_last = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(spent_last["MYS"], 200_000);
+    assert_eq!(spent_last["PHL"], 400_000);
+    helper.stop().await;
+    fed.stop().await;
+}
+
+/// A node under `[approval] mode = "manual"` holds a regional query (pending, nothing read or
+/// charged) and is not in that batch. Approved later, the same query id is refused
+/// REGIONAL_NOT_RESUMABLE: the batch of that id was aggregated without the node and the helper
+/// never aggregates an id twice, so a report now would be charged and never used. Nothing is
+/// charged and no helper share is made. Would catch: a node that answers the approved id (it
+/// would charge its ledger and hold a share the helper can fetch), or a leader that counts a
+/// pending node in the batch.
+#[tokio::test]
+async fn a_node_under_manual_approval_holds_the_query_and_refuses_it_once_approved() {
+    capture_logs();
+    let specs: Vec<_> = NODES
+        .iter()
+        .map(|(c, n, seed)| {
+            let policy = if *c == "MYS" {
+                "[approval]\nmode = \"manual\"\n"
+            } else {
+                ""
+            };
+            let mut s = spec(c, *n, *seed, policy);
+            s.sections = node_sections(MIN_NODES);
+            s
+        })
+        .collect();
+    let fed = TestFederation::start(&specs).await;
+    let helper = helper(&fed, false).await;
+    let leader = leader(&fed, &helper, false);
+    let q = query(&["quarter"], "2021-01", "2024-12");
+    let before = spent(leader.federation(), "2022-Q3").await;
+
+    let result = leader.ask(&q).await.unwrap();
+    assert_eq!(contributing(&result), sorted(&["THA", "IDN", "PHL"]));
+    assert_eq!(
+        dropped_reason(&result.dropped, "MYS"),
+        Some(("leader".into(), "PENDING_APPROVAL".into()))
+    );
+    assert_exact_sum(&result, &exact_by_node(&NODES, &q), &["THA", "IDN", "PHL"]);
+    let held_then = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(
+        held_then["MYS"], before["MYS"],
+        "nothing charged while held"
+    );
+
+    // The operator approves it; the same query id is asked again, as the leader signed it.
+    let mut log = vrs_node::audit::AuditLog::open(&fed.node_dir("MYS")).unwrap();
+    let pending = log.pending(false).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].query_id, result.query_id);
+    log.decide(&result.query_id, "approved", 0).unwrap();
+    drop(log);
+    let signer = fed.signer();
+    let mut env = signer.envelope("MYS", pb::Query::from(q.to_raw()));
+    env.query_id = result.query_id.clone();
+    env.regional = Some(mode(&["THA", "IDN", "PHL", "MYS"]));
+    let again = signer.sign(&env);
+    let mys = fed.coordinator_client("MYS").await;
+    for _ in 0..2 {
+        let e = mys.aggregate(again.clone()).await.unwrap_err();
+        assert_eq!(
+            reason(&e).as_deref(),
+            Some("REGIONAL_NOT_RESUMABLE"),
+            "{e:?}"
+        );
+    }
+    let after = spent(leader.federation(), "2022-Q3").await;
+    assert_eq!(after["MYS"], before["MYS"], "never charged for that id");
+
+    // No helper share was made for it: the helper's fetch finds none.
+    let helper_paths = vrs_core::tls::TlsPaths {
+        ca: fed.pki().ca_path(),
+        cert: fed.dir().join("certs").join("helper.pem"),
+        key: fed.dir().join("certs").join("helper.key"),
+    };
+    let channel = tls::connect(
+        &fed.addr("MYS").to_string(),
+        &tls::node_identity("MYS"),
+        tls::client_config(&helper_paths).unwrap(),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let e = pb::federation_client::FederationClient::new(channel)
+        .fetch_helper_share(again)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("UNKNOWN_QUERY_ID"));
+    helper.stop().await;
+    fed.stop().await;
+}
+
+/// An honest stand-in node that records the encoding of every request it receives.
+struct Recorder {
+    country: String,
+    keys: Vec<Vec<String>>,
+    received: Mutex<Vec<Vec<u8>>>,
+    held: Mutex<Option<(String, vrs_core::regional::Report)>>,
+}
+
+#[tonic::async_trait]
+impl pb::federation_server::Federation for Recorder {
+    async fn describe(
+        &self,
+        _: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        Err(Status::unimplemented("recording test node"))
+    }
+
+    async fn plan(
+        &self,
+        r: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::PlanResponse>, Status> {
+        self.received
+            .lock()
+            .unwrap()
+            .push(r.into_inner().encode_to_vec());
+        Err(Status::unimplemented("recording test node"))
+    }
+
+    async fn aggregate(
+        &self,
+        req: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::AggregateResponse>, Status> {
+        let req = req.into_inner();
+        self.received.lock().unwrap().push(req.encode_to_vec());
+        let env = pb::QueryEnvelope::decode(req.envelope.as_slice()).unwrap();
+        let mode = env.regional.unwrap();
+        let vdaf = Vdaf::new(self.keys.len(), mode.max_cell).unwrap();
+        let report = vdaf
+            .shard(&env.query_id, &vec![1; self.keys.len()])
+            .unwrap();
+        *self.held.lock().unwrap() = Some((env.query_id.clone(), report.clone()));
+        Ok(Response::new(pb::AggregateResponse {
+            country: self.country.clone(),
+            query_id: env.query_id,
+            status: pb::AnswerStatus::Answered as i32,
+            dimensions: vec!["quarter".into()],
+            cells: self
+                .keys
+                .iter()
+                .map(|k| pb::Cell {
+                    key: k.clone(),
+                    ..pb::Cell::default()
+                })
+                .collect(),
+            receipt: Some(pb::AuditReceipt {
+                entries: 1,
+                head: "0".repeat(64),
+                signed_at_ms: 0,
+                signature: vec![0; 64],
+            }),
+            regional: Some(pb::RegionalReport {
+                nonce: report.nonce.to_vec(),
+                public_share: report.public_share,
+                leader_share: report.leader_share,
+                cells: self.keys.len() as u32,
+            }),
+            ..pb::AggregateResponse::default()
+        }))
+    }
+
+    async fn fetch_helper_share(
+        &self,
+        req: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::HelperShareResponse>, Status> {
+        self.received
+            .lock()
+            .unwrap()
+            .push(req.into_inner().encode_to_vec());
+        let (query_id, r) = self.held.lock().unwrap().clone().unwrap();
+        Ok(Response::new(pb::HelperShareResponse {
+            country: self.country.clone(),
+            query_id,
+            nonce: r.nonce.to_vec(),
+            public_share: r.public_share,
+            helper_share: r.helper_share,
+        }))
+    }
+}
+
+/// Between the leader and the helper: records each batch (and so the verification key) and
+/// passes it on.
+struct BatchTap {
+    helper: pb::helper_client::HelperClient<tonic::transport::Channel>,
+    batches: std::sync::Arc<Mutex<Vec<pb::HelperBatchRequest>>>,
+}
+
+#[tonic::async_trait]
+impl pb::helper_server::Helper for BatchTap {
+    async fn aggregate_batch(
+        &self,
+        req: Request<pb::HelperBatchRequest>,
+    ) -> Result<Response<pb::HelperBatchResponse>, Status> {
+        let batch = req.into_inner();
+        self.batches.lock().unwrap().push(batch.clone());
+        self.helper.clone().aggregate_batch(batch).await
+    }
+}
+
+/// The leader's Prio3 verification key reaches the helper only: nothing a node receives in a
+/// whole regional query (the leader's request, the helper's fetch) holds it, as bytes or hex.
+/// Would catch: a key drawn before the reports and sent with the envelope, or a helper that
+/// passes the batch (or the key) on to the nodes it fetches from. The positive control shows
+/// the search finds the key where it is (the batch the helper gets).
+#[tokio::test]
+async fn the_verification_key_goes_to_the_helper_and_to_no_node() {
+    let fed = start(&NODES[..3], &["THA", "IDN", "PHL"]).await;
+    let q = query(&["quarter"], "2021-01", "2024-12");
+    let keys: Vec<Vec<String>> = {
+        let (_, per_node) = fed.federation().ask(&q).await.unwrap();
+        match &per_node[0].outcome {
+            vrs_coordinator::fanout::NodeOutcome::Answered(a) => {
+                a.cells.iter().map(|c| c.key.clone()).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // NZL: an honest node that records what it receives.
+    let recorder = std::sync::Arc::new(Recorder {
+        country: "NZL".into(),
+        keys,
+        received: Mutex::new(Vec::new()),
+        held: Mutex::new(None),
+    });
+    let identity = tls::node_identity("NZL");
+    let paths = fed.extra_tls(&identity, ExtraKind::Valid, &identity);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nzl_addr = listener.local_addr().unwrap();
+    let (stop_nzl, nzl_stopped) = tokio::sync::oneshot::channel::<()>();
+    let nzl = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::federation_server::FederationServer::from_arc(
+                recorder.clone(),
+            ))
+            .serve_with_incoming_shutdown(
+                tls::incoming(
+                    listener,
+                    tls::server_config(&paths).unwrap(),
+                    std::time::Duration::from_secs(5),
+                ),
+                async {
+                    let _ = nzl_stopped.await;
+                },
+            ),
+    );
+    let local = fed.local_federation();
+    let mut helper_nodes = nodes_of(local);
+    helper_nodes.push(("NZL".parse().unwrap(), nzl_addr));
+    let helper = RunningHelper::start(local, &helper_nodes, &fed.dir().join("helper"), "")
+        .await
+        .unwrap();
+    // The tap presents the helper's certificate to the leader and the leader's to the helper.
+    let helper_paths = vrs_core::tls::TlsPaths {
+        ca: fed.pki().ca_path(),
+        cert: fed.dir().join("certs").join("helper.pem"),
+        key: fed.dir().join("certs").join("helper.key"),
+    };
+    let channel = tls::connect_lazy(
+        &helper.addr.to_string(),
+        &helper_identity(),
+        tls::client_config(&fed.coordinator_tls()).unwrap(),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let batches = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let tap = BatchTap {
+        helper: pb::helper_client::HelperClient::new(channel),
+        batches: batches.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tap_addr = listener.local_addr().unwrap();
+    let (stop_tap, tap_stopped) = tokio::sync::oneshot::channel::<()>();
+    let tap_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::helper_server::HelperServer::new(tap))
+            .serve_with_incoming_shutdown(
+                tls::incoming(
+                    listener,
+                    tls::server_config(&helper_paths).unwrap(),
+                    std::time::Duration::from_secs(5),
+                ),
+                async {
+                    let _ = tap_stopped.await;
+                },
+            ),
+    );
+    let mut nodes: Vec<RegistryNode> = NODES[..3]
+        .iter()
+        .map(|(c, ..)| RegistryNode::new(c, fed.addr(c)))
+        .collect();
+    nodes.push(RegistryNode::new("NZL", nzl_addr));
+    let registry = fed.write_registry(
+        "with-recorder.toml",
+        &nodes,
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(2),
+    );
+    let params = RegionalParams::new(helper_identity(), tap_addr.to_string(), MIN_NODES, MAX_CELL);
+    let leader =
+        Leader::connect(&registry, Federation::connect(&registry).unwrap(), params).unwrap();
+
+    let result = leader.ask(&q).await.unwrap();
+
+    assert_eq!(contributing(&result), sorted(&["THA", "IDN", "PHL", "NZL"]));
+    let batches = batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 1);
+    let key = batches[0].verify_key.clone();
+    assert_eq!(key.len(), vrs_core::regional::VERIFY_KEY_LEN);
+    let needles = [key.clone(), hex::encode(&key).into_bytes()];
+    // Positive control: the batch the helper receives holds it.
+    assert!(contains(&batches[0].encode_to_vec(), &key));
+    let received = recorder.received.lock().unwrap().clone();
+    assert!(
+        received.len() >= 2,
+        "the node got the leader's request and the helper's fetch: {}",
+        received.len()
+    );
+    for (i, bytes) in received.iter().enumerate() {
+        for n in &needles {
+            assert!(!contains(bytes, n), "message {i} to the node holds the key");
+        }
+    }
+    let _ = stop_tap.send(());
+    let _ = tap_server.await;
+    let _ = stop_nzl.send(());
+    let _ = nzl.await;
     helper.stop().await;
     fed.stop().await;
 }
