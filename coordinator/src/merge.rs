@@ -303,9 +303,17 @@ pub fn merge(
         answered += 1;
         let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
         let country = r.country.to_string();
-        for c in &answer.cells {
-            let at = match index.get(&c.key) {
-                Some(&at) => at,
+        for (position, c) in answer.cells.iter().enumerate() {
+            // A zCDP node lists its data-independent universe in the same order as the others:
+            // the cell at the same position is then the one the index would find (keys in
+            // `cells` are unique), found without hashing the key. Any other order falls back
+            // to the index.
+            let at = match cells.get(position) {
+                Some(same) if same.key == c.key => Some(position),
+                _ => index.get(&c.key).copied(),
+            };
+            let at = match at {
+                Some(at) => at,
                 None => {
                     cells.push(RegionalCell {
                         key: c.key.clone(),
@@ -635,6 +643,130 @@ mod tests {
         assert_eq!(land.shown().text(), "≥37 ± 3.9");
         assert_eq!(r.nodes[2].mode, Some(ProtectionMode::RulesV1));
         assert_eq!(r.nodes[2].privacy, None);
+    }
+
+    /// The keyed merge the positional path must equal: every cell found by its key.
+    fn keyed_cells(dimensions: &[Dimension], results: &[NodeResult]) -> Vec<RegionalCell> {
+        let mut cells: BTreeMap<Vec<String>, RegionalCell> = BTreeMap::new();
+        for r in results {
+            let NodeOutcome::Answered(answer) = &r.outcome else {
+                continue;
+            };
+            let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
+            for c in &answer.cells {
+                let cell = cells.entry(c.key.clone()).or_insert_with(|| RegionalCell {
+                    key: c.key.clone(),
+                    value: 0,
+                    se: 0.0,
+                    status: CellStatus::Exact,
+                    nodes: BTreeMap::new(),
+                });
+                let contribution = match c.value {
+                    CellValue::Released(v) => {
+                        cell.value = cell
+                            .value
+                            .saturating_add(i64::try_from(v).unwrap_or(i64::MAX));
+                        Contribution::Value(v)
+                    }
+                    CellValue::Noisy(v) => {
+                        cell.value = cell.value.saturating_add(v);
+                        cell.se += sigma * sigma;
+                        Contribution::Noisy { value: v, sigma }
+                    }
+                    CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
+                };
+                cell.nodes.insert(r.country.to_string(), contribution);
+            }
+        }
+        let mut cells: Vec<RegionalCell> = cells.into_values().collect();
+        for cell in &mut cells {
+            let any = |f: fn(&Contribution) -> bool| cell.nodes.values().any(f);
+            let released = any(|c| !matches!(c, Contribution::Suppressed(_)));
+            let suppressed = any(|c| matches!(c, Contribution::Suppressed(_)));
+            let noisy = any(|c| matches!(c, Contribution::Noisy { .. }));
+            cell.se = cell.se.sqrt();
+            cell.status = match (released, suppressed, noisy) {
+                (_, false, false) => CellStatus::Exact,
+                (_, false, true) => CellStatus::Noisy,
+                (true, true, _) => CellStatus::Partial,
+                (false, true, _) => CellStatus::Suppressed,
+            };
+        }
+        cells.sort_by(|a, b| {
+            vrs_core::query::compare_keys(dimensions, &a.key, &b.key)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        cells
+    }
+
+    /// One node of a random federation: a cell kind (0 missing, 1 released, 2 noisy,
+    /// 3 suppressed) and value per universe cell, the order it lists them in, its σ.
+    type RandomNode = (Vec<(u8, i64)>, Option<Vec<usize>>, Option<f64>);
+
+    fn universe() -> Vec<Vec<String>> {
+        let modes = ["land", "sea", "air", "*"];
+        let years = ["2023", "2024", "*"];
+        modes
+            .iter()
+            .flat_map(|m| {
+                years
+                    .iter()
+                    .map(move |y| vec![m.to_string(), y.to_string()])
+            })
+            .collect()
+    }
+
+    fn random_node() -> impl Strategy<Value = RandomNode> {
+        let n = universe().len();
+        (
+            prop::collection::vec((0u8..4, -50i64..500), n),
+            prop::option::of(Just((0..n).collect::<Vec<_>>()).prop_shuffle()),
+            prop::option::of(0.5f64..6.0),
+        )
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_positional_merge_equals_the_keyed_merge(
+            nodes in prop::collection::vec(random_node(), 0..6),
+        ) {
+            let dimensions = [Dimension::Mode, Dimension::Year];
+            let universe = universe();
+            let countries = ["THA", "IDN", "MYS", "VNM", "PHL", "SGP"];
+            let results: Vec<NodeResult> = nodes
+                .iter()
+                .zip(countries)
+                .map(|((values, order, sigma), country)| {
+                    let order = order.clone().unwrap_or_else(|| (0..universe.len()).collect());
+                    let cells = order
+                        .iter()
+                        .filter_map(|&i| {
+                            let (kind, v) = values[i];
+                            let value = match kind {
+                                0 => return None,
+                                1 => CellValue::Released(v.unsigned_abs()),
+                                2 => CellValue::Noisy(v),
+                                _ => CellValue::Suppressed(SuppressionReason::BelowThreshold),
+                            };
+                            Some(Cell { key: universe[i].clone(), value })
+                        })
+                        .collect::<Vec<_>>();
+                    let mut node = match sigma {
+                        Some(s) => noisy(country, *s, &[]),
+                        None => answered(country, &[]),
+                    };
+                    if let NodeOutcome::Answered(a) = &mut node.outcome {
+                        a.dimensions = dimensions.to_vec();
+                        a.cells = cells;
+                    }
+                    node
+                })
+                .collect();
+            let merged = merge("q", Unit::Incidents, &dimensions, &results);
+            prop_assert_eq!(merged.cells, keyed_cells(&dimensions, &results));
+        }
     }
 
     #[test]
