@@ -208,6 +208,8 @@ pub struct AuditLog {
 #[derive(Debug)]
 pub struct GroupSync {
     wal: PathBuf,
+    /// The WAL file as the last flush opened it (only the one flushing caller touches it).
+    opened: Mutex<Option<std::fs::File>>,
     state: Mutex<SyncState>,
     flushed: Condvar,
 }
@@ -239,6 +241,7 @@ impl GroupSync {
         wal.push("-wal");
         GroupSync {
             wal: PathBuf::from(wal),
+            opened: Mutex::new(None),
             state: Mutex::new(SyncState::default()),
             flushed: Condvar::new(),
         }
@@ -262,6 +265,25 @@ impl GroupSync {
     pub fn flushes(&self) -> u64 {
         self.lock().flushes
     }
+
+    /// `fdatasync` of the WAL file now at the log's path: the file opened by an earlier flush
+    /// when it is still that file (same device and inode), else opened again.
+    fn flush_wal(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::fs::metadata(&self.wal)?;
+        let same = |f: &std::fs::File| {
+            f.metadata()
+                .is_ok_and(|m| m.dev() == now.dev() && m.ino() == now.ino())
+        };
+        if !opened.as_ref().is_some_and(same) {
+            *opened = Some(std::fs::OpenOptions::new().write(true).open(&self.wal)?);
+        }
+        match opened.as_ref() {
+            Some(f) => f.sync_data(),
+            None => Err(std::io::Error::other("the WAL file is not open")),
+        }
+    }
 }
 
 impl Durable {
@@ -281,10 +303,7 @@ impl Durable {
             st.flushing = true;
             let target = st.written;
             drop(st);
-            let flushed = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&sync.wal)
-                .and_then(|f| f.sync_data());
+            let flushed = sync.flush_wal();
             st = sync.lock();
             st.flushing = false;
             st.flushes += 1;
@@ -962,6 +981,7 @@ mod tests {
         moved.push(".gone");
         let broken = Arc::new(GroupSync {
             wal: PathBuf::from(moved),
+            opened: Mutex::new(None),
             state: Mutex::new(SyncState::default()),
             flushed: Condvar::new(),
         });

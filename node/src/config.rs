@@ -138,8 +138,12 @@ pub struct NodeSection {
 pub struct ServerSection {
     /// Address to listen on. Default `127.0.0.1:7443`.
     pub listen: SocketAddr,
-    /// Requests served at once; more wait. Default 8.
+    /// Requests served at once; more wait, each only while it can still be answered before
+    /// its deadline. Default 8.
     pub max_concurrent_requests: usize,
+    /// Requests that may wait for one of those slots; past them a request is refused at once
+    /// (`BUSY`). Default 512.
+    pub max_queued_requests: usize,
     /// Deadline for one request, seconds. Default 30.
     pub request_timeout_secs: u64,
     /// Largest request message accepted, bytes. Default 64 KiB.
@@ -153,6 +157,7 @@ impl Default for ServerSection {
         ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
             max_concurrent_requests: 8,
+            max_queued_requests: 512,
             request_timeout_secs: 30,
             max_request_bytes: 64 * 1024,
             handshake_timeout_secs: 3,
@@ -368,8 +373,11 @@ country = "{country}"
 [server]
 # Address to listen on. Keep it on an internal interface behind your firewall.
 listen = "127.0.0.1:7443"
-# Requests served at once (more wait); deadline per request; largest request accepted.
+# Requests served at once; how many more may wait (each only while it can still be answered
+# before its deadline; past that, or past the queue, BUSY at once); deadline per request;
+# largest request accepted.
 max_concurrent_requests = 8
+max_queued_requests = 512
 request_timeout_secs = 30
 max_request_bytes = 65536
 handshake_timeout_secs = 3

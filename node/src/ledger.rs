@@ -313,19 +313,38 @@ impl AuditLog {
         self.unflushed(|log| log.commit_release(entry, release_id, answer, replayed))
     }
 
-    /// Records a replayed release's query id; false if the id was used before. Not flushed on
-    /// its own, like [`AuditLog::remember_query_id`]: the answer's entry follows and its flush
-    /// covers this write.
-    pub fn remember_for_replay(&mut self, query_id: &str, at_ms: i64) -> Result<bool, AuditError> {
-        self.flushed_later(|log| {
-            let n = log
+    /// Logs a stored release replayed for `entry`'s query id: the id remembered (unless the
+    /// gate remembered it already, `id_known`) and the entry appended, one commit, unflushed
+    /// like [`AuditLog::append_grouped`] (the caller waits on the [`Durable`] before
+    /// answering). `None`, and nothing written, when the id was used before.
+    ///
+    /// [`Durable`]: crate::audit::Durable
+    pub fn log_replay_grouped(
+        &mut self,
+        entry: &NewEntry<'_>,
+        id_known: bool,
+        seen_at_ms: i64,
+    ) -> Result<Option<((i64, String), crate::audit::Durable)>, AuditError> {
+        let (appended, durable) = self.unflushed(|log| {
+            let tx = log
                 .conn
-                .prepare_cached(
-                    "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                )?
-                .execute(params![query_id, at_ms])?;
-            Ok(n == 1)
-        })
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !id_known {
+                let n = tx
+                    .prepare_cached(
+                        "INSERT INTO seen_query(query_id, at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![entry.query_id, seen_at_ms])?;
+                if n != 1 {
+                    return Ok(None);
+                }
+            }
+            let appended = append_in(&tx, entry)?;
+            tx.commit()?;
+            Ok(Some(appended))
+        })?;
+        // Nothing was written when the id was known: that ticket is never waited on.
+        Ok(appended.map(|a| (a, durable)))
     }
 }
 

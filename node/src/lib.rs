@@ -16,6 +16,7 @@
 //! - [`budget`]: `vrs-node budget`: spent and left per quarter and per caller.
 //! - [`ledger`]: the privacy-loss ledger in the audit file: reserve, commit, stored releases.
 //! - [`revocation`]: revoked certificates and signing keys, reloaded when their file changes.
+//! - [`admission`]: how many calls are worked on at once, which may wait, which are refused at once.
 //! - [`service`]: the gRPC `Federation` service: caller check, signature, limits, answer.
 //! - [`server`]: mTLS server set-up, health, reflection, graceful shutdown.
 //! - [`backup`]: `vrs-node backup` / `restore`: online copies of the store and audit log with a
@@ -31,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod audit;
 pub mod backup;
 pub mod budget;

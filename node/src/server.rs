@@ -158,7 +158,15 @@ pub async fn serve_with_ready(
     });
     let served = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(server.request_timeout_secs))
-        .concurrency_limit_per_connection(server.max_concurrent_requests.max(1))
+        // Admission (slots, queue, deadlines) is the service's; this only bounds what one
+        // connection can have in flight at all, a bound admission refuses before it is reached.
+        .concurrency_limit_per_connection(
+            server
+                .max_concurrent_requests
+                .max(1)
+                .saturating_add(server.max_queued_requests)
+                .saturating_add(1),
+        )
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health)
         .add_service(reflection)

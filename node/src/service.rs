@@ -23,6 +23,7 @@ use vrs_core::query::{Dimension, Query, QueryError, RawQuery, Unit};
 use vrs_core::signing::{PublicKey, SigningKey};
 use vrs_proto::pb;
 
+use crate::admission::{Admission, Refused, Slot};
 use crate::audit::{AuditError, AuditLog, NewEntry};
 use crate::config::{ApprovalMode, BudgetSection, NodeConfig};
 use crate::disclosure::zcdp;
@@ -437,7 +438,8 @@ struct Inner {
     /// counted with the answered ones, so concurrent queries cannot all pass one last slot.
     in_flight: Arc<Mutex<HashMap<String, u64>>>,
     approval: ApprovalMode,
-    permits: Arc<tokio::sync::Semaphore>,
+    admission: Arc<Admission>,
+    peer_names: PeerNames,
     clock_window: Duration,
     max_request_bytes: usize,
     /// Signs the audit log's head in every answer and in `Describe`.
@@ -499,13 +501,37 @@ impl Peer {
             .unwrap_or_default()
     }
 
-    fn of<T>(req: &Request<T>) -> Peer {
-        Peer {
-            identity: vrs_core::tls::peer_identity(req),
-            leaf: req
-                .peer_certs()
-                .and_then(|chain| chain.first().map(|c| c.as_ref().to_vec())),
+    /// The caller as its TLS layer presented it; the certificate's identity is read from
+    /// `known` when the same certificate was seen before (parsing it is most of the cost).
+    fn of<T>(req: &Request<T>, known: &PeerNames) -> Peer {
+        let leaf = req
+            .peer_certs()
+            .and_then(|chain| chain.first().map(|c| c.as_ref().to_vec()));
+        let identity = leaf.as_deref().and_then(|der| known.identity(der));
+        Peer { identity, leaf }
+    }
+}
+
+/// Identities of client certificates already parsed, by their DER bytes. Only certificates
+/// that the TLS layer verified reach it; it forgets everything past [`PeerNames::MAX`] entries.
+#[derive(Debug, Default)]
+struct PeerNames(Mutex<HashMap<Vec<u8>, Option<String>>>);
+
+impl PeerNames {
+    const MAX: usize = 256;
+
+    fn identity(&self, der: &[u8]) -> Option<String> {
+        if let Some(known) = self.0.lock().ok().and_then(|m| m.get(der).cloned()) {
+            return known;
         }
+        let identity = vrs_core::tls::cert_identity(der).ok();
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(der.to_vec(), identity.clone());
+        }
+        identity
     }
 }
 
@@ -519,12 +545,13 @@ struct Admitted {
 /// Where an entry landed in the audit log: its sequence number and chain hash.
 type Logged = (i64, String);
 
-/// The outcome of one `Aggregate` call. An answer `audited` at a position was logged with its
-/// ledger commit; the others are logged by the caller of [`NodeService::handle`].
+/// The outcome of one `Aggregate` call. An answer `audited` at a position (with the digest it
+/// was logged with) was logged on its zCDP path; the others are logged by the caller of
+/// [`NodeService::handle`].
 enum Handled {
     Answered {
         answer: Answer,
-        audited: Option<Logged>,
+        audited: Option<(Logged, String)>,
     },
     Pending,
     /// Regional mode: the leader's part of the node's Prio3 report, logged with its charge.
@@ -603,9 +630,11 @@ impl NodeService {
                 daily_budget: config.file.budget.daily_queries,
                 in_flight: Arc::new(Mutex::new(HashMap::new())),
                 approval: config.file.approval.mode,
-                permits: Arc::new(tokio::sync::Semaphore::new(
-                    server.max_concurrent_requests.max(1),
-                )),
+                admission: Admission::new(
+                    server.max_concurrent_requests,
+                    server.max_queued_requests,
+                ),
+                peer_names: PeerNames::default(),
                 clock_window: DEFAULT_CLOCK_WINDOW,
                 max_request_bytes: server.max_request_bytes,
                 audit_key: Arc::new(audit_key),
@@ -644,6 +673,21 @@ impl Inner {
     }
 
     /// The caller's identity, if it is an allowed, unrevoked coordinator.
+    /// Counts a call that was not admitted (`why`) as a refusal of its allowed caller, to be
+    /// logged with that certificate's next entry like a flood (`refused:FLOOD:<n>`): an
+    /// overloaded node does not also wait for a durable write per refusal. False, nothing
+    /// counted, for a caller that is refused anyway (its own refusal is logged as usual).
+    fn refused_busy(&self, peer: &Peer, why: Refused) -> bool {
+        let Ok(caller) = self.caller(peer) else {
+            return false;
+        };
+        tracing::warn!(?why, %caller, "not admitted: BUSY");
+        if let Ok(mut c) = self.coalesced.lock() {
+            c.entry(peer.fingerprint()).or_insert_with(|| (caller, 0)).1 += 1;
+        }
+        true
+    }
+
     fn caller(&self, peer: &Peer) -> Result<String, ServiceError> {
         let id = peer.identity.clone().ok_or(ServiceError::Unauthenticated)?;
         if !self.callers.contains_key(&id) {
@@ -855,7 +899,8 @@ impl Inner {
         Ok(block)
     }
 
-    /// The zCDP path after the gate: a stored release is returned as it was, free; otherwise
+    /// The zCDP path after the gate: a stored release is returned as it was, free, logged with
+    /// its query id in one commit; otherwise
     /// the charge is reserved with the query id, the release computed and noised, and the
     /// charge committed with the audit entry in one transaction — outcome `cancelled` when the
     /// caller has gone by then (the release is kept and its budget spent: the noise was drawn).
@@ -872,24 +917,45 @@ impl Inner {
         let stored = {
             let mut audit = self.audit()?;
             if let Some(mut answer) = audit.released(&plan.release_id).map_err(internal)? {
-                if !id_known
-                    && !audit
-                        .remember_for_replay(&evidence.query_id, now)
-                        .map_err(internal)?
-                {
-                    return Err(ServiceError::Replay);
-                }
                 answer.privacy = Some(self.release_privacy(&plan, &caller, true, &audit)?);
-                Some(answer)
+                // The id and the entry in one commit, flushed with the others waiting.
+                let digest = answer_digest(&answer);
+                let charge = charge_summary(&answer, true);
+                let entry = NewEntry {
+                    at_ms: self.clock.now_ms(),
+                    caller: &evidence.caller,
+                    query_id: &evidence.query_id,
+                    envelope: &evidence.envelope,
+                    signature: &evidence.signature,
+                    key_id: &evidence.key_id,
+                    outcome: if call.gone() { CANCELLED } else { "answered" },
+                    answer_digest: &digest,
+                    privacy: &charge,
+                };
+                let logged = audit.log_replay_grouped(&entry, id_known, now);
+                self.audit_failing.store(logged.is_err(), Ordering::Relaxed);
+                match logged {
+                    Ok(Some(done)) => Some((answer, digest, done)),
+                    Ok(None) => return Err(ServiceError::Replay),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot log a replayed release; refusing");
+                        return Err(ServiceError::Internal);
+                    }
+                }
             } else {
                 self.reserve(&mut audit, &plan, &evidence, id_known, now)?;
                 None
             }
         };
-        if let Some(answer) = stored {
+        if let Some((answer, digest, (logged, durable))) = stored {
+            if let Err(e) = durable.wait() {
+                tracing::error!(error = %e, "cannot flush the audit log; refusing");
+                self.audit_failing.store(true, Ordering::Relaxed);
+                return Err(ServiceError::Internal);
+            }
             return Ok(Handled::Answered {
                 answer,
-                audited: None,
+                audited: Some((logged, digest)),
             });
         }
         let privacy = {
@@ -960,7 +1026,7 @@ impl Inner {
         }
         Ok(Handled::Answered {
             answer,
-            audited: Some(logged),
+            audited: Some((logged, digest)),
         })
     }
 
@@ -1804,11 +1870,23 @@ impl Inner {
         }
         let gone = handled.is_ok() && call.gone();
         let (outcome, digest, charge, already) = match &handled {
-            Ok(Handled::Answered { answer, audited }) => (
+            Ok(Handled::Answered {
+                audited: Some((logged, digest)),
+                ..
+            }) => (
+                String::new(),
+                digest.clone(),
+                String::new(),
+                Some(logged.clone()),
+            ),
+            Ok(Handled::Answered {
+                answer,
+                audited: None,
+            }) => (
                 if gone { CANCELLED } else { "answered" }.to_string(),
                 answer_digest(answer),
                 charge_summary(answer, true),
-                audited.clone(),
+                None,
             ),
             Ok(Handled::Pending) => (
                 if gone { CANCELLED } else { "pending_approval" }.to_string(),
@@ -1968,7 +2046,7 @@ impl Inner {
 /// arrived (`None`: the node was busy), its deadline, and the channel its answer goes back on
 /// (closed once the caller has gone).
 struct Call<'a> {
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    permit: Option<Slot>,
     deadline: std::time::Instant,
     reply: &'a tokio::sync::oneshot::Sender<Result<pb::AggregateResponse, Status>>,
 }
@@ -2005,6 +2083,30 @@ pub fn caller_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duratio
     })
 }
 
+impl NodeService {
+    /// The deadline of a call: the caller's `grpc-timeout`, at most the server's own limit.
+    fn deadline(&self, metadata: &tonic::metadata::MetadataMap) -> std::time::Instant {
+        let limit = caller_timeout(metadata).map_or(self.inner.request_timeout, |t| {
+            t.min(self.inner.request_timeout)
+        });
+        std::time::Instant::now() + limit
+    }
+
+    /// A slot for a `Describe`, `Plan` or `FetchHelperShare` call, or `BUSY` at once when none
+    /// can be had before its deadline (counted like an `Aggregate`'s, [`Inner::refused_busy`]).
+    async fn slot(
+        &self,
+        peer: &Peer,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Slot, Status> {
+        let deadline = tokio::time::Instant::from_std(self.deadline(metadata));
+        self.inner.admission.enter(deadline).await.map_err(|why| {
+            self.inner.refused_busy(peer, why);
+            ServiceError::Busy.to_status()
+        })
+    }
+}
+
 /// Runs `work` on a blocking thread (SQLite and fsyncs never run on the runtime's threads).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Status> + Send + 'static,
@@ -2020,7 +2122,8 @@ impl pb::federation_server::Federation for NodeService {
         &self,
         req: Request<pb::DescribeRequest>,
     ) -> Result<Response<pb::DescribeResponse>, Status> {
-        let peer = Peer::of(&req);
+        let peer = Peer::of(&req, &self.inner.peer_names);
+        let _slot = self.slot(&peer, req.metadata()).await?;
         let inner = self.inner.clone();
         blocking(move || inner.describe_now(&peer))
             .await
@@ -2031,7 +2134,8 @@ impl pb::federation_server::Federation for NodeService {
         &self,
         req: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::PlanResponse>, Status> {
-        let peer = Peer::of(&req);
+        let peer = Peer::of(&req, &self.inner.peer_names);
+        let _slot = self.slot(&peer, req.metadata()).await?;
         let body = req.into_inner();
         let inner = self.inner.clone();
         blocking(move || inner.plan_now(&peer, &body))
@@ -2043,7 +2147,8 @@ impl pb::federation_server::Federation for NodeService {
         &self,
         req: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::HelperShareResponse>, Status> {
-        let peer = Peer::of(&req);
+        let peer = Peer::of(&req, &self.inner.peer_names);
+        let _slot = self.slot(&peer, req.metadata()).await?;
         let body = req.into_inner();
         let inner = self.inner.clone();
         blocking(move || inner.fetch_now(&peer, &body))
@@ -2058,13 +2163,25 @@ impl pb::federation_server::Federation for NodeService {
         &self,
         req: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
-        let peer = Peer::of(&req);
-        let limit = caller_timeout(req.metadata()).map_or(self.inner.request_timeout, |t| {
-            t.min(self.inner.request_timeout)
-        });
-        let deadline = std::time::Instant::now() + limit;
+        let peer = Peer::of(&req, &self.inner.peer_names);
+        let deadline = self.deadline(req.metadata());
         let body = req.into_inner();
-        let permit = self.inner.permits.clone().try_acquire_owned().ok();
+        // Waits for a slot only while the answer can still make the deadline (issue 15, 3);
+        // an allowed caller is told BUSY at once, without waiting for the audit log.
+        let permit = match self
+            .inner
+            .admission
+            .enter(tokio::time::Instant::from_std(deadline))
+            .await
+        {
+            Ok(slot) => Some(slot),
+            Err(why) => {
+                if self.inner.refused_busy(&peer, why) {
+                    return Err(ServiceError::Busy.to_status());
+                }
+                None
+            }
+        };
         let span = tracing::info_span!(
             "aggregate",
             caller = peer.identity.as_deref().unwrap_or("-"),

@@ -53,6 +53,8 @@ pub struct NodeSpec {
     /// Further whole sections appended to node.toml (e.g. regional mode's helper caller and
     /// `[[regional]]`, [`regional::node_sections`]).
     pub sections: String,
+    /// Extra TOML in the `[server]` section (e.g. `max_concurrent_requests = 1`).
+    pub server: String,
 }
 
 impl NodeSpec {
@@ -67,6 +69,7 @@ impl NodeSpec {
             policy: String::new(),
             privacy: String::new(),
             sections: String::new(),
+            server: String::new(),
         })
     }
 }
@@ -225,7 +228,7 @@ fn node_toml(spec: &NodeSpec, pki: &vrs_certs_dev::DevPki) -> Result<String, Dem
         pki,
         COORDINATOR,
         signing_pub.trim(),
-        "",
+        &spec.server,
         &format!(
             "[policy]\n{}\n\n[privacy]\n{}\n{}\n",
             spec.policy,

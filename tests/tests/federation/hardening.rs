@@ -335,6 +335,108 @@ async fn a_caller_that_goes_away_is_logged_cancelled_and_late_work_is_dropped() 
     fed.stop().await;
 }
 
+/// Issue 15, item 3: excess work is refused at once, never queued past its deadline. The node
+/// works on one call at a time and lets one more wait; the call in its slot is held inside the
+/// node (the audit log's write lock is taken from outside, as a slow disk would hold it). Of
+/// three calls, one works, one waits, and one is told `BUSY` at once (before: the node queued
+/// calls on their connection without limit and answered them after their callers had waited out
+/// the lock). A call that could not start before its deadline is told `BUSY` on arrival (before:
+/// it waited in that queue until its caller's own deadline ended it). The refused calls spend
+/// nothing and are counted in the log, without a durable write each while the node is busy.
+#[tokio::test]
+async fn excess_work_is_refused_at_once_not_queued() {
+    let mut spec = vrs_tests::spec("THA", 200, 22, "");
+    spec.server = "max_concurrent_requests = 1\nmax_queued_requests = 1\n".into();
+    let fed = TestFederation::start(&[spec]).await;
+    let dir = fed.node_dir("THA");
+    let client = fed.coordinator_client("THA").await;
+    let signer = fed.signer();
+    let blocker = rusqlite::Connection::open(dir.join("audit.sqlite")).unwrap();
+    let ask = |period: &str, deadline: Duration| {
+        let (client, request) = (
+            client.clone(),
+            signer.sign(&signer.envelope("THA", incidents_in(period))),
+        );
+        tokio::spawn(async move {
+            client
+                .aggregate_abandoned(request, deadline, Duration::from_secs(20))
+                .await
+                .expect("the node or the deadline ends the call")
+        })
+    };
+    let busy = |r: &Result<vrs_proto::pb::AggregateResponse, tonic::Status>| matches!(r, Err(s) if vrs_tests::reason(s).as_deref() == Some("BUSY"));
+
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let periods = ["2021", "2022", "2023"];
+    let mut calls: Vec<_> = periods
+        .iter()
+        .map(|p| ask(p, Duration::from_secs(20)))
+        .collect();
+    // Exactly one is refused, and at once: the other two are still in the node.
+    let mut refused = None;
+    for _ in 0..40 {
+        if let Some(i) = calls.iter().position(|c| c.is_finished()) {
+            refused = Some(i);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = refused.expect("a call is refused while the slot and the queue are taken");
+    let first = calls.remove(refused).await.unwrap();
+    assert!(busy(&first), "{first:?}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        calls.iter().all(|c| !c.is_finished()),
+        "the working and the waiting call are still in the node"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    for c in calls {
+        let answered = c.await.unwrap();
+        assert!(answered.is_ok(), "{answered:?}");
+    }
+
+    // The slot held again; a call due in 150 ms cannot start in time (a slot is now held for
+    // over 150 ms on average, the first call having held it for 1.5 s): BUSY on arrival, before
+    // its deadline (the caller's own timer would end it as DEADLINE_EXCEEDED).
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let working = ask("2024-Q1", Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let late = ask("2024-Q3", Duration::from_millis(150)).await.unwrap();
+    assert!(busy(&late), "{late:?}");
+    blocker.execute_batch("COMMIT").unwrap();
+    assert!(working.await.unwrap().is_ok());
+
+    // Nothing refused was spent; both refusals are counted in the log, which verifies.
+    let described = client.describe().await.unwrap();
+    let spent = |q: &str| {
+        described
+            .budget
+            .iter()
+            .find(|b| b.quarter == q)
+            .map(|b| b.rho_spent_micro)
+            .unwrap()
+    };
+    assert_eq!(spent(&format!("{}-Q1", periods[refused])), 0);
+    assert_eq!(spent("2024-Q3"), 0);
+    assert!(spent("2024-Q1") > 0);
+    let log = vrs_node::audit::AuditLog::open_existing(&dir).unwrap();
+    let counted: u64 = log
+        .entries(1, 10_000)
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e.outcome
+                .strip_prefix("refused:FLOOD:")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(counted, 2);
+    assert!(log.verify().unwrap().is_ok());
+    drop(client);
+    fed.stop().await;
+}
+
 /// Issue 12, item 8 (the coordinator's side): a node that cannot be reached when the query goes
 /// out — restarting, or its handshake slots briefly taken — is tried again within its deadline
 /// (before: `unreachable` at the first refused connection).
