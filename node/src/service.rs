@@ -575,6 +575,29 @@ struct Evidence {
     key_id: String,
 }
 
+impl Evidence {
+    /// The audit entry of an answer to this request, logged now.
+    fn answered<'a>(
+        &'a self,
+        at_ms: i64,
+        call: &Call<'_>,
+        digest: &'a str,
+        charge: &'a str,
+    ) -> NewEntry<'a> {
+        NewEntry {
+            at_ms,
+            caller: &self.caller,
+            query_id: &self.query_id,
+            envelope: &self.envelope,
+            signature: &self.signature,
+            key_id: &self.key_id,
+            outcome: if call.gone() { CANCELLED } else { "answered" },
+            answer_digest: digest,
+            privacy: charge,
+        }
+    }
+}
+
 impl NodeService {
     /// Builds the service from a loaded configuration.
     pub fn new(config: &NodeConfig) -> Result<NodeService, SetupError> {
@@ -921,17 +944,7 @@ impl Inner {
                 // The id and the entry in one commit, flushed with the others waiting.
                 let digest = answer_digest(&answer);
                 let charge = charge_summary(&answer, true);
-                let entry = NewEntry {
-                    at_ms: self.clock.now_ms(),
-                    caller: &evidence.caller,
-                    query_id: &evidence.query_id,
-                    envelope: &evidence.envelope,
-                    signature: &evidence.signature,
-                    key_id: &evidence.key_id,
-                    outcome: if call.gone() { CANCELLED } else { "answered" },
-                    answer_digest: &digest,
-                    privacy: &charge,
-                };
+                let entry = evidence.answered(self.clock.now_ms(), call, &digest, &charge);
                 let logged = audit.log_replay_grouped(&entry, id_known, now);
                 self.audit_failing.store(logged.is_err(), Ordering::Relaxed);
                 match logged {
@@ -990,17 +1003,7 @@ impl Inner {
         };
         let digest = answer_digest(&answer);
         let charge = charge_summary(&answer, false);
-        let entry = NewEntry {
-            at_ms: self.clock.now_ms(),
-            caller: &evidence.caller,
-            query_id: &evidence.query_id,
-            envelope: &evidence.envelope,
-            signature: &evidence.signature,
-            key_id: &evidence.key_id,
-            outcome: if call.gone() { CANCELLED } else { "answered" },
-            answer_digest: &digest,
-            privacy: &charge,
-        };
+        let entry = evidence.answered(self.clock.now_ms(), call, &digest, &charge);
         let mut stored = answer.clone();
         if let Some(p) = &mut stored.privacy {
             p.quarters.clear();
@@ -1149,17 +1152,7 @@ impl Inner {
             "cells": plan.universe.keys.len(),
         })
         .to_string();
-        let entry = NewEntry {
-            at_ms: self.clock.now_ms(),
-            caller: &evidence.caller,
-            query_id: &evidence.query_id,
-            envelope: &evidence.envelope,
-            signature: &evidence.signature,
-            key_id: &evidence.key_id,
-            outcome: if call.gone() { CANCELLED } else { "answered" },
-            answer_digest: &digest,
-            privacy: &charge,
-        };
+        let entry = evidence.answered(self.clock.now_ms(), call, &digest, &charge);
         let committed = self.audit().and_then(|mut log| {
             let c = log.commit_charge(&entry);
             self.audit_failing.store(c.is_err(), Ordering::Relaxed);

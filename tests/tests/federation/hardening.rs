@@ -230,6 +230,16 @@ async fn a_flood_that_stops_is_still_logged() {
     fed.stop().await;
 }
 
+/// ρ spent on quarter `q` (`YYYY-Qn`), as a node describes it.
+fn rho_spent(described: &vrs_proto::pb::DescribeResponse, q: &str) -> u64 {
+    described
+        .budget
+        .iter()
+        .find(|b| b.quarter == q)
+        .map(|b| b.rho_spent_micro)
+        .expect("the quarter is in the description")
+}
+
 fn incidents_in(year: &str) -> vrs_proto::pb::Query {
     vrs_proto::pb::Query {
         unit: "incidents".into(),
@@ -319,14 +329,7 @@ async fn a_caller_that_goes_away_is_logged_cancelled_and_late_work_is_dropped() 
 
     // The late query spent nothing; the abandoned release did (its noise was drawn).
     let described = client.describe().await.unwrap();
-    let spent = |q: &str| {
-        described
-            .budget
-            .iter()
-            .find(|b| b.quarter == q)
-            .map(|b| b.rho_spent_micro)
-            .unwrap()
-    };
+    let spent = |q: &str| rho_spent(&described, q);
     assert!(spent("2022-Q1") > 0);
     assert_eq!(spent("2023-Q1"), 0);
     let log = vrs_node::audit::AuditLog::open_existing(&dir).unwrap();
@@ -408,14 +411,7 @@ async fn excess_work_is_refused_at_once_not_queued() {
 
     // Nothing refused was spent; both refusals are counted in the log, which verifies.
     let described = client.describe().await.unwrap();
-    let spent = |q: &str| {
-        described
-            .budget
-            .iter()
-            .find(|b| b.quarter == q)
-            .map(|b| b.rho_spent_micro)
-            .unwrap()
-    };
+    let spent = |q: &str| rho_spent(&described, q);
     assert_eq!(spent(&format!("{}-Q1", periods[refused])), 0);
     assert_eq!(spent("2024-Q3"), 0);
     assert!(spent("2024-Q1") > 0);

@@ -208,4 +208,16 @@ pub fn print(fixed: Option<&FixedCost>, levels: &[Level]) {
             if share >= 0.8 { "meets" } else { "**misses**" }
         );
     }
+    if let (Some(f), Some(one)) = (fixed, levels.iter().find(|l| l.callers == 1)) {
+        // One caller has one query in flight: its rate is bound by one call's wall time, which
+        // on 2 cores also bars it from the CPU of the other core.
+        let bound = 1.0 / f.query_wall.as_secs_f64().max(1e-9);
+        println!(
+            "
+One caller asks one query at a time: its rate cannot pass 1 / (wall time of one call, {}) = {bound:.0}/s; it answered {:.0}/s, {:.0}% of that bound. The best rate above ({best:.0}/s) needs queries in flight on both cores.",
+            msf(f.query_wall),
+            one.answered as f64 / one.seconds,
+            one.answered as f64 / one.seconds / bound * 100.0,
+        );
+    }
 }
