@@ -19,6 +19,9 @@ use vrs_core::answer::{Answer, QuarterBudget};
 use crate::audit::{AuditError, AuditLog, NewEntry, append_in};
 use crate::universe::quarter_label_of;
 
+/// Where an entry landed: its sequence number and chain hash.
+type Logged = (i64, String);
+
 /// Tables of the ledger, created with the audit log.
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS ledger (
@@ -324,7 +327,7 @@ impl AuditLog {
         entry: &NewEntry<'_>,
         id_known: bool,
         seen_at_ms: i64,
-    ) -> Result<Option<((i64, String), crate::audit::Durable)>, AuditError> {
+    ) -> Result<Option<(Logged, crate::audit::Durable)>, AuditError> {
         let (appended, durable) = self.unflushed(|log| {
             let tx = log
                 .conn
