@@ -718,7 +718,7 @@ fn outcome_of_response(country: Country, query_id: &str, mut r: pb::AggregateRes
     };
     let (outcome, answer_digest) = match answer_of_response(country, query_id, r) {
         Ok(answered) => answered,
-        Err(outcome) => (outcome, String::new()),
+        Err(why) => (bad(why), String::new()),
     };
     if matches!(outcome, NodeOutcome::Answered(_)) && receipt.is_none() {
         // Every answer is logged before it is sent; a node that cannot show where is not
@@ -751,59 +751,60 @@ pub(crate) fn receipt_of(
     })
 }
 
-/// The answer (or pending approval) with its checked digest; a bad response is `Err`.
+/// The answer (or pending approval) with its checked digest; a bad response is `Err` with
+/// the reason it is refused.
 fn answer_of_response(
     country: Country,
     query_id: &str,
     r: pb::AggregateResponse,
-) -> Result<(NodeOutcome, String), NodeOutcome> {
+) -> Result<(NodeOutcome, String), &'static str> {
     if r.country != country.as_str() {
-        return Err(bad("response names another country"));
+        return Err("response names another country");
     }
     if r.query_id != query_id {
-        return Err(bad("response echoes another query id"));
+        return Err("response echoes another query id");
     }
     if r.status == pb::AnswerStatus::PendingApproval as i32 {
         return Ok((NodeOutcome::PendingApproval, String::new()));
     }
     if r.status != pb::AnswerStatus::Answered as i32 {
-        return Err(bad("response has an unknown status"));
+        return Err("response has an unknown status");
     }
     let dims: Result<Vec<Dimension>, _> = r.dimensions.iter().map(|d| d.parse()).collect();
     let Ok(dimensions) = dims else {
-        return Err(bad("response names an unknown dimension"));
+        return Err("response names an unknown dimension");
     };
-    let privacy = r.privacy.map(privacy_of).transpose().map_err(bad)?;
+    let privacy = r.privacy.map(privacy_of).transpose()?;
     // Every cell is checked in order before any is taken apart, so that the first fault found
     // is the one reported.
     let mut seen = SeenKeys::new(&r.cells);
     let mut values = Vec::with_capacity(r.cells.len());
     for (i, c) in r.cells.iter().enumerate() {
         if c.key.len() != dimensions.len() {
-            return Err(bad("cell key length differs from the dimensions"));
+            return Err("cell key length differs from the dimensions");
         }
         if !seen.is_new(i) {
-            return Err(bad("a cell key is listed twice"));
+            return Err("a cell key is listed twice");
         }
         let value = match c.outcome {
             Some(pb::cell::Outcome::Value(v)) => CellValue::Released(v),
             Some(pb::cell::Outcome::Noisy(v)) => CellValue::Noisy(v),
             Some(pb::cell::Outcome::Suppressed(code)) => match suppression_of(code) {
                 Some(reason) => CellValue::Suppressed(reason),
-                None => return Err(bad("cell has an unknown suppression reason")),
+                None => return Err("cell has an unknown suppression reason"),
             },
-            None => return Err(bad("cell has no outcome")),
+            None => return Err("cell has no outcome"),
         };
         // σ is the answer's for every noisy cell and 0 for every other one.
         let expected_sigma = match (&value, &privacy) {
             (CellValue::Noisy(_), Some(p)) => p.sigma,
             (CellValue::Noisy(_), None) => {
-                return Err(bad("noisy cell without privacy accounting"));
+                return Err("noisy cell without privacy accounting");
             }
             (_, _) => 0.0,
         };
         if c.sigma != expected_sigma {
-            return Err(bad("cell noise scale differs from the answer's"));
+            return Err("cell noise scale differs from the answer's");
         }
         values.push(value);
     }
@@ -820,7 +821,7 @@ fn answer_of_response(
         privacy,
     };
     if answer.digest() != r.answer_digest {
-        return Err(bad("answer digest does not match the cells received"));
+        return Err("answer digest does not match the cells received");
     }
     Ok((NodeOutcome::Answered(answer), r.answer_digest))
 }
