@@ -13,7 +13,7 @@
 //! from the answer's, a digest that is not the SHA-256 of the cells received) is never merged:
 //! it becomes a `BAD_RESPONSE` refusal.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,49 +216,55 @@ impl Federation {
 
     /// Like [`Federation::ask`] with a given query id (to collect a pending answer later, the
     /// same id is sent again with a fresh signature and timestamp).
+    ///
+    /// Each response is checked and converted in its node's own task as it arrives
+    /// ([`outcome_of_response`]), while the other nodes are still working.
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
-        let id = query_id.to_string();
-        let results: Vec<NodeResult> = self
-            .send(query, query_id, |mut client, req| async move {
-                client.aggregate(req).await
-            })
-            .await
-            .into_iter()
-            .map(|(country, outcome, elapsed)| {
-                let (outcome, receipt) = match outcome {
-                    Ok(resp) => outcome_of_response(country, &id, resp),
-                    Err(failed) => (failed, None),
-                };
-                NodeResult {
-                    country,
-                    outcome,
-                    elapsed,
-                    receipt,
-                }
-            })
-            .collect();
+        let id: Arc<str> = Arc::from(query_id);
+        let requests = self.sign_all(query, query_id, None);
+        let checked = self
+            .send_and_check(
+                requests,
+                |mut client, req| async move { client.aggregate(req).await },
+                move |country, resp| outcome_of_response(country, &id, resp),
+            )
+            .await;
         let now = self.clock.now_ms();
-        self.keep(
-            results
-                .iter()
-                .filter_map(|r| {
-                    let receipt = r.receipt.clone()?;
-                    let (kind, answer_digest) = match &r.outcome {
-                        NodeOutcome::Answered(a) => (Kind::Answer, a.digest()),
-                        NodeOutcome::PendingApproval => (Kind::Pending, String::new()),
-                        _ => return None,
-                    };
-                    Some(Kept {
-                        kind,
-                        query_id: query_id.to_string(),
-                        answer_digest,
-                        audit_key: String::new(),
-                        receipt,
-                        kept_at_ms: now,
-                    })
-                })
-                .collect(),
-        );
+        let mut kept = Vec::new();
+        let mut results = Vec::with_capacity(checked.len());
+        for (country, checked, elapsed) in checked {
+            let Checked {
+                outcome,
+                receipt,
+                answer_digest,
+            } = checked.unwrap_or_else(|failed| Checked {
+                outcome: failed,
+                receipt: None,
+                answer_digest: String::new(),
+            });
+            let kind = match &outcome {
+                NodeOutcome::Answered(_) => Some(Kind::Answer),
+                NodeOutcome::PendingApproval => Some(Kind::Pending),
+                _ => None,
+            };
+            if let (Some(kind), Some(receipt)) = (kind, &receipt) {
+                kept.push(Kept {
+                    kind,
+                    query_id: query_id.to_string(),
+                    answer_digest,
+                    audit_key: String::new(),
+                    receipt: receipt.clone(),
+                    kept_at_ms: now,
+                });
+            }
+            results.push(NodeResult {
+                country,
+                outcome,
+                elapsed,
+                receipt,
+            });
+        }
+        self.keep(kept);
         results
     }
 
@@ -359,12 +365,38 @@ impl Federation {
             + 'static,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send,
     {
+        self.send_and_check(requests, call, |_, response| response)
+            .await
+    }
+
+    /// Like [`Federation::send_signed`], and `check` turns each node's response into `T` in
+    /// that node's task, as soon as it arrives: one node's answer is checked while the others
+    /// are still being computed. `elapsed` is the time to the response, before `check`.
+    async fn send_and_check<R, T, F, Fut, C>(
+        &self,
+        requests: Vec<pb::AggregateRequest>,
+        call: F,
+        check: C,
+    ) -> Vec<(Country, Result<T, NodeOutcome>, Duration)>
+    where
+        R: Send + 'static,
+        T: Send + 'static,
+        F: Fn(FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send,
+        C: Fn(Country, R) -> T + Send + Sync + 'static,
+    {
         let call = Arc::new(call);
+        let check = Arc::new(check);
         let mut set = JoinSet::new();
         for (i, (node, request)) in self.nodes.iter().zip(requests).enumerate() {
             let deadline = self.deadline;
             let client = node.client.clone();
+            let country = node.country;
             let call = call.clone();
+            let check = check.clone();
             set.spawn(async move {
                 let started = tokio::time::Instant::now();
                 let attempts = async {
@@ -389,10 +421,11 @@ impl Federation {
                 let outcome = tokio::time::timeout(deadline, attempts)
                     .await
                     .unwrap_or(Err(NodeOutcome::TimedOut));
-                (i, outcome, started.elapsed())
+                let elapsed = started.elapsed();
+                (i, outcome.map(|response| check(country, response)), elapsed)
             });
         }
-        let mut results: Vec<(Country, Result<R, NodeOutcome>, Duration)> = self
+        let mut results: Vec<(Country, Result<T, NodeOutcome>, Duration)> = self
             .nodes
             .iter()
             .map(|n| {
@@ -658,28 +691,45 @@ fn suppression_of(code: i32) -> Option<SuppressionReason> {
     })
 }
 
+/// A node's response to `Aggregate`, checked and converted.
+struct Checked {
+    outcome: NodeOutcome,
+    receipt: Option<AuditReceipt>,
+    /// The answer's digest, checked against the cells received (empty unless answered): what
+    /// the receipt book keeps, so that it is not computed again.
+    answer_digest: String,
+}
+
 /// Checks and converts a node's response into an [`Answer`]. A response that contradicts itself
 /// is treated as a refusal (`BAD_RESPONSE`), never merged: another country or query id than
 /// asked, unknown dimensions, keys of the wrong length or listed twice, cells with no outcome,
 /// noisy cells without privacy accounting or with a σ other than the answer's, and an
 /// `answer_digest` that is not the SHA-256 of what was received ([`Answer::digest`], the
 /// function the node records in its audit log).
-fn outcome_of_response(
-    country: Country,
-    query_id: &str,
-    mut r: pb::AggregateResponse,
-) -> (NodeOutcome, Option<AuditReceipt>) {
+fn outcome_of_response(country: Country, query_id: &str, mut r: pb::AggregateResponse) -> Checked {
+    let refused = |why| Checked {
+        outcome: bad(why),
+        receipt: None,
+        answer_digest: String::new(),
+    };
     let receipt = match r.receipt.take().map(|x| receipt_of(country, x)).transpose() {
         Ok(x) => x,
-        Err(why) => return (bad(why), None),
+        Err(why) => return refused(why),
     };
-    let outcome = answer_of_response(country, query_id, r);
+    let (outcome, answer_digest) = match answer_of_response(country, query_id, r) {
+        Ok(answered) => answered,
+        Err(why) => (bad(why), String::new()),
+    };
     if matches!(outcome, NodeOutcome::Answered(_)) && receipt.is_none() {
         // Every answer is logged before it is sent; a node that cannot show where is not
         // believed (invariant 4, checkable from outside).
-        return (bad("answer carries no audit receipt"), None);
+        return refused("answer carries no audit receipt");
     }
-    (outcome, receipt)
+    Checked {
+        outcome,
+        receipt,
+        answer_digest,
+    }
 }
 
 /// A receipt in domain form, its shape checked (its signature is checked against the node's
@@ -701,65 +751,113 @@ pub(crate) fn receipt_of(
     })
 }
 
-fn answer_of_response(country: Country, query_id: &str, r: pb::AggregateResponse) -> NodeOutcome {
+/// The answer (or pending approval) with its checked digest; a bad response is `Err` with
+/// the reason it is refused.
+fn answer_of_response(
+    country: Country,
+    query_id: &str,
+    r: pb::AggregateResponse,
+) -> Result<(NodeOutcome, String), &'static str> {
     if r.country != country.as_str() {
-        return bad("response names another country");
+        return Err("response names another country");
     }
     if r.query_id != query_id {
-        return bad("response echoes another query id");
+        return Err("response echoes another query id");
     }
     if r.status == pb::AnswerStatus::PendingApproval as i32 {
-        return NodeOutcome::PendingApproval;
+        return Ok((NodeOutcome::PendingApproval, String::new()));
     }
     if r.status != pb::AnswerStatus::Answered as i32 {
-        return bad("response has an unknown status");
+        return Err("response has an unknown status");
     }
     let dims: Result<Vec<Dimension>, _> = r.dimensions.iter().map(|d| d.parse()).collect();
     let Ok(dimensions) = dims else {
-        return bad("response names an unknown dimension");
+        return Err("response names an unknown dimension");
     };
-    let privacy = match r.privacy.map(privacy_of).transpose() {
-        Ok(p) => p,
-        Err(why) => return bad(why),
-    };
-    let mut seen = BTreeSet::new();
-    let mut cells = Vec::with_capacity(r.cells.len());
-    for c in r.cells {
+    let privacy = r.privacy.map(privacy_of).transpose()?;
+    // Every cell is checked in order before any is taken apart, so that the first fault found
+    // is the one reported.
+    let mut seen = SeenKeys::new(&r.cells);
+    let mut values = Vec::with_capacity(r.cells.len());
+    for (i, c) in r.cells.iter().enumerate() {
         if c.key.len() != dimensions.len() {
-            return bad("cell key length differs from the dimensions");
+            return Err("cell key length differs from the dimensions");
         }
-        if !seen.insert(c.key.clone()) {
-            return bad("a cell key is listed twice");
+        if !seen.is_new(i) {
+            return Err("a cell key is listed twice");
         }
         let value = match c.outcome {
             Some(pb::cell::Outcome::Value(v)) => CellValue::Released(v),
             Some(pb::cell::Outcome::Noisy(v)) => CellValue::Noisy(v),
             Some(pb::cell::Outcome::Suppressed(code)) => match suppression_of(code) {
                 Some(reason) => CellValue::Suppressed(reason),
-                None => return bad("cell has an unknown suppression reason"),
+                None => return Err("cell has an unknown suppression reason"),
             },
-            None => return bad("cell has no outcome"),
+            None => return Err("cell has no outcome"),
         };
         // σ is the answer's for every noisy cell and 0 for every other one.
         let expected_sigma = match (&value, &privacy) {
             (CellValue::Noisy(_), Some(p)) => p.sigma,
-            (CellValue::Noisy(_), None) => return bad("noisy cell without privacy accounting"),
+            (CellValue::Noisy(_), None) => {
+                return Err("noisy cell without privacy accounting");
+            }
             (_, _) => 0.0,
         };
         if c.sigma != expected_sigma {
-            return bad("cell noise scale differs from the answer's");
+            return Err("cell noise scale differs from the answer's");
         }
-        cells.push(Cell { key: c.key, value });
+        values.push(value);
     }
+    drop(seen);
+    let cells = r
+        .cells
+        .into_iter()
+        .zip(values)
+        .map(|(c, value)| Cell { key: c.key, value })
+        .collect();
     let answer = Answer {
         dimensions,
         cells,
         privacy,
     };
     if answer.digest() != r.answer_digest {
-        return bad("answer digest does not match the cells received");
+        return Err("answer digest does not match the cells received");
     }
-    NodeOutcome::Answered(answer)
+    Ok((NodeOutcome::Answered(answer), r.answer_digest))
+}
+
+/// Which cell keys of a response were seen before, without copying any. Nodes list their cells
+/// sorted by key, so a key greater than the one before it is new; at the first key out of that
+/// order, the keys before it go into a hash set, and every later key is looked up there.
+struct SeenKeys<'a> {
+    cells: &'a [pb::Cell],
+    set: Option<HashSet<&'a [String]>>,
+}
+
+impl<'a> SeenKeys<'a> {
+    fn new(cells: &'a [pb::Cell]) -> SeenKeys<'a> {
+        SeenKeys { cells, set: None }
+    }
+
+    /// Whether the key of cell `i` differs from the keys of cells `0..i` (called for every `i`
+    /// in order).
+    fn is_new(&mut self, i: usize) -> bool {
+        let key = self.cells[i].key.as_slice();
+        if let Some(set) = &mut self.set {
+            return set.insert(key);
+        }
+        // Cells 0..i are in strictly increasing order: a key above the last is above them all.
+        match i.checked_sub(1) {
+            None => return true,
+            Some(last) if self.cells[last].key.as_slice() < key => return true,
+            Some(_) => {}
+        }
+        let mut set: HashSet<&[String]> =
+            self.cells[..i].iter().map(|c| c.key.as_slice()).collect();
+        let new = set.insert(key);
+        self.set = Some(set);
+        new
+    }
 }
 
 /// Checks and converts a node's `Plan` answer.
@@ -847,4 +945,39 @@ fn description_of_response(
         audit_key: clip(&d.audit_key),
         audit_head: d.audit_head.map(|h| receipt_of(country, h)).transpose()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn cells(keys: &[Vec<String>]) -> Vec<pb::Cell> {
+        keys.iter()
+            .map(|key| pb::Cell {
+                key: key.clone(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Sorted, shuffled, with repeats: the same verdicts as a set of every key seen.
+        #[test]
+        fn seen_keys_agrees_with_a_set_of_copies(
+            mut keys in prop::collection::vec(prop::collection::vec("[a-c*]{0,2}", 0..3), 0..40),
+            sort in any::<bool>(),
+        ) {
+            if sort {
+                keys.sort();
+            }
+            let cells = cells(&keys);
+            let mut seen = SeenKeys::new(&cells);
+            let mut copies = BTreeSet::new();
+            for (i, key) in keys.iter().enumerate() {
+                prop_assert_eq!(seen.is_new(i), copies.insert(key.clone()), "key {}", i);
+            }
+        }
+    }
 }

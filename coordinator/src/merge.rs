@@ -280,6 +280,17 @@ fn node_privacy(answer: &Answer) -> Option<NodePrivacy> {
     })
 }
 
+/// Each result's rank among the results by country name (ties in registry order).
+fn country_ranks(results: &[NodeResult]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..results.len()).collect();
+    order.sort_by(|&a, &b| results[a].country.as_str().cmp(results[b].country.as_str()));
+    let mut rank = vec![0; results.len()];
+    for (r, i) in order.into_iter().enumerate() {
+        rank[i] = r;
+    }
+    rank
+}
+
 /// Merges node results into regional cells.
 pub fn merge(
     query_id: &str,
@@ -287,13 +298,19 @@ pub fn merge(
     dimensions: &[Dimension],
     results: &[NodeResult],
 ) -> Regional {
-    // Cells in order of first appearance, found by key through a hash index: a zCDP answer
-    // lists every cell of its universe, so there are nodes × cells look-ups (the result is
-    // sorted for readers below).
+    // Cells in order of first appearance, found by key through a hash index over the answers'
+    // own keys: a zCDP answer lists every cell of its universe, so there are nodes × cells
+    // look-ups (the result is sorted for readers below).
     let mut cells: Vec<RegionalCell> = Vec::new();
-    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut index: HashMap<&[String], usize> = HashMap::new();
+    // Every node's contribution to every cell, one row of `results.len()` slots per cell, each
+    // node in the column of its country's rank: a row read in order is sorted by country, and
+    // becomes the cell's `nodes` without a search per node.
+    let rank = country_ranks(results);
+    let width = results.len();
+    let mut contributions: Vec<Option<Contribution>> = Vec::new();
     let mut answered = 0;
-    for r in results {
+    for (r, &column) in results.iter().zip(&rank) {
         let NodeOutcome::Answered(answer) = &r.outcome else {
             continue;
         };
@@ -302,7 +319,6 @@ pub fn merge(
         }
         answered += 1;
         let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
-        let country = r.country.to_string();
         for (position, c) in answer.cells.iter().enumerate() {
             // A zCDP node lists its data-independent universe in the same order as the others:
             // the cell at the same position is then the one the index would find (keys in
@@ -310,7 +326,7 @@ pub fn merge(
             // to the index.
             let at = match cells.get(position) {
                 Some(same) if same.key == c.key => Some(position),
-                _ => index.get(&c.key).copied(),
+                _ => index.get(c.key.as_slice()).copied(),
             };
             let at = match at {
                 Some(at) => at,
@@ -322,7 +338,8 @@ pub fn merge(
                         status: CellStatus::Exact,
                         nodes: BTreeMap::new(),
                     });
-                    index.insert(c.key.clone(), cells.len() - 1);
+                    index.insert(&c.key, cells.len() - 1);
+                    contributions.resize(cells.len() * width, None);
                     cells.len() - 1
                 }
             };
@@ -342,23 +359,31 @@ pub fn merge(
                 }
                 CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
             };
-            cell.nodes.insert(country.clone(), contribution);
+            contributions[at * width + column] = Some(contribution);
         }
     }
     drop(index);
-    for cell in &mut cells {
-        let released = cell
-            .nodes
-            .values()
-            .any(|c| !matches!(c, Contribution::Suppressed(_)));
-        let noisy = cell
-            .nodes
-            .values()
-            .any(|c| matches!(c, Contribution::Noisy { .. }));
-        let suppressed = cell
-            .nodes
-            .values()
-            .any(|c| matches!(c, Contribution::Suppressed(_)));
+    // Countries in rank order, to name each column.
+    let mut by_rank: Vec<String> = vec![String::new(); width];
+    for (r, &column) in results.iter().zip(&rank) {
+        by_rank[column] = r.country.to_string();
+    }
+    for (cell, row) in cells.iter_mut().zip(contributions.chunks(width.max(1))) {
+        // Sorted by country (equal countries, which a registry does not allow, keep the last
+        // in registry order, as inserting one after the other would).
+        cell.nodes = by_rank
+            .iter()
+            .zip(row)
+            .filter_map(|(country, c)| Some((country.clone(), (*c)?)))
+            .collect();
+        let (mut released, mut noisy, mut suppressed) = (false, false, false);
+        for c in cell.nodes.values() {
+            match c {
+                Contribution::Value(_) => released = true,
+                Contribution::Noisy { .. } => (released, noisy) = (true, true),
+                Contribution::Suppressed(_) => suppressed = true,
+            }
+        }
         cell.se = cell.se.sqrt();
         cell.status = match (released, suppressed, noisy) {
             (_, false, false) => CellStatus::Exact,
@@ -734,7 +759,8 @@ mod tests {
         ) {
             let dimensions = [Dimension::Mode, Dimension::Year];
             let universe = universe();
-            let countries = ["THA", "IDN", "MYS", "VNM", "PHL", "SGP"];
+            // A country twice too (a registry does not allow it): its last answer is kept.
+            let countries = ["THA", "IDN", "MYS", "VNM", "IDN", "SGP"];
             let results: Vec<NodeResult> = nodes
                 .iter()
                 .zip(countries)

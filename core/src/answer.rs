@@ -114,9 +114,17 @@ impl Answer {
     /// Hex SHA-256 over the JSON rendering of the answer: what a node records in its audit log
     /// and sends as `answer_digest`, and what the coordinator recomputes from the cells it
     /// received. Both sides hash this one rendering of this one type, so they agree byte for byte.
+    ///
+    /// The rendering is streamed into the hash through a buffer, never held whole; an answer
+    /// that cannot be rendered hashes as the empty rendering, as it always has.
     pub fn digest(&self) -> String {
-        let text = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, &text))
+        let mut out = std::io::BufWriter::with_capacity(DIGEST_BUFFER, Sha256Writer::new());
+        let rendered = serde_json::to_writer(&mut out, self).is_ok();
+        let digest = match out.into_inner() {
+            Ok(hashed) if rendered => hashed.0.finish(),
+            _ => ring::digest::digest(&ring::digest::SHA256, b""),
+        };
+        hex::encode(digest)
     }
 
     /// The protection the answer was released under: zCDP when it carries its privacy
@@ -127,6 +135,29 @@ impl Answer {
         } else {
             ProtectionMode::RulesV1
         }
+    }
+}
+
+/// Bytes of the answer's JSON rendering hashed at a time by [`Answer::digest`].
+const DIGEST_BUFFER: usize = 64 * 1024;
+
+/// A writer that hashes what is written to it (SHA-256).
+struct Sha256Writer(ring::digest::Context);
+
+impl Sha256Writer {
+    fn new() -> Sha256Writer {
+        Sha256Writer(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+}
+
+impl std::io::Write for Sha256Writer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -192,4 +223,68 @@ pub struct ReleasePrivacy {
     pub threshold: f64,
     /// Budget of every touched quarter after this release.
     pub quarters: Vec<QuarterBudget>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digest as it was first defined: SHA-256 of the whole JSON rendering in memory.
+    fn digest_of_rendering(answer: &Answer) -> String {
+        let text = serde_json::to_vec(answer).unwrap();
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &text))
+    }
+
+    fn answer(cells: usize, privacy: bool) -> Answer {
+        let values = [
+            CellValue::Noisy(-3),
+            CellValue::Released(12),
+            CellValue::Suppressed(SuppressionReason::NoisyBelowThreshold),
+            CellValue::Noisy(i64::MAX),
+        ];
+        Answer {
+            dimensions: vec![Dimension::Origin, Dimension::Quarter],
+            cells: (0..cells)
+                .map(|i| Cell {
+                    key: vec![format!("C{:02}\"é", i / 8), format!("2024-Q{}", i % 8)],
+                    value: values[i % values.len()],
+                })
+                .collect(),
+            privacy: privacy.then(|| ReleasePrivacy {
+                release_id: "ab".repeat(32),
+                replayed: false,
+                rho_micro: 50_000,
+                l2_sensitivity_squared: 4,
+                privacy_unit: "incident".into(),
+                sigma: 3.162_277_660_168_379_5,
+                threshold: 0.1,
+                quarters: vec![QuarterBudget {
+                    quarter: "2024-Q1".into(),
+                    rho_spent_micro: 50_000,
+                    rho_left_micro: 950_000,
+                    caller_rho_left_micro: 450_000,
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn the_streamed_digest_is_the_digest_of_the_whole_rendering() {
+        // Empty, small, and renderings several times the hashing buffer.
+        for cells in [0, 1, 7, 4_000, 20_000] {
+            for privacy in [false, true] {
+                let a = answer(cells, privacy);
+                assert_eq!(a.digest(), digest_of_rendering(&a), "{cells} cells");
+            }
+        }
+    }
+
+    #[test]
+    fn the_digest_of_a_known_answer_does_not_change() {
+        // A protocol value: nodes record it in their audit logs.
+        assert_eq!(
+            answer(3, true).digest(),
+            "9c16bd7439c832573f5383f0cab2cb9f6c2ede617f51792f79cf7020f9d7acd2"
+        );
+    }
 }
