@@ -11,6 +11,12 @@ use vrs_coordinator::cli::{self, CliError, Command};
 use vrs_core::cli::{CommonArgs, Status};
 use vrs_core::manual::WithManual;
 
+/// A regional query makes and frees hundreds of thousands of small cells, decoded on the
+/// runtime's threads and merged and freed on another: mimalloc frees across threads without the
+/// locks glibc's allocator takes there (docs/BENCHMARKS.md, issue 15 item 5).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vrs-coordinator",

@@ -16,7 +16,7 @@
 //! A node that did not answer makes every regional figure incomplete; that is reported once for
 //! the whole table ([`Regional::coverage`]), and the per-node status says why.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use vrs_core::answer::{Answer, CellValue, ProtectionMode, QuarterBudget, SuppressionReason};
@@ -186,7 +186,88 @@ pub struct RegionalCell {
     /// Exact, noisy, partial or suppressed.
     pub status: CellStatus,
     /// Per node, what it released for this key (nodes without the key are absent: zero).
-    pub nodes: BTreeMap<String, Contribution>,
+    pub nodes: Contributions,
+}
+
+/// What each node released for one key, by country in alphabetical order; a node without the
+/// key is absent. A sorted vector of `Copy` pairs: a regional query builds one per cell and
+/// node, so a map of owned country names per cell was most of what merging cost (issue 15,
+/// item 5). Serialised as a map from country code to contribution.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contributions(Vec<(Country, Contribution)>);
+
+impl Contributions {
+    /// What `country` (an ISO3 code) released here.
+    pub fn get(&self, country: &str) -> Option<&Contribution> {
+        self.0
+            .binary_search_by(|(c, _)| c.as_str().cmp(country))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// The contributions, by country.
+    pub fn iter(&self) -> impl Iterator<Item = (Country, &Contribution)> {
+        self.0.iter().map(|(c, v)| (*c, v))
+    }
+
+    /// The countries that released something here, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(c, _)| c.as_str())
+    }
+
+    /// The contributions alone, by country.
+    pub fn values(&self) -> impl Iterator<Item = &Contribution> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// How many nodes released something here.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No node released anything here.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sets what `country` released here (replacing what it had).
+    pub fn insert(&mut self, country: Country, contribution: Contribution) {
+        match self
+            .0
+            .binary_search_by(|(c, _)| c.as_str().cmp(country.as_str()))
+        {
+            Ok(i) => self.0[i].1 = contribution,
+            Err(i) => self.0.insert(i, (country, contribution)),
+        }
+    }
+}
+
+impl FromIterator<(Country, Contribution)> for Contributions {
+    /// By country; of a country given twice, the last one counts.
+    fn from_iter<I: IntoIterator<Item = (Country, Contribution)>>(items: I) -> Self {
+        let mut all: Vec<(Country, Contribution)> = items.into_iter().collect();
+        all.sort_by(|(a, _), (b, _)| a.as_str().cmp(b.as_str()));
+        // After a stable sort the last of equal countries is the one given last.
+        let mut kept: Vec<(Country, Contribution)> = Vec::with_capacity(all.len());
+        for (country, c) in all {
+            match kept.last_mut() {
+                Some(last) if last.0 == country => last.1 = c,
+                _ => kept.push((country, c)),
+            }
+        }
+        Contributions(kept)
+    }
+}
+
+impl Serialize for Contributions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (country, c) in &self.0 {
+            map.serialize_entry(country.as_str(), c)?;
+        }
+        map.end()
+    }
 }
 
 impl RegionalCell {
@@ -336,7 +417,7 @@ pub fn merge(
                         value: 0,
                         se: 0.0,
                         status: CellStatus::Exact,
-                        nodes: BTreeMap::new(),
+                        nodes: Contributions::default(),
                     });
                     index.insert(&c.key, cells.len() - 1);
                     contributions.resize(cells.len() * width, None);
@@ -364,9 +445,9 @@ pub fn merge(
     }
     drop(index);
     // Countries in rank order, to name each column.
-    let mut by_rank: Vec<String> = vec![String::new(); width];
+    let mut by_rank: Vec<Country> = vec![Country::UNKNOWN; width];
     for (r, &column) in results.iter().zip(&rank) {
-        by_rank[column] = r.country.to_string();
+        by_rank[column] = r.country;
     }
     for (cell, row) in cells.iter_mut().zip(contributions.chunks(width.max(1))) {
         // Sorted by country (equal countries, which a registry does not allow, keep the last
@@ -374,7 +455,7 @@ pub fn merge(
         cell.nodes = by_rank
             .iter()
             .zip(row)
-            .filter_map(|(country, c)| Some((country.clone(), (*c)?)))
+            .filter_map(|(country, c)| Some((*country, (*c)?)))
             .collect();
         let (mut released, mut noisy, mut suppressed) = (false, false, false);
         for c in cell.nodes.values() {
@@ -449,6 +530,7 @@ pub fn answered_countries(results: &[NodeResult]) -> Vec<Country> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use std::time::Duration;
     use vrs_core::answer::{Cell, ReleasePrivacy};
 
@@ -573,7 +655,7 @@ mod tests {
         let r = merge("q", Unit::Incidents, &[Dimension::Mode], &results);
         assert_eq!(r.cells[0].value, 0);
         assert!(matches!(
-            r.cells[0].nodes["THA"],
+            *r.cells[0].nodes.get("THA").unwrap(),
             Contribution::Suppressed(_)
         ));
     }
@@ -624,7 +706,7 @@ mod tests {
             (50, 5.0, CellStatus::Noisy)
         );
         assert_eq!(
-            land.nodes["THA"],
+            *land.nodes.get("THA").unwrap(),
             Contribution::Noisy {
                 value: 40,
                 sigma: 3.0
@@ -684,7 +766,7 @@ mod tests {
                     value: 0,
                     se: 0.0,
                     status: CellStatus::Exact,
-                    nodes: BTreeMap::new(),
+                    nodes: Contributions::default(),
                 });
                 let contribution = match c.value {
                     CellValue::Released(v) => {
@@ -700,7 +782,7 @@ mod tests {
                     }
                     CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
                 };
-                cell.nodes.insert(r.country.to_string(), contribution);
+                cell.nodes.insert(r.country, contribution);
             }
         }
         let mut cells: Vec<RegionalCell> = cells.into_values().collect();

@@ -295,7 +295,7 @@ pub fn json(r: &Regional) -> serde_json::Value {
             let nodes: serde_json::Map<String, serde_json::Value> = c
                 .nodes
                 .iter()
-                .map(|(k, v)| (k.clone(), contribution_json(v)))
+                .map(|(k, v)| (k.to_string(), contribution_json(v)))
                 .collect();
             let mut cell = json!({
                 "key": c.key,

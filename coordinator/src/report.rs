@@ -1545,7 +1545,9 @@ fn coverage(out: &mut String, r: &Regional) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merge::{Contribution, Coverage, NodePrivacy, NodeStatus, RegionalCell};
+    use crate::merge::{
+        Contribution, Contributions, Coverage, NodePrivacy, NodeStatus, RegionalCell,
+    };
     use vrs_core::answer::SuppressionReason;
 
     fn node(country: &str, status: &str, detail: &str) -> NodeStatus {
@@ -1560,11 +1562,11 @@ mod tests {
     }
 
     fn cell(key: &[&str], value: u64, status: CellStatus) -> RegionalCell {
-        let mut nodes = BTreeMap::new();
-        nodes.insert("THA".to_string(), Contribution::Value(value));
+        let mut nodes = Contributions::default();
+        nodes.insert("THA".parse().unwrap(), Contribution::Value(value));
         if status != CellStatus::Exact {
             nodes.insert(
-                "MYS".to_string(),
+                "MYS".parse().unwrap(),
                 Contribution::Suppressed(SuppressionReason::BelowThreshold),
             );
         }
@@ -1795,8 +1797,8 @@ mod tests {
                 c.status = CellStatus::Noisy;
                 c.value = if i == 0 { 500 } else { -3 };
                 c.se = 4.0;
-                c.nodes = BTreeMap::from([(
-                    "THA".to_string(),
+                c.nodes = Contributions::from_iter([(
+                    "THA".parse().unwrap(),
                     Contribution::Noisy {
                         value: c.value,
                         sigma: 4.0,
@@ -2124,7 +2126,7 @@ mod tests {
                     value,
                     se,
                     status,
-                    nodes: BTreeMap::new(),
+                    nodes: Contributions::default(),
                 });
             }
         }

@@ -447,7 +447,7 @@ async fn zcdp_regional_values_are_sums_of_noisy_values_with_se_the_root_of_summe
                 sum += v;
                 variance += sigma * sigma;
                 assert_eq!(
-                    cell.nodes[r.country.as_str()],
+                    *cell.nodes.get(r.country.as_str()).unwrap(),
                     Contribution::Noisy { value: v, sigma },
                     "{:?}",
                     cell.key

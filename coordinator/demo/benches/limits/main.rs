@@ -26,6 +26,10 @@
 //! `--smoke` runs all of it at tiny sizes (for CI: it checks that the harness runs, nothing else).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test, bench or example: failing loudly is the point
 
+/// The coordinator's allocator (`vrs-coordinator` sets the same): this process stands for it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod data;
 mod distance;
 mod duck;
