@@ -295,14 +295,15 @@ pub async fn ask(
     let registry = Registry::load(registry)?;
     let query = parse_query(args, rho)?;
     let fed = Federation::connect(&registry)?;
-    let (id, results) = match query_id {
+    // A fresh query is merged as its answers arrive; a collected one after them.
+    let (_, _, regional) = match query_id {
         Some(id) => {
             let results = fed.ask_with_id(&query, &id).await;
-            (id, results)
+            let regional = merge::merge(&id, query.unit(), query.group_by(), &results);
+            (id, results, regional)
         }
-        None => fed.ask(&query).await?,
+        None => fed.ask_merged(&query).await?,
     };
-    let regional = merge::merge(&id, query.unit(), query.group_by(), &results);
     match format {
         Format::Table => print!("{}", output::text(&regional, per_node)),
         Format::Csv => print!("{}", output::csv(&regional, per_node)),

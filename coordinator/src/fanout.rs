@@ -220,6 +220,41 @@ impl Federation {
     /// Each response is checked and converted in its node's own task as it arrives
     /// ([`outcome_of_response`]), while the other nodes are still working.
     pub async fn ask_with_id(&self, query: &Query, query_id: &str) -> Vec<NodeResult> {
+        self.ask_each(query, query_id, |_, _| {}).await
+    }
+
+    /// Like [`Federation::ask`], and merges the answers as they arrive ([`Merging`]): the
+    /// regional cells are ready soon after the slowest node's answer, not merged only then.
+    /// The same as [`merge::merge`] of the results.
+    ///
+    /// [`Merging`]: crate::merge::Merging
+    /// [`merge::merge`]: crate::merge::merge
+    pub async fn ask_merged(
+        &self,
+        query: &Query,
+    ) -> Result<(String, Vec<NodeResult>, crate::merge::Regional), FanoutError> {
+        let query_id = self.new_query_id()?;
+        let countries = self.countries();
+        let mut merging = crate::merge::Merging::new(query.group_by(), &countries);
+        let results = self
+            .ask_each(query, &query_id, |position, outcome| {
+                if let NodeOutcome::Answered(answer) = outcome {
+                    merging.add(position, answer);
+                }
+            })
+            .await;
+        let regional = merging.finish(&query_id, query.unit(), &results);
+        Ok((query_id, results, regional))
+    }
+
+    /// [`Federation::ask_with_id`], telling `each` every node's outcome (by registry position)
+    /// as it arrives.
+    async fn ask_each(
+        &self,
+        query: &Query,
+        query_id: &str,
+        mut each: impl FnMut(usize, &NodeOutcome),
+    ) -> Vec<NodeResult> {
         let id: Arc<str> = Arc::from(query_id);
         let requests = self.sign_all(query, query_id, None);
         let checked = self
@@ -227,6 +262,11 @@ impl Federation {
                 requests,
                 |mut client, req| async move { client.aggregate(req).await },
                 move |country, resp| outcome_of_response(country, &id, resp),
+                |position, checked: &Result<Checked, NodeOutcome>| {
+                    if let Ok(c) = checked {
+                        each(position, &c.outcome);
+                    }
+                },
             )
             .await;
         let now = self.clock.now_ms();
@@ -365,20 +405,23 @@ impl Federation {
             + 'static,
         Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>> + Send,
     {
-        self.send_and_check(requests, call, |_, response| response)
+        self.send_and_check(requests, call, |_, response| response, |_, _| {})
             .await
     }
 
     /// Like [`Federation::send_signed`], and `check` turns each node's response into `T` in
     /// that node's task, as soon as it arrives: one node's answer is checked while the others
-    /// are still being computed. `elapsed` is the time to the response, before `check`.
-    async fn send_and_check<R, T, F, Fut, C>(
+    /// are still being computed; `each` sees it then (by registry position). `elapsed` is the
+    /// time to the response, before `check`.
+    async fn send_and_check<R, T, F, Fut, C, E>(
         &self,
         requests: Vec<pb::AggregateRequest>,
         call: F,
         check: C,
+        mut each: E,
     ) -> Vec<(Country, Result<T, NodeOutcome>, Duration)>
     where
+        E: FnMut(usize, &Result<T, NodeOutcome>),
         R: Send + 'static,
         T: Send + 'static,
         F: Fn(FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut
@@ -437,6 +480,7 @@ impl Federation {
             if let Ok((i, outcome, elapsed)) = joined
                 && let Some(slot) = results.get_mut(i)
             {
+                each(i, &outcome);
                 slot.1 = outcome;
                 slot.2 = elapsed;
             }

@@ -361,17 +361,6 @@ fn node_privacy(answer: &Answer) -> Option<NodePrivacy> {
     })
 }
 
-/// Each result's rank among the results by country name (ties in registry order).
-fn country_ranks(results: &[NodeResult]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..results.len()).collect();
-    order.sort_by(|&a, &b| results[a].country.as_str().cmp(results[b].country.as_str()));
-    let mut rank = vec![0; results.len()];
-    for (r, i) in order.into_iter().enumerate() {
-        rank[i] = r;
-    }
-    rank
-}
-
 /// Merges node results into regional cells.
 pub fn merge(
     query_id: &str,
@@ -379,109 +368,166 @@ pub fn merge(
     dimensions: &[Dimension],
     results: &[NodeResult],
 ) -> Regional {
-    // Cells in order of first appearance, found by key through a hash index over the answers'
-    // own keys: a zCDP answer lists every cell of its universe, so there are nodes × cells
-    // look-ups (the result is sorted for readers below).
-    let mut cells: Vec<RegionalCell> = Vec::new();
-    let mut index: HashMap<&[String], usize> = HashMap::new();
-    // Every node's contribution to every cell, one row of `results.len()` slots per cell, each
-    // node in the column of its country's rank: a row read in order is sorted by country, and
-    // becomes the cell's `nodes` without a search per node.
-    let rank = country_ranks(results);
-    let width = results.len();
-    let mut contributions: Vec<Option<Contribution>> = Vec::new();
-    let mut answered = 0;
-    for (r, &column) in results.iter().zip(&rank) {
-        let NodeOutcome::Answered(answer) = &r.outcome else {
-            continue;
-        };
-        if answer.dimensions != dimensions {
-            continue;
+    let countries: Vec<Country> = results.iter().map(|r| r.country).collect();
+    let mut merging = Merging::new(dimensions, &countries);
+    for (position, r) in results.iter().enumerate() {
+        if let NodeOutcome::Answered(answer) = &r.outcome {
+            merging.add(position, answer);
         }
-        answered += 1;
+    }
+    merging.finish(query_id, unit, results)
+}
+
+/// A merge fed one answer at a time, in any order: the nodes' answers are merged as they
+/// arrive, while the slowest are still computing theirs ([`crate::fanout::Federation::ask_merged`]),
+/// and [`Merging::finish`] gives what [`merge`] gives for the same answers in registry order.
+#[derive(Debug)]
+pub struct Merging {
+    dimensions: Vec<Dimension>,
+    /// Each registry position's column: its country's rank (equal countries in registry order).
+    rank: Vec<usize>,
+    /// Cells in order of first appearance (sorted for readers at the end).
+    cells: Vec<RegionalCell>,
+    /// The cells by key, for an answer that does not list them in the order already seen.
+    index: HashMap<Vec<String>, usize>,
+    /// Every node's contribution to every cell: one row of a slot per node for each cell, each
+    /// node in the column of its country's rank, so that a row read in order is sorted by
+    /// country and becomes the cell's `nodes` without a search per node.
+    contributions: Vec<Option<Contribution>>,
+    answered: usize,
+}
+
+impl Merging {
+    /// A merge of answers to a query grouped by `dimensions`, from the nodes of a registry
+    /// (`countries`, in registry order).
+    pub fn new(dimensions: &[Dimension], countries: &[Country]) -> Merging {
+        let mut order: Vec<usize> = (0..countries.len()).collect();
+        order.sort_by(|&a, &b| countries[a].as_str().cmp(countries[b].as_str()));
+        let mut rank = vec![0; countries.len()];
+        for (r, i) in order.into_iter().enumerate() {
+            rank[i] = r;
+        }
+        Merging {
+            dimensions: dimensions.to_vec(),
+            rank,
+            cells: Vec::new(),
+            index: HashMap::new(),
+            contributions: Vec::new(),
+            answered: 0,
+        }
+    }
+
+    /// Adds the answer of the node at registry `position` (an answer grouped by other
+    /// dimensions, or from a position the registry does not have, is not merged).
+    pub fn add(&mut self, position: usize, answer: &Answer) {
+        let Some(&column) = self.rank.get(position) else {
+            return;
+        };
+        if answer.dimensions != self.dimensions {
+            return;
+        }
+        self.answered += 1;
+        let width = self.rank.len();
         let sigma = answer.privacy.as_ref().map_or(0.0, |p| p.sigma);
-        for (position, c) in answer.cells.iter().enumerate() {
+        for (i, c) in answer.cells.iter().enumerate() {
             // A zCDP node lists its data-independent universe in the same order as the others:
             // the cell at the same position is then the one the index would find (keys in
             // `cells` are unique), found without hashing the key. Any other order falls back
             // to the index.
-            let at = match cells.get(position) {
-                Some(same) if same.key == c.key => Some(position),
-                _ => index.get(c.key.as_slice()).copied(),
+            let at = match self.cells.get(i) {
+                Some(same) if same.key == c.key => Some(i),
+                _ => self.index.get(&c.key).copied(),
             };
             let at = match at {
                 Some(at) => at,
                 None => {
-                    cells.push(RegionalCell {
+                    self.cells.push(RegionalCell {
                         key: c.key.clone(),
                         value: 0,
                         se: 0.0,
                         status: CellStatus::Exact,
                         nodes: Contributions::default(),
                     });
-                    index.insert(&c.key, cells.len() - 1);
-                    contributions.resize(cells.len() * width, None);
-                    cells.len() - 1
+                    self.index.insert(c.key.clone(), self.cells.len() - 1);
+                    self.contributions.resize(self.cells.len() * width, None);
+                    self.cells.len() - 1
                 }
             };
-            let cell = &mut cells[at];
-            let contribution = match c.value {
-                CellValue::Released(v) => {
-                    cell.value = cell
-                        .value
-                        .saturating_add(i64::try_from(v).unwrap_or(i64::MAX));
-                    Contribution::Value(v)
-                }
-                CellValue::Noisy(v) => {
-                    cell.value = cell.value.saturating_add(v);
-                    // The variance Σσ² for now; its square root below.
-                    cell.se += sigma * sigma;
-                    Contribution::Noisy { value: v, sigma }
-                }
+            self.contributions[at * width + column] = Some(match c.value {
+                CellValue::Released(v) => Contribution::Value(v),
+                CellValue::Noisy(v) => Contribution::Noisy { value: v, sigma },
                 CellValue::Suppressed(reason) => Contribution::Suppressed(reason),
-            };
-            contributions[at * width + column] = Some(contribution);
+            });
         }
     }
-    drop(index);
-    // Countries in rank order, to name each column.
-    let mut by_rank: Vec<Country> = vec![Country::UNKNOWN; width];
-    for (r, &column) in results.iter().zip(&rank) {
-        by_rank[column] = r.country;
-    }
-    for (cell, row) in cells.iter_mut().zip(contributions.chunks(width.max(1))) {
-        // Sorted by country (equal countries, which a registry does not allow, keep the last
-        // in registry order, as inserting one after the other would).
-        cell.nodes = by_rank
-            .iter()
-            .zip(row)
-            .filter_map(|(country, c)| Some((*country, (*c)?)))
-            .collect();
-        let (mut released, mut noisy, mut suppressed) = (false, false, false);
-        for c in cell.nodes.values() {
-            match c {
-                Contribution::Value(_) => released = true,
-                Contribution::Noisy { .. } => (released, noisy) = (true, true),
-                Contribution::Suppressed(_) => suppressed = true,
+
+    /// The regional cells of every answer added, with each node's status from `results` (the
+    /// registry's nodes, in its order).
+    pub fn finish(self, query_id: &str, unit: Unit, results: &[NodeResult]) -> Regional {
+        let Merging {
+            dimensions,
+            rank,
+            mut cells,
+            contributions,
+            answered,
+            ..
+        } = self;
+        let width = rank.len();
+        // Countries in rank order, to name each column.
+        let mut by_rank: Vec<Country> = vec![Country::UNKNOWN; width];
+        for (r, &column) in results.iter().zip(&rank) {
+            by_rank[column] = r.country;
+        }
+        for (cell, row) in cells.iter_mut().zip(contributions.chunks(width.max(1))) {
+            // Sums in registry order, whatever order the answers came in.
+            let (mut value, mut variance) = (0i64, 0.0f64);
+            for &column in &rank {
+                match row[column] {
+                    Some(Contribution::Value(v)) => {
+                        value = value.saturating_add(i64::try_from(v).unwrap_or(i64::MAX));
+                    }
+                    Some(Contribution::Noisy { value: v, sigma }) => {
+                        value = value.saturating_add(v);
+                        variance += sigma * sigma;
+                    }
+                    _ => {}
+                }
             }
+            cell.value = value;
+            cell.se = variance.sqrt();
+            // Sorted by country (equal countries, which a registry does not allow, keep the
+            // last in registry order, as inserting one after the other would).
+            cell.nodes = by_rank
+                .iter()
+                .zip(row)
+                .filter_map(|(country, c)| Some((*country, (*c)?)))
+                .collect();
+            let (mut released, mut noisy, mut suppressed) = (false, false, false);
+            for c in cell.nodes.values() {
+                match c {
+                    Contribution::Value(_) => released = true,
+                    Contribution::Noisy { .. } => (released, noisy) = (true, true),
+                    Contribution::Suppressed(_) => suppressed = true,
+                }
+            }
+            cell.status = match (released, suppressed, noisy) {
+                (_, false, false) => CellStatus::Exact,
+                (_, false, true) => CellStatus::Noisy,
+                (true, true, _) => CellStatus::Partial,
+                (false, true, _) => CellStatus::Suppressed,
+            };
         }
-        cell.se = cell.se.sqrt();
-        cell.status = match (released, suppressed, noisy) {
-            (_, false, false) => CellStatus::Exact,
-            (_, false, true) => CellStatus::Noisy,
-            (true, true, _) => CellStatus::Partial,
-            (false, true, _) => CellStatus::Suppressed,
-        };
-    }
-    // Keys that read the same order by their text, as when the cells came out of a BTreeMap.
-    cells.sort_by(|a, b| {
-        vrs_core::query::compare_keys(dimensions, &a.key, &b.key).then_with(|| a.key.cmp(&b.key))
-    });
-    Regional {
-        query_id: query_id.to_string(),
-        unit,
-        dimensions: dimensions.to_vec(),
-        cells,
+        // Keys that read the same order by their text, as when the cells came out of a BTreeMap.
+        cells.sort_by(|a, b| {
+            vrs_core::query::compare_keys(&dimensions, &a.key, &b.key)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        let dimensions = dimensions.as_slice();
+        Regional {
+            query_id: query_id.to_string(),
+            unit,
+            dimensions: dimensions.to_vec(),
+            cells,
         nodes: results
             .iter()
             .map(|r| {
@@ -515,6 +561,7 @@ pub fn merge(
             answered,
             asked: results.len(),
         },
+    }
     }
 }
 
@@ -836,8 +883,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_positional_merge_equals_the_keyed_merge(
+        fn the_positional_merge_equals_the_keyed_merge_in_any_arrival_order(
             nodes in prop::collection::vec(random_node(), 0..6),
+            arrival in Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
         ) {
             let dimensions = [Dimension::Mode, Dimension::Year];
             let universe = universe();
@@ -873,6 +921,17 @@ mod tests {
                 })
                 .collect();
             let merged = merge("q", Unit::Incidents, &dimensions, &results);
+            // The same answers merged as they might arrive, in any order: the same cells.
+            let countries: Vec<Country> = results.iter().map(|r| r.country).collect();
+            let mut merging = Merging::new(&dimensions, &countries);
+            for &position in arrival.iter().filter(|&&p| p < results.len()) {
+                if let NodeOutcome::Answered(a) = &results[position].outcome {
+                    merging.add(position, a);
+                }
+            }
+            let arrived = merging.finish("q", Unit::Incidents, &results);
+            prop_assert_eq!(&arrived.cells, &merged.cells);
+            prop_assert_eq!(&arrived.coverage, &merged.coverage);
             prop_assert_eq!(merged.cells, keyed_cells(&dimensions, &results));
         }
     }

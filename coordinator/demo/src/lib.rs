@@ -27,7 +27,7 @@ use vrs_node::store::{ImportCounts, Store};
 use vrs_node::synth::{self, SynthConfig};
 
 use vrs_coordinator::fanout::Federation;
-use vrs_coordinator::merge::{self, Regional};
+use vrs_coordinator::merge::Regional;
 use vrs_coordinator::output;
 use vrs_coordinator::registry::Registry;
 
@@ -483,8 +483,8 @@ pub async fn ask(fed: &Federation, raw: &RawQuery) -> Result<Regional, DemoError
     let query = vrs_coordinator::budget::fit_universe(fed, raw, &QueryLimits::default())
         .await
         .map_err(setup("query"))?;
-    let (id, results) = fed.ask(&query).await.map_err(setup("fan-out"))?;
-    Ok(merge::merge(&id, query.unit(), query.group_by(), &results))
+    let (_, _, regional) = fed.ask_merged(&query).await.map_err(setup("fan-out"))?;
+    Ok(regional)
 }
 
 /// The default demo nodes: four countries of the Bali Process region, each opted in to

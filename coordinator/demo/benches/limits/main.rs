@@ -567,6 +567,20 @@ fn federation_figures(
         .map(|i| Federation::connect(&only(&registry, i)))
         .collect::<Result<_, _>>()?;
     eprintln!("federation: timing");
+    let (id, results) = rt.block_on(all.ask(&q))?;
+    let listed: usize = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            NodeOutcome::Answered(a) => Some(a.cells.len()),
+            _ => None,
+        })
+        .sum();
+    let merged = merge::merge(&id, q.unit(), q.group_by(), &results)
+        .cells
+        .len();
+    report.note(format!(
+        "the {n} answers to incidents by origin × quarter list {listed} cells in all; merged, {merged} keys"
+    ));
     let pc = (&per_core, cores);
     let heavy = regional_vs_alone(rt, args.rounds, &all, &eight, pc, &singles, &node_query(2)?)?;
     let light = regional_vs_alone(rt, args.rounds, &all, &eight, pc, &singles, &light_query()?)?;
@@ -991,9 +1005,10 @@ fn local(store: &Store, q: &Query, policy: &Policy, secret: &PerturbationSecret)
     Ok(())
 }
 
-/// One regional query (sign, send, wait for every node, merge); fails unless every node answered.
+/// One regional query (sign, send, merge each answer as it arrives); fails unless every node
+/// answered.
 fn ask(rt: &Runtime, fed: &Federation, q: &Query) -> Result<Regional> {
-    let (id, results) = rt.block_on(fed.ask(q))?;
+    let (_, results, regional) = rt.block_on(fed.ask_merged(q))?;
     for r in &results {
         if !matches!(r.outcome, NodeOutcome::Answered(_)) {
             bail!(
@@ -1004,7 +1019,7 @@ fn ask(rt: &Runtime, fed: &Federation, q: &Query) -> Result<Regional> {
             );
         }
     }
-    Ok(merge::merge(&id, q.unit(), q.group_by(), &results))
+    Ok(regional)
 }
 
 /// A plain read-only rusqlite connection to a node's store file (default settings).
