@@ -225,7 +225,9 @@ impl Federation {
 
     /// Like [`Federation::ask`], and merges the answers as they arrive ([`Merging`]): the
     /// regional cells are ready soon after the slowest node's answer, not merged only then.
-    /// The same as [`merge::merge`] of the results.
+    /// The same as [`merge::merge`] of the results. Each answer's cells are let go once merged
+    /// (a regional query's answers can hold half a million of them): the results' answers come
+    /// back without their cells, with everything else (privacy, receipt, timing).
     ///
     /// [`Merging`]: crate::merge::Merging
     /// [`merge::merge`]: crate::merge::merge
@@ -240,6 +242,7 @@ impl Federation {
             .ask_each(query, &query_id, |position, outcome| {
                 if let NodeOutcome::Answered(answer) = outcome {
                     merging.add(position, answer);
+                    answer.cells = Vec::new();
                 }
             })
             .await;
@@ -253,7 +256,7 @@ impl Federation {
         &self,
         query: &Query,
         query_id: &str,
-        mut each: impl FnMut(usize, &NodeOutcome),
+        mut each: impl FnMut(usize, &mut NodeOutcome),
     ) -> Vec<NodeResult> {
         let id: Arc<str> = Arc::from(query_id);
         let requests = self.sign_all(query, query_id, None);
@@ -262,9 +265,9 @@ impl Federation {
                 requests,
                 |mut client, req| async move { client.aggregate(req).await },
                 move |country, resp| outcome_of_response(country, &id, resp),
-                |position, checked: &Result<Checked, NodeOutcome>| {
+                |position, checked: &mut Result<Checked, NodeOutcome>| {
                     if let Ok(c) = checked {
-                        each(position, &c.outcome);
+                        each(position, &mut c.outcome);
                     }
                 },
             )
@@ -421,7 +424,7 @@ impl Federation {
         mut each: E,
     ) -> Vec<(Country, Result<T, NodeOutcome>, Duration)>
     where
-        E: FnMut(usize, &Result<T, NodeOutcome>),
+        E: FnMut(usize, &mut Result<T, NodeOutcome>),
         R: Send + 'static,
         T: Send + 'static,
         F: Fn(FederationClient<Channel>, tonic::Request<pb::AggregateRequest>) -> Fut
@@ -477,10 +480,10 @@ impl Federation {
             })
             .collect();
         while let Some(joined) = set.join_next().await {
-            if let Ok((i, outcome, elapsed)) = joined
+            if let Ok((i, mut outcome, elapsed)) = joined
                 && let Some(slot) = results.get_mut(i)
             {
-                each(i, &outcome);
+                each(i, &mut outcome);
                 slot.1 = outcome;
                 slot.2 = elapsed;
             }

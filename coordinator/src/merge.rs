@@ -478,44 +478,23 @@ impl Merging {
         for (r, &column) in results.iter().zip(&rank) {
             by_rank[column] = r.country;
         }
-        for (cell, row) in cells.iter_mut().zip(contributions.chunks(width.max(1))) {
-            // Sums in registry order, whatever order the answers came in.
-            let (mut value, mut variance) = (0i64, 0.0f64);
-            for &column in &rank {
-                match row[column] {
-                    Some(Contribution::Value(v)) => {
-                        value = value.saturating_add(i64::try_from(v).unwrap_or(i64::MAX));
-                    }
-                    Some(Contribution::Noisy { value: v, sigma }) => {
-                        value = value.saturating_add(v);
-                        variance += sigma * sigma;
-                    }
-                    _ => {}
+        // The cells are settled on every core: this runs after the slowest node has answered.
+        let width = width.max(1);
+        let threads = if cells.len() >= PARALLEL_CELLS {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        } else {
+            1
+        };
+        let per = cells.len().div_ceil(threads).max(1);
+        if threads == 1 {
+            settle(&mut cells, &contributions, width, &rank, &by_rank);
+        } else {
+            std::thread::scope(|scope| {
+                for (cells, rows) in cells.chunks_mut(per).zip(contributions.chunks(per * width)) {
+                    let (rank, by_rank) = (&rank, &by_rank);
+                    scope.spawn(move || settle(cells, rows, width, rank, by_rank));
                 }
-            }
-            cell.value = value;
-            cell.se = variance.sqrt();
-            // Sorted by country (equal countries, which a registry does not allow, keep the
-            // last in registry order, as inserting one after the other would).
-            cell.nodes = by_rank
-                .iter()
-                .zip(row)
-                .filter_map(|(country, c)| Some((*country, (*c)?)))
-                .collect();
-            let (mut released, mut noisy, mut suppressed) = (false, false, false);
-            for c in cell.nodes.values() {
-                match c {
-                    Contribution::Value(_) => released = true,
-                    Contribution::Noisy { .. } => (released, noisy) = (true, true),
-                    Contribution::Suppressed(_) => suppressed = true,
-                }
-            }
-            cell.status = match (released, suppressed, noisy) {
-                (_, false, false) => CellStatus::Exact,
-                (_, false, true) => CellStatus::Noisy,
-                (true, true, _) => CellStatus::Partial,
-                (false, true, _) => CellStatus::Suppressed,
-            };
+            });
         }
         // Keys that read the same order by their text, as when the cells came out of a BTreeMap.
         cells.sort_by(|a, b| {
@@ -562,6 +541,60 @@ impl Merging {
             asked: results.len(),
         },
     }
+    }
+}
+
+/// Cells past which [`Merging::finish`] settles them on several threads.
+const PARALLEL_CELLS: usize = 4096;
+
+/// Each cell's value, standard error, nodes and status from its row of contributions (`width`
+/// slots, by country rank; `rank` gives each registry position's column, `by_rank` each
+/// column's country).
+fn settle(
+    cells: &mut [RegionalCell],
+    rows: &[Option<Contribution>],
+    width: usize,
+    rank: &[usize],
+    by_rank: &[Country],
+) {
+    for (cell, row) in cells.iter_mut().zip(rows.chunks(width)) {
+        // Sums in registry order, whatever order the answers came in.
+        let (mut value, mut variance) = (0i64, 0.0f64);
+        for &column in rank {
+            match row[column] {
+                Some(Contribution::Value(v)) => {
+                    value = value.saturating_add(i64::try_from(v).unwrap_or(i64::MAX));
+                }
+                Some(Contribution::Noisy { value: v, sigma }) => {
+                    value = value.saturating_add(v);
+                    variance += sigma * sigma;
+                }
+                _ => {}
+            }
+        }
+        cell.value = value;
+        cell.se = variance.sqrt();
+        // Sorted by country (equal countries, which a registry does not allow, keep the
+        // last in registry order, as inserting one after the other would).
+        cell.nodes = by_rank
+            .iter()
+            .zip(row)
+            .filter_map(|(country, c)| Some((*country, (*c)?)))
+            .collect();
+        let (mut released, mut noisy, mut suppressed) = (false, false, false);
+        for c in cell.nodes.values() {
+            match c {
+                Contribution::Value(_) => released = true,
+                Contribution::Noisy { .. } => (released, noisy) = (true, true),
+                Contribution::Suppressed(_) => suppressed = true,
+            }
+        }
+        cell.status = match (released, suppressed, noisy) {
+            (_, false, false) => CellStatus::Exact,
+            (_, false, true) => CellStatus::Noisy,
+            (true, true, _) => CellStatus::Partial,
+            (false, true, _) => CellStatus::Suppressed,
+        };
     }
 }
 
@@ -934,6 +967,35 @@ mod tests {
             prop_assert_eq!(&arrived.coverage, &merged.coverage);
             prop_assert_eq!(merged.cells, keyed_cells(&dimensions, &results));
         }
+    }
+
+    /// A merge large enough to be settled on several threads gives the cells of the keyed
+    /// merge: four nodes over 6,000 cells, one listing them in another order, one missing some.
+    #[test]
+    fn a_large_merge_settled_on_several_threads_equals_the_keyed_merge() {
+        let keys: Vec<String> = (0..6_000).map(|i| format!("m{i:05}")).collect();
+        let node = |country: &str, sigma: f64, skip: usize, reverse: bool| {
+            let mut cells: Vec<(&str, i64)> = keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| skip == 0 || i % skip != 0)
+                .map(|(i, k)| (k.as_str(), (i as i64 * 7) % 23 - 5))
+                .collect();
+            if reverse {
+                cells.reverse();
+            }
+            noisy(country, sigma, &cells)
+        };
+        let results = vec![
+            node("THA", 1.5, 0, false),
+            node("IDN", 2.0, 0, true),
+            node("MYS", 0.5, 3, false),
+            node("VNM", 3.0, 0, false),
+        ];
+        assert!(keys.len() >= PARALLEL_CELLS);
+        let merged = merge("q", Unit::Incidents, &[Dimension::Mode], &results);
+        assert_eq!(merged.cells.len(), keys.len());
+        assert_eq!(merged.cells, keyed_cells(&[Dimension::Mode], &results));
     }
 
     #[test]
