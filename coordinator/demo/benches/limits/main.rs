@@ -1125,7 +1125,7 @@ fn find_bin(name: &str, sources: &[&str], alternative: &str) -> Result<PathBuf> 
         .context("target profile directory")?;
     let bin = profile_dir.join(name);
     let build = format!(
-        "build it first with `cargo build -p {name} --bin {name}` in the same profile \
+        "build it first with `cargo build --release --locked --bin {name}` in the same profile \
          and target directory (see docs/BENCHMARKS.md), {alternative}"
     );
     let bin_time = std::fs::metadata(&bin)
