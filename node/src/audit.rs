@@ -401,9 +401,7 @@ impl AuditLog {
 
     /// Appends an entry; returns its sequence number and hash.
     pub fn append(&mut self, e: &NewEntry<'_>) -> Result<(i64, String), AuditError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = Immediate::begin(&self.conn)?;
         let appended = append_in(&tx, e)?;
         tx.commit()?;
         Ok(appended)
@@ -450,12 +448,54 @@ impl AuditLog {
     }
 }
 
+/// A `BEGIN IMMEDIATE` transaction whose `BEGIN`, `COMMIT` and `ROLLBACK` are cached
+/// statements: parsed once per connection, not once per answer (`execute_batch` parsed them on
+/// every audit write, ~1.3% of a light answer's CPU). Rolled back when dropped uncommitted
+/// (an error, or a panic), like `rusqlite::Transaction`.
+pub(crate) struct Immediate<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Immediate<'c> {
+    pub(crate) fn begin(conn: &'c Connection) -> Result<Immediate<'c>, rusqlite::Error> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(Immediate { conn, open: true })
+    }
+
+    /// Commits; on an error (a `COMMIT` refused as busy, say) the drop rolls back.
+    pub(crate) fn commit(mut self) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Immediate<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Immediate<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            let rolled_back = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+            if let Err(error) = rolled_back {
+                tracing::error!(%error, "audit log: rollback failed");
+            }
+        }
+    }
+}
+
 /// Appends an entry inside an open transaction (so that a ledger commit and its audit entry are
 /// one write); returns its sequence number and hash.
-pub(crate) fn append_in(
-    tx: &rusqlite::Transaction<'_>,
-    e: &NewEntry<'_>,
-) -> Result<(i64, String), AuditError> {
+pub(crate) fn append_in(tx: &Connection, e: &NewEntry<'_>) -> Result<(i64, String), AuditError> {
     {
         let last: Option<(i64, String)> = tx
             .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
@@ -764,6 +804,44 @@ mod tests {
             log.append(&entry(&outcome)).unwrap();
         }
         (dir, log)
+    }
+
+    /// An `Immediate` dropped uncommitted (an error or a panic on the way) rolls its writes
+    /// back and leaves the connection ready for the next one; a committed one keeps them.
+    #[test]
+    fn an_immediate_transaction_rolls_back_unless_committed() {
+        let (_dir, mut log) = log_with(2);
+        let count = |log: &AuditLog| -> i64 {
+            log.conn
+                .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+                .unwrap()
+        };
+        {
+            let tx = Immediate::begin(&log.conn).unwrap();
+            append_in(&tx, &entry("answered-dropped")).unwrap();
+            assert_eq!(count(&log), 3, "visible inside its transaction");
+        }
+        assert_eq!(count(&log), 2, "dropped uncommitted: rolled back");
+        assert!(log.conn.is_autocommit());
+        let failed: Result<(), AuditError> = (|| {
+            let tx = Immediate::begin(&log.conn)?;
+            append_in(&tx, &entry("answered-failed"))?;
+            tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            tx.commit()?;
+            Ok(())
+        })();
+        assert!(failed.is_err());
+        assert_eq!(count(&log), 2, "an error half-way writes nothing");
+        let tx = Immediate::begin(&log.conn).unwrap();
+        append_in(&tx, &entry("answered-kept")).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(count(&log), 3);
+        log.append(&entry("answered-after")).unwrap();
+        assert_eq!(
+            log.verify().unwrap().ok(),
+            Some(4),
+            "the chain holds across them"
+        );
     }
 
     /// Plays an attacker with write access to the file: drops the triggers first.

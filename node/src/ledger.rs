@@ -13,10 +13,10 @@
 //! the stored answer is returned — the same numbers — and nothing is charged. Only released
 //! (noisy) values are stored, never exact ones.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use vrs_core::answer::{Answer, QuarterBudget};
 
-use crate::audit::{AuditError, AuditLog, NewEntry, append_in};
+use crate::audit::{AuditError, AuditLog, Immediate, NewEntry, append_in};
 use crate::universe::quarter_label_of;
 
 /// Where an entry landed: its sequence number and chain hash.
@@ -195,9 +195,7 @@ impl AuditLog {
         id_known: bool,
         at_ms: i64,
     ) -> Result<Reservation, AuditError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Immediate::begin(&self.conn)?;
         if !id_known {
             let n = tx
                 .prepare_cached(
@@ -267,9 +265,7 @@ impl AuditLog {
         answer: &Answer,
         replayed: bool,
     ) -> Result<(i64, String), AuditError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Immediate::begin(&self.conn)?;
         if !replayed {
             tx.prepare_cached(
                 "UPDATE ledger SET state = 'committed' WHERE query_id = ?1 AND state = 'reserved'",
@@ -292,9 +288,7 @@ impl AuditLog {
     /// mode: what left the node is a secret share, never to be returned again) — one
     /// transaction, one fsync.
     pub fn commit_charge(&mut self, entry: &NewEntry<'_>) -> Result<(i64, String), AuditError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = Immediate::begin(&self.conn)?;
         tx.prepare_cached(
             "UPDATE ledger SET state = 'committed' WHERE query_id = ?1 AND state = 'reserved'",
         )?
@@ -329,9 +323,7 @@ impl AuditLog {
         seen_at_ms: i64,
     ) -> Result<Option<(Logged, crate::audit::Durable)>, AuditError> {
         let (appended, durable) = self.unflushed(|log| {
-            let tx = log
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = Immediate::begin(&log.conn)?;
             if !id_known {
                 let n = tx
                     .prepare_cached(

@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -124,7 +124,8 @@ pub fn load(path: &Path) -> Result<Option<Revoked>, RevocationError> {
 #[derive(Debug, Default)]
 struct State {
     stamp: Stamp,
-    list: Revoked,
+    /// Shared with the requests that read it: a request's check costs no copy of the sets.
+    list: Arc<Revoked>,
 }
 
 /// The revocation list, reloaded when its file changes; it changes only to a list that parsed.
@@ -152,7 +153,7 @@ impl RevocationList {
             path: path.to_path_buf(),
             state: Mutex::new(State {
                 stamp: before,
-                list,
+                list: Arc::new(list),
             }),
         })
     }
@@ -178,7 +179,7 @@ impl RevocationList {
     }
 
     /// The current list, re-reading the file if it changed. Any failure keeps the last good list.
-    pub fn current(&self) -> Revoked {
+    pub fn current(&self) -> Arc<Revoked> {
         // The state is replaced whole, never left half-updated: a poisoned lock still holds a
         // good list, and refusing to read it would fail open.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -196,7 +197,7 @@ impl RevocationList {
             Ok(Some(list)) => {
                 *state = State {
                     stamp: before,
-                    list,
+                    list: Arc::new(list),
                 };
                 tracing::info!(%path, "revocation list loaded");
             }

@@ -32,7 +32,7 @@ use crate::ledger::{Charge, Limits, Reservation};
 use crate::query::{PlanError, aggregate};
 use crate::regional::{Held, RegionalPolicy, RegionalRefusal};
 use crate::release::{self, ReleaseError, ReleasePlan};
-use crate::revocation::RevocationList;
+use crate::revocation::{RevocationList, Revoked};
 use crate::store::{SCHEMA_VERSION, Store, StoreError};
 use crate::universe::{self, UniverseError};
 
@@ -712,18 +712,25 @@ impl Inner {
     }
 
     fn caller(&self, peer: &Peer) -> Result<String, ServiceError> {
+        self.caller_listed(peer).map(|(id, _)| id)
+    }
+
+    /// The allowed caller, and the revocation list its certificate was checked against (read
+    /// once per request: [`Inner::admit`] checks the signing key against the same list).
+    fn caller_listed(&self, peer: &Peer) -> Result<(String, Arc<Revoked>), ServiceError> {
         let id = peer.identity.clone().ok_or(ServiceError::Unauthenticated)?;
         if !self.callers.contains_key(&id) {
             return Err(ServiceError::CallerNotAllowed);
         }
+        let revoked = self.revoked.current();
         if peer
             .leaf
             .as_deref()
-            .is_some_and(|der| self.revoked.current().certificate(der))
+            .is_some_and(|der| revoked.certificate(der))
         {
             return Err(ServiceError::Revoked);
         }
-        Ok(id)
+        Ok((id, revoked))
     }
 
     /// Every check before any data is touched. `query_id` is filled in as soon as it is known,
@@ -731,6 +738,7 @@ impl Inner {
     fn admit(
         &self,
         caller: &str,
+        revoked: &Revoked,
         req: &pb::AggregateRequest,
         query_id: &mut String,
     ) -> Result<(Admitted, Vec<u8>), ServiceError> {
@@ -748,7 +756,7 @@ impl Inner {
             .iter()
             .find(|k| k.key_id() == req.key_id)
             .ok_or(ServiceError::UnknownKey)?;
-        if self.revoked.current().signing_key(key) {
+        if revoked.signing_key(key) {
             return Err(ServiceError::Revoked);
         }
         key.verify(&req.envelope, &req.signature)
@@ -1264,7 +1272,7 @@ impl Inner {
         slot: &mut Option<DailySlot>,
         call: &Call<'_>,
     ) -> Result<Handled, ServiceError> {
-        let caller = self.caller(peer)?;
+        let (caller, revoked) = self.caller_listed(peer)?;
         // A node that is busy says so before anything is spent: no rate token, no query id,
         // no budget (issue 12, item 11). The permit, taken when the request arrived, is held
         // until the answer is computed.
@@ -1275,7 +1283,7 @@ impl Inner {
         if call.past_deadline() {
             return Err(ServiceError::QueuedPastDeadline);
         }
-        let (mut admitted, query_bytes) = self.admit(&caller, req, query_id)?;
+        let (mut admitted, query_bytes) = self.admit(&caller, &revoked, req, query_id)?;
         let regional = admitted.regional.take();
         if regional.is_some() && !self.privacy.is_zcdp() {
             return Err(RegionalRefusal::NeedsZcdp.into());
@@ -1428,8 +1436,8 @@ impl Inner {
         req: &pb::AggregateRequest,
         query_id: &mut String,
     ) -> Result<pb::PlanResponse, ServiceError> {
-        let caller = self.caller(peer)?;
-        let (admitted, _) = self.admit(&caller, req, query_id)?;
+        let (caller, revoked) = self.caller_listed(peer)?;
+        let (admitted, _) = self.admit(&caller, &revoked, req, query_id)?;
         let mut out = pb::PlanResponse {
             country: self.country.to_string(),
             query_id: query_id.clone(),

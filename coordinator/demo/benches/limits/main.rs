@@ -396,14 +396,9 @@ fn fixed_figures(
     let q = light_query()?;
     eprintln!("fixed cost per answer at {size} incidents");
     let calls = if args.smoke { 10 } else { 500 };
-    report.fixed = Some(fixed::fixed_cost(
-        rt,
-        &fed,
-        &registry,
-        procs.0[0].pid(),
-        &q,
-        calls,
-    )?);
+    let plain = fixed::plain_channel(&registry)?;
+    let pid = procs.0[0].pid();
+    report.fixed = Some(fixed::fixed_cost(rt, &fed, &plain, pid, &q, calls)?);
     // The smoke run checks that the part works, not how it scales: two small levels.
     let (secs, levels): (f64, &[usize]) = if args.smoke {
         (0.2, &[1, 8])
@@ -414,7 +409,7 @@ fn fixed_figures(
         eprintln!("concurrency: {callers} callers");
         report
             .levels
-            .push(fixed::level(rt, &fed, &q, callers, secs)?);
+            .push(fixed::level(rt, &fed, &plain, pid, &q, callers, secs)?);
     }
     Ok(())
 }
