@@ -181,12 +181,23 @@ impl Federation {
         &self.book
     }
 
-    /// Appends what came with each outcome to the receipt book. A book that cannot be written
-    /// is reported loudly and does not hold the answers back (they came over mutual TLS).
-    pub(crate) fn keep(&self, lines: Vec<Kept>) {
-        if let Err(e) = self.book.keep(&lines) {
-            tracing::error!(error = %e, receipts = lines.len(), "cannot keep audit receipts");
+    /// Appends what came with each outcome to the receipt book, on a blocking thread (the
+    /// flush never stalls the runtime; concurrent queries share it). A book that cannot be
+    /// written is reported loudly and does not hold the answers back (they came over mutual
+    /// TLS).
+    pub(crate) async fn keep(&self, lines: Vec<Kept>) {
+        if lines.is_empty() {
+            return;
         }
+        let book = self.book.clone();
+        let count = lines.len();
+        let kept = tokio::task::spawn_blocking(move || book.keep(&lines)).await;
+        let failed = match kept {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(error = %failed, receipts = count, "cannot keep audit receipts");
     }
 
     /// Stamps envelopes with `clock` instead of the system clock.
@@ -307,7 +318,7 @@ impl Federation {
                 receipt,
             });
         }
-        self.keep(kept);
+        self.keep(kept).await;
         results
     }
 
@@ -542,7 +553,8 @@ impl Federation {
                     })
                 })
                 .collect(),
-        );
+        )
+        .await;
         out
     }
 }

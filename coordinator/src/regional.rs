@@ -312,7 +312,7 @@ impl Leader {
                 }),
             }
         }
-        self.fed.keep(kept);
+        self.fed.keep(kept).await;
         // Every report in a batch has the same universe; the most common one is used.
         let mut universes: BTreeMap<(Vec<String>, Vec<Vec<String>>), usize> = BTreeMap::new();
         for r in &reports {

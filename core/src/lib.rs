@@ -31,6 +31,7 @@ pub mod audit_chain;
 pub mod cli;
 pub mod clock;
 pub mod codes;
+pub mod group_flush;
 mod iso;
 pub mod manual;
 pub mod period;

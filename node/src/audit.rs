@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -25,6 +25,7 @@ pub const AUDIT_FILE: &str = "audit.sqlite";
 /// Hash of the (absent) entry before the first.
 pub use vrs_core::audit_chain::GENESIS;
 use vrs_core::audit_chain::entry_hash;
+use vrs_core::group_flush::GroupFlush;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS audit (
@@ -201,29 +202,17 @@ pub struct AuditLog {
 /// Group commit: an answer's entry is committed without its own flush
 /// ([`AuditLog::append_grouped`], [`AuditLog::commit_release_grouped`]), and the answer waits on
 /// the [`Durable`] it got back, outside the log's lock, until one flush of the WAL has covered
-/// it. Concurrent answers commit while an earlier flush runs and are then made durable together
-/// by the next one: one fsync for many answers, and still no answer leaves before its entry is
-/// on disk. A WAL is appended in order, so a flush covers every commit written before it; a
-/// checkpoint at `synchronous = NORMAL` flushes the WAL before it copies anything out of it.
+/// it ([`GroupFlush`]). Concurrent answers commit while an earlier flush runs and are then made
+/// durable together by the next one: one fsync for many answers, and still no answer leaves
+/// before its entry is on disk. A WAL is appended in order, so a flush covers every commit
+/// written before it; a checkpoint at `synchronous = NORMAL` flushes the WAL before it copies
+/// anything out of it.
 #[derive(Debug)]
 pub struct GroupSync {
     wal: PathBuf,
     /// The WAL file as the last flush opened it (only the one flushing caller touches it).
     opened: Mutex<Option<std::fs::File>>,
-    state: Mutex<SyncState>,
-    flushed: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct SyncState {
-    /// Grouped commits written so far (their tickets are 1, 2, …).
-    written: u64,
-    /// Every ticket up to this one is durable.
-    durable: u64,
-    /// A flush is running.
-    flushing: bool,
-    /// Flushes done (a figure for tests and benchmarks).
-    flushes: u64,
+    group: GroupFlush,
 }
 
 /// A committed entry that is not yet known to be durable: [`Durable::wait`] before releasing
@@ -242,28 +231,21 @@ impl GroupSync {
         GroupSync {
             wal: PathBuf::from(wal),
             opened: Mutex::new(None),
-            state: Mutex::new(SyncState::default()),
-            flushed: Condvar::new(),
+            group: GroupFlush::new(),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Notes one more grouped commit; called with the log's lock held, after the commit.
     fn written(self: &Arc<Self>) -> Durable {
-        let mut st = self.lock();
-        st.written += 1;
         Durable {
             sync: self.clone(),
-            ticket: st.written,
+            ticket: self.group.written(),
         }
     }
 
     /// Flushes done so far.
     pub fn flushes(&self) -> u64 {
-        self.lock().flushes
+        self.group.flushes()
     }
 
     /// `fdatasync` of the WAL file now at the log's path: the file opened by an earlier flush
@@ -288,32 +270,11 @@ impl GroupSync {
 
 impl Durable {
     /// Returns once the entry is on disk: by a flush that started after it was written, made
-    /// by this caller or by another one waiting at the same time.
+    /// by this caller or by another one waiting at the same time. A failed flush makes nothing
+    /// durable: this caller refuses, the others try again.
     pub fn wait(self) -> Result<(), AuditError> {
         let sync = &self.sync;
-        let mut st = sync.lock();
-        loop {
-            if st.durable >= self.ticket {
-                return Ok(());
-            }
-            if st.flushing {
-                st = sync.flushed.wait(st).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            st.flushing = true;
-            let target = st.written;
-            drop(st);
-            let flushed = sync.flush_wal();
-            st = sync.lock();
-            st.flushing = false;
-            st.flushes += 1;
-            if flushed.is_ok() {
-                st.durable = st.durable.max(target);
-            }
-            sync.flushed.notify_all();
-            // A failed flush makes nothing durable: this caller refuses, the others try again.
-            flushed?;
-        }
+        Ok(sync.group.wait(self.ticket, || sync.flush_wal())?)
     }
 }
 
@@ -1060,8 +1021,7 @@ mod tests {
         let broken = Arc::new(GroupSync {
             wal: PathBuf::from(moved),
             opened: Mutex::new(None),
-            state: Mutex::new(SyncState::default()),
-            flushed: Condvar::new(),
+            group: GroupFlush::new(),
         });
         let stranded = Durable {
             sync: broken.clone(),
