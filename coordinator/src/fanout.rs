@@ -181,21 +181,33 @@ impl Federation {
         &self.book
     }
 
-    /// Appends what came with each outcome to the receipt book, on a blocking thread (the
-    /// flush never stalls the runtime; concurrent queries share it). A book that cannot be
-    /// written is reported loudly and does not hold the answers back (they came over mutual
-    /// TLS).
+    /// Appends what came with each outcome to the receipt book, on a blocking thread. The
+    /// lines are in the file before the answers are returned (a crash of this process loses
+    /// none of them); the same thread then flushes them to disk, one flush for concurrent
+    /// queries, without holding the answers back (a book let go of with lines unflushed flushes
+    /// them: [`Book`]'s drop). A book that cannot be written is reported loudly and does not
+    /// hold the answers back either (they came over mutual TLS).
     pub(crate) async fn keep(&self, lines: Vec<Kept>) {
         if lines.is_empty() {
             return;
         }
         let book = self.book.clone();
         let count = lines.len();
-        let kept = tokio::task::spawn_blocking(move || book.keep(&lines)).await;
-        let failed = match kept {
+        let (appended, in_file) = tokio::sync::oneshot::channel();
+        drop(tokio::task::spawn_blocking(move || {
+            let ticket = book.append(&lines);
+            let flush = ticket.as_ref().ok().copied().flatten();
+            let _ = appended.send(ticket.map(drop));
+            if let Some(ticket) = flush
+                && let Err(e) = book.sync(ticket)
+            {
+                tracing::error!(error = %e, receipts = count, "cannot flush audit receipts");
+            }
+        }));
+        let failed = match in_file.await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+            Err(_) => "the receipt book's thread ended".to_string(),
         };
         tracing::error!(error = %failed, receipts = count, "cannot keep audit receipts");
     }

@@ -129,38 +129,71 @@ impl Book {
         &self.path
     }
 
-    /// Appends `lines` in one write and returns once they are on disk. Concurrent calls share
-    /// one flush (each waits for a flush that started after its write). Blocks: call it from a
-    /// blocking thread.
+    /// Appends `lines` in one write and returns once they are on disk ([`Book::append`], then
+    /// [`Book::sync`]). Blocks: call it from a blocking thread.
     pub fn keep(&self, lines: &[Kept]) -> Result<(), ReceiptsError> {
-        if lines.is_empty() {
-            return Ok(());
+        match self.append(lines)? {
+            Some(ticket) => self.sync(ticket),
+            None => Ok(()),
         }
-        let io = |source| ReceiptsError::Io {
-            path: self.path.clone(),
-            source,
-        };
+    }
+
+    /// Appends `lines` in one write: in the file when this returns (a crash of the process
+    /// loses none of them), on disk once [`Book::sync`] of the returned ticket has returned
+    /// (`None`: nothing to write). Blocks on the file.
+    pub fn append(&self, lines: &[Kept]) -> Result<Option<u64>, ReceiptsError> {
+        if lines.is_empty() {
+            return Ok(None);
+        }
         let mut text = Vec::new();
         for l in lines {
-            serde_json::to_writer(&mut text, l).map_err(|e| io(std::io::Error::other(e)))?;
+            serde_json::to_writer(&mut text, l)
+                .map_err(|e| self.io_error(std::io::Error::other(e)))?;
             text.push(b'\n');
         }
-        let ticket = {
-            let mut f = self
-                .file
-                .lock()
-                .map_err(|_| io(std::io::Error::other("receipt book lock poisoned")))?;
-            f.write_all(&text).map_err(io)?;
-            self.group.written()
-        };
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| self.io_error(std::io::Error::other("receipt book lock poisoned")))?;
+        f.write_all(&text).map_err(|e| self.io_error(e))?;
+        Ok(Some(self.group.written()))
+    }
+
+    /// Returns once the append with `ticket` is on disk. Concurrent calls share one flush
+    /// (each waits for a flush that started after its append). Blocks.
+    pub fn sync(&self, ticket: u64) -> Result<(), ReceiptsError> {
         self.group
             .wait(ticket, || self.syncer.sync_data())
-            .map_err(io)
+            .map_err(|e| self.io_error(e))
+    }
+
+    fn io_error(&self, source: std::io::Error) -> ReceiptsError {
+        ReceiptsError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Whether some append is not yet known to be on disk.
+    pub fn pending(&self) -> bool {
+        self.group.pending()
     }
 
     /// Flushes done so far (for tests and figures).
     pub fn flushes(&self) -> u64 {
         self.group.flushes()
+    }
+}
+
+/// A book let go of with appends not yet known to be on disk (a flush that failed, or one
+/// still queued when its process ended) is flushed once more.
+impl Drop for Book {
+    fn drop(&mut self) {
+        if self.group.pending()
+            && let Err(error) = self.syncer.sync_data()
+        {
+            tracing::error!(path = %self.path.display(), %error, "cannot flush the receipt book");
+        }
     }
 }
 
@@ -646,6 +679,25 @@ mod tests {
         );
         assert!(!f.problems.iter().any(|p| p.contains("does not verify")));
         assert!(check(&book, None).ok());
+    }
+
+    /// An append is in the file at once (a reader sees it) and pending until its sync.
+    #[test]
+    fn an_append_is_in_the_file_at_once_and_on_disk_after_its_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DEFAULT_FILE);
+        let k = key();
+        let l = log(1);
+        let kept = vec![answer(&k, &l[0])];
+        let book = Book::open(&path).unwrap();
+        assert_eq!(book.append(&[]).unwrap(), None, "nothing to write");
+        assert!(!book.pending());
+        let ticket = book.append(&kept).unwrap().unwrap();
+        assert!(book.pending());
+        assert_eq!(read(&path).unwrap(), kept);
+        book.sync(ticket).unwrap();
+        assert!(!book.pending());
+        assert_eq!(book.flushes(), 1);
     }
 
     /// Queries keeping receipts at once lose no line, none is torn, and no keep flushes twice

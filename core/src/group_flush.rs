@@ -52,6 +52,12 @@ impl GroupFlush {
         self.lock().flushes
     }
 
+    /// Whether some write noted so far is not yet known to be durable.
+    pub fn pending(&self) -> bool {
+        let st = self.lock();
+        st.durable < st.written
+    }
+
     /// Returns once `ticket` is durable: at once when an earlier flush covered it; else after
     /// the running flush and, when that one started before the ticket was written, after the
     /// next. When no flush is running this caller runs `flush` itself (at most once), for every
@@ -104,7 +110,9 @@ mod tests {
                 .unwrap();
         }
         assert_eq!((runs, group.flushes()), (1, 1), "ten writes, one flush");
+        assert!(!group.pending());
         let later = group.written();
+        assert!(group.pending());
         group.wait(later, || Ok::<(), ()>(())).unwrap();
         assert_eq!(group.flushes(), 2, "a write after the flush needs its own");
     }
