@@ -23,7 +23,7 @@ use vrs_coordinator::fanout::{Federation, NodeOutcome};
 use vrs_coordinator::registry::Registry;
 use vrs_core::query::Query;
 
-use crate::measure::{cpu_ticks, ticks_per_second};
+use crate::measure::CpuSnapshot;
 
 /// The fixed cost of an answer and of a plain call, per call.
 pub struct FixedCost {
@@ -51,10 +51,8 @@ pub struct Level {
 /// Plain calls timed per light query.
 const PLAIN_PER_QUERY: usize = 20;
 
-fn node_cpu(pid: u32) -> Result<Duration> {
-    Ok(Duration::from_secs_f64(
-        cpu_ticks(pid)? as f64 / ticks_per_second(),
-    ))
+fn node_cpu(pid: u32) -> Result<CpuSnapshot> {
+    CpuSnapshot::read(pid)
 }
 
 /// A connection of its own to the registry's first node, over the same mutual TLS as the
@@ -110,15 +108,15 @@ pub fn fixed_cost(
             ask(fed)?;
         }
         query_wall += t0.elapsed();
-        query_cpu += node_cpu(pid)? - c0;
+        query_cpu += node_cpu(pid)?.since(&c0);
         // A plain call costs a few tens of µs: 20 times as many of them, so that the CPU
-        // clock's 10 ms ticks still resolve it.
+        // clock still resolves it where only the process's 10 ms ticks can be read.
         let (c0, t0) = (node_cpu(pid)?, Instant::now());
         for _ in 0..per * PLAIN_PER_QUERY {
             check(&mut health)?;
         }
         plain_wall += t0.elapsed();
-        plain_cpu += node_cpu(pid)? - c0;
+        plain_cpu += node_cpu(pid)?.since(&c0);
     }
     let n = (per * batches) as u32;
     let plain_n = n * PLAIN_PER_QUERY as u32;
@@ -169,8 +167,8 @@ pub fn level(
         while set.join_next().await.is_some() {}
     });
     let seconds = started.elapsed().as_secs_f64();
-    let query_cpu = node_cpu(pid)? - cpu0;
-    let caller_cpu = node_cpu(std::process::id())? - caller0;
+    let query_cpu = node_cpu(pid)?.since(&cpu0);
+    let caller_cpu = node_cpu(std::process::id())?.since(&caller0);
     let answered = answered.load(Ordering::Relaxed);
     let (plain_calls, plain_cpu) = plain_level(rt, plain, pid, callers, secs / 5.0)?;
     Ok(Level {
@@ -220,7 +218,7 @@ fn plain_level(
     if failed > 0 {
         bail!("{failed} plain calls failed at {callers} callers");
     }
-    Ok((calls.load(Ordering::Relaxed), node_cpu(pid)? - cpu0))
+    Ok((calls.load(Ordering::Relaxed), node_cpu(pid)?.since(&cpu0)))
 }
 
 /// The two tables.
@@ -285,7 +283,7 @@ pub fn print(fixed: Option<&FixedCost>, levels: &[Level]) {
         .map(|l| l.callers.to_string())
         .collect();
     println!(
-        "\nNode CPU per answer ≤ 0.4 ms (item 2's target) at {} callers. The node's CPU is read from `/proc` in 10 ms ticks over each level.",
+        "\nNode CPU per answer ≤ 0.4 ms (item 2's target) at {} callers. The node's CPU is its threads' time on a CPU (`/proc/<pid>/task/*/schedstat`, in ns; the process's 10 ms ticks if a thread ended meanwhile).",
         if within.is_empty() {
             "no level of".to_string()
         } else {

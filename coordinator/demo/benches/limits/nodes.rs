@@ -218,6 +218,13 @@ fn start_one(bin: &Path, country: Country, dir: &Path) -> Result<NodeProc> {
         .arg("serve")
         .arg("--config")
         .arg(dir.join("node.toml"))
+        // `VRS_NODE_WORKERS=N` runs the nodes with N runtime workers (`TOKIO_WORKER_THREADS`)
+        // without changing the harness's own runtime: how item 2's A/B was measured.
+        .envs(
+            std::env::var("VRS_NODE_WORKERS")
+                .ok()
+                .map(|v| ("TOKIO_WORKER_THREADS", v)),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
