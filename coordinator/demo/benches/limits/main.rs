@@ -583,19 +583,22 @@ fn federation_figures(
     let pids: Vec<u32> = procs.0.iter().map(|p| p.pid()).collect();
     let cpu_rounds = args.rounds.max(3);
     let cpu = |q: &Query| -> Result<[Duration; 2]> {
-        let ticks =
-            |pids: &[u32]| -> Result<u64> { pids.iter().map(|p| measure::cpu_ticks(*p)).sum() };
+        let read = |pids: &[u32]| -> Result<Vec<measure::CpuSnapshot>> {
+            pids.iter()
+                .map(|p| measure::CpuSnapshot::read(*p))
+                .collect()
+        };
+        let spent = |after: &[measure::CpuSnapshot], before: &[measure::CpuSnapshot]| {
+            let total: Duration = after.iter().zip(before).map(|(a, b)| a.since(b)).sum();
+            total / u32::try_from(cpu_rounds).unwrap_or(u32::MAX)
+        };
         let me = [std::process::id()];
-        let before = [ticks(&pids)?, ticks(&me)?];
+        let before = [read(&pids)?, read(&me)?];
         for _ in 0..cpu_rounds {
             ask(rt, &all, q)?;
         }
-        let after = [ticks(&pids)?, ticks(&me)?];
-        Ok([0, 1].map(|i| {
-            Duration::from_secs_f64(
-                (after[i] - before[i]) as f64 / measure::ticks_per_second() / cpu_rounds as f64,
-            )
-        }))
+        let after = [read(&pids)?, read(&me)?];
+        Ok([0, 1].map(|i| spent(&after[i], &before[i])))
     };
     let [node_cpu, coordinator_cpu] = cpu(&q)?;
     let [light_node_cpu, _] = cpu(&light_query()?)?;

@@ -95,9 +95,12 @@ impl CpuSnapshot {
     }
 
     /// The CPU spent between `earlier` and this snapshot: from the thread times when every
-    /// thread of `earlier` is still there (threads started since count whole), else from the
-    /// ticks (an ended thread's time is only in those).
+    /// thread of `earlier` is still there (threads started since count whole) and they agree
+    /// with the ticks to two ticks; else from the ticks (a thread that ended, or started and
+    /// ended in between, has its time only in those).
     pub fn since(&self, earlier: &CpuSnapshot) -> Duration {
+        let tick = 1.0 / ticks_per_second();
+        let by_ticks = self.ticks.saturating_sub(earlier.ticks) as f64 * tick;
         if let (Some(now), Some(then)) = (&self.threads, &earlier.threads)
             && then.keys().all(|tid| now.contains_key(tid))
         {
@@ -105,11 +108,15 @@ impl CpuSnapshot {
                 .iter()
                 .map(|(tid, t)| t.saturating_sub(then.get(tid).copied().unwrap_or(0)))
                 .sum();
-            return Duration::from_nanos(ns);
+            let by_threads = Duration::from_nanos(ns);
+            if (by_threads.as_secs_f64() - by_ticks).abs() <= 2.0 * tick {
+                return by_threads;
+            }
+            if std::env::var_os("VRS_BENCH_CPU_DEBUG").is_some() {
+                eprintln!("cpu: threads {by_threads:?}, ticks {by_ticks:.3} s: ticks kept");
+            }
         }
-        Duration::from_secs_f64(
-            self.ticks.saturating_sub(earlier.ticks) as f64 / ticks_per_second(),
-        )
+        Duration::from_secs_f64(by_ticks)
     }
 }
 
