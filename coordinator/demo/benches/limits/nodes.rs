@@ -211,7 +211,29 @@ impl HelperProc {
     }
 }
 
+/// Removes a cached store's audit log (with its ledger) before its node starts: the stores are
+/// kept between runs, but what a run's nodes have answered and spent must be that run's alone.
+/// Kept, the log of the fixed-cost node had grown to 1.6M entries (1.5 GB) in a day of runs, and
+/// the 148 nodes' ledgers had spent the regional query's budget, so that a later run's
+/// regional-mode query found no node able to answer ("0 nodes in the batch").
+fn fresh_audit_log(dir: &Path) -> Result<()> {
+    let log = dir.join(vrs_node::audit::AUDIT_FILE);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = log.clone().into_os_string();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("remove {}", PathBuf::from(path).display()));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn start_one(bin: &Path, country: Country, dir: &Path) -> Result<NodeProc> {
+    fresh_audit_log(dir)?;
     let log_path = dir.join("serve.log");
     let log = std::fs::File::create(&log_path)?;
     let mut child = Command::new(bin)
