@@ -210,9 +210,50 @@ pub struct AuditLog {
 #[derive(Debug)]
 pub struct GroupSync {
     wal: PathBuf,
-    /// The WAL file as the last flush opened it (only the one flushing caller touches it).
-    opened: Mutex<Option<std::fs::File>>,
+    /// The WAL file as the last flush opened it, with its identity (only the one flushing
+    /// caller touches it).
+    opened: Mutex<Option<(std::fs::File, FileId)>>,
     group: GroupFlush,
+}
+
+/// A file's device and inode, read by `statx` asking for nothing else. Asking for its times
+/// (`stat`, `fstat`, `std::fs::metadata`) would make the file system (one with fine-grained
+/// timestamps on demand, ext4 on Linux ≥ 6.13) stamp the next write with a new modification
+/// time, and without a journal `fdatasync` then writes the inode too: a third synchronous write
+/// in every flush (issue 15, item 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: (u32, u32),
+    ino: u64,
+}
+
+impl FileId {
+    fn of(st: &rustix::fs::Statx) -> FileId {
+        FileId {
+            dev: (st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+        }
+    }
+
+    fn at(path: &Path) -> std::io::Result<FileId> {
+        let st = rustix::fs::statx(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::AtFlags::empty(),
+            rustix::fs::StatxFlags::INO,
+        )?;
+        Ok(FileId::of(&st))
+    }
+
+    fn of_file(file: &std::fs::File) -> std::io::Result<FileId> {
+        let st = rustix::fs::statx(
+            file,
+            "",
+            rustix::fs::AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::INO,
+        )?;
+        Ok(FileId::of(&st))
+    }
 }
 
 /// A committed entry that is not yet known to be durable: [`Durable::wait`] before releasing
@@ -249,20 +290,18 @@ impl GroupSync {
     }
 
     /// `fdatasync` of the WAL file now at the log's path: the file opened by an earlier flush
-    /// when it is still that file (same device and inode), else opened again.
+    /// when it is still that file (same device and inode, [`FileId`]), else opened again.
     fn flush_wal(&self) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
         let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::fs::metadata(&self.wal)?;
-        let same = |f: &std::fs::File| {
-            f.metadata()
-                .is_ok_and(|m| m.dev() == now.dev() && m.ino() == now.ino())
-        };
-        if !opened.as_ref().is_some_and(same) {
-            *opened = Some(std::fs::OpenOptions::new().write(true).open(&self.wal)?);
+        let now = FileId::at(&self.wal)?;
+        if !opened.as_ref().is_some_and(|(_, id)| *id == now) {
+            let file = std::fs::OpenOptions::new().write(true).open(&self.wal)?;
+            // The identity of what was opened, not of what the path held a moment before.
+            let id = FileId::of_file(&file)?;
+            *opened = Some((file, id));
         }
         match opened.as_ref() {
-            Some(f) => f.sync_data(),
+            Some((f, _)) => f.sync_data(),
             None => Err(std::io::Error::other("the WAL file is not open")),
         }
     }
@@ -1029,6 +1068,40 @@ mod tests {
         };
         assert!(stranded.wait().is_err());
         durable.wait().unwrap();
+    }
+
+    /// The flush keeps the WAL open while the path still names that file, and opens the new
+    /// one when the file at the path was replaced (it must not flush a file nobody writes).
+    #[test]
+    fn the_flush_follows_the_file_at_the_wal_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("log.sqlite-wal");
+        std::fs::write(&wal, b"first").unwrap();
+        let sync = GroupSync::new(&dir.path().join("log.sqlite"));
+        let opened_id = |sync: &GroupSync| sync.opened.lock().unwrap().as_ref().map(|(_, id)| *id);
+        sync.flush_wal().unwrap();
+        let first = opened_id(&sync).unwrap();
+        assert_eq!(first, FileId::at(&wal).unwrap());
+        sync.flush_wal().unwrap();
+        assert_eq!(
+            opened_id(&sync),
+            Some(first),
+            "the same file is not opened again"
+        );
+        // A new file renamed over the path (a restore, say): kept alive by the old handle, the
+        // first file keeps its inode, so the two cannot be taken for each other.
+        let next = dir.path().join("next");
+        std::fs::write(&next, b"second").unwrap();
+        std::fs::rename(&next, &wal).unwrap();
+        sync.flush_wal().unwrap();
+        let second = opened_id(&sync).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(second, FileId::at(&wal).unwrap());
+        std::fs::remove_file(&wal).unwrap();
+        assert!(
+            sync.flush_wal().is_err(),
+            "no WAL at the path: nothing made durable"
+        );
     }
 
     #[test]
