@@ -235,25 +235,48 @@ impl FileId {
         }
     }
 
+    /// From a full `stat`, where `statx` cannot be had (a kernel before 4.11, or a sandbox
+    /// that filters it): correct, only without the saving.
+    fn of_metadata(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: (rustix::fs::major(m.dev()), rustix::fs::minor(m.dev())),
+            ino: m.ino(),
+        }
+    }
+
     fn at(path: &Path) -> std::io::Result<FileId> {
-        let st = rustix::fs::statx(
+        let asked = rustix::fs::statx(
             rustix::fs::CWD,
             path,
             rustix::fs::AtFlags::empty(),
             rustix::fs::StatxFlags::INO,
-        )?;
-        Ok(FileId::of(&st))
+        );
+        match asked {
+            Ok(st) => Ok(FileId::of(&st)),
+            Err(e) if no_statx(e) => Ok(FileId::of_metadata(&std::fs::metadata(path)?)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn of_file(file: &std::fs::File) -> std::io::Result<FileId> {
-        let st = rustix::fs::statx(
+        let asked = rustix::fs::statx(
             file,
             "",
             rustix::fs::AtFlags::EMPTY_PATH,
             rustix::fs::StatxFlags::INO,
-        )?;
-        Ok(FileId::of(&st))
+        );
+        match asked {
+            Ok(st) => Ok(FileId::of(&st)),
+            Err(e) if no_statx(e) => Ok(FileId::of_metadata(&file.metadata()?)),
+            Err(e) => Err(e.into()),
+        }
     }
+}
+
+/// `statx` itself is missing or refused (not: the file is missing).
+fn no_statx(e: rustix::io::Errno) -> bool {
+    e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::PERM
 }
 
 /// A committed entry that is not yet known to be durable: [`Durable::wait`] before releasing
@@ -1068,6 +1091,23 @@ mod tests {
         };
         assert!(stranded.wait().is_err());
         durable.wait().unwrap();
+    }
+
+    /// The fallback identity (from a full `stat`) is the same as the `statx` one, so a flush
+    /// never takes one file for another when a sandbox refuses `statx` for some calls only.
+    #[test]
+    fn both_ways_of_reading_a_files_identity_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let by_stat = FileId::of_metadata(&std::fs::metadata(&path).unwrap());
+        assert_eq!(FileId::at(&path).unwrap(), by_stat);
+        assert_eq!(FileId::of_file(&file).unwrap(), by_stat);
+        assert!(
+            !no_statx(rustix::io::Errno::NOENT),
+            "a missing file is an error, not a fallback"
+        );
     }
 
     /// The flush keeps the WAL open while the path still names that file, and opens the new
