@@ -90,6 +90,11 @@ def sign_out():
     buttons = d.find_elements(By.CSS_SELECTOR, "form[action='/logout'] button")
     if buttons:
         buttons[0].click()
+        # The sign-out posts a form: wait for its answer (the redirect to the sign-in page)
+        # before anything else. With cookies deleted, or another page asked for, before the post
+        # had left, it can arrive without its session and end on a refusal page: the next check
+        # once waited 10 s there for the sign-in form in a CI run on a loaded machine.
+        wait.until(lambda _: d.current_url.endswith("/login") and d.find_elements(By.ID, "sign-in"))
     d.delete_all_cookies()
 
 
