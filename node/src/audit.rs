@@ -1123,11 +1123,7 @@ mod tests {
         let first = opened_id(&sync).unwrap();
         assert_eq!(first, FileId::at(&wal).unwrap());
         sync.flush_wal().unwrap();
-        assert_eq!(
-            opened_id(&sync),
-            Some(first),
-            "the same file is not opened again"
-        );
+        assert_eq!(opened_id(&sync), Some(first), "still the file at the path");
         // A new file renamed over the path (a restore, say): kept alive by the old handle, the
         // first file keeps its inode, so the two cannot be taken for each other.
         let next = dir.path().join("next");

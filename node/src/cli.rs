@@ -876,8 +876,8 @@ pub fn check(config_path: &Path) -> Result<ExitCode, CliError> {
 /// answer's CPU); the checks, SQLite and the audit flush run on blocking threads beside them,
 /// which take the other cores. A worker per core left both workers waking for every lone
 /// answer, one to take the request and one to look for work it could steal: on 2 cores one
-/// worker spent 0.02–0.05 ms less CPU per sequential answer, with no loss of throughput at 8,
-/// 64 or 512 callers (docs/BENCHMARKS.md, issue 15, item 2).
+/// worker spent 0.026 ms less CPU per sequential answer on average over six A/B pairs, with no
+/// loss of throughput at 8, 64 or 512 callers (docs/BENCHMARKS.md, issue 15, item 2).
 pub fn serving_workers(cores: usize) -> usize {
     (cores / 2).max(1)
 }

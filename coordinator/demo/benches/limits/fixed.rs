@@ -1,10 +1,11 @@
 //! Per-answer fixed cost and concurrency (issue 15, items 2 and 3), on one `vrs-node serve`
 //! process answering a light query (incidents by quarter for one month).
 //!
-//! - **CPU per answered light query**: the node process's CPU time (`/proc/<pid>/stat`) over
-//!   `n` sequential answers on a warm connection, against the same process answering `n` plain
-//!   tonic unary calls over the same mutual TLS (the standard gRPC health `Check`, which does no
-//!   work of its own): what a query costs beyond the transport.
+//! - **CPU per answered light query**: the node process's CPU time (its threads' `schedstat`,
+//!   [`crate::measure::CpuSnapshot`]) over `n` sequential answers on a warm connection, against
+//!   the same process answering `n` plain tonic unary calls over the same mutual TLS (the
+//!   standard gRPC health `Check`, which does no work of its own): what a query costs beyond the
+//!   transport.
 //! - **Concurrency**: `c` callers (tasks sharing one connection, as a coordinator's are) asking
 //!   light queries back to back for a fixed time; answered queries per second, refusals, and the
 //!   share of the best throughput. At each level the node's CPU per answer is read too, against
